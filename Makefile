@@ -1,0 +1,76 @@
+# Duff analytics. `make demo` and `make test` are the two entry points (see README).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+export DUFF_LAKE ?= $(CURDIR)/lake
+DUFF_PORT ?= 8000
+DEMO_ROWS ?= 200000
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# uv is the locker and installer; the bootstrap installs it with pip when it is missing.
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+
+.PHONY: help setup lint lint-python lint-sql lint-infra format test test-unit test-integration \
+        sample ingest-sample build demo serve bench package deploy clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.synced ## create .venv from the lock (idempotent; fast when nothing changed)
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
+	  || python3 -m pip install --quiet --user uv
+	$(UV) sync --frozen --python python3
+	@touch $@
+
+lint: lint-python lint-sql lint-infra ## every linter CI runs
+
+lint-python: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+lint-sql: setup
+	@mkdir -p "$(DUFF_LAKE)/warehouse"
+	$(BIN)/sqlfluff lint models tests/singular macros --processes 2
+
+lint-infra: setup
+	@if [ -f infra/template.yaml ]; then $(BIN)/cfn-lint infra/template.yaml; fi
+	@if [ -f infra/template.yaml ]; then $(BIN)/checkov --quiet --compact --framework cloudformation -f infra/template.yaml; fi
+
+format: setup ## apply the Python formatter and SQL fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: setup lint ## set up, lint and run every test (what .ci/run calls)
+	$(BIN)/pytest
+
+test-unit: setup
+	$(BIN)/pytest tests/unit
+
+test-integration: setup
+	$(BIN)/pytest tests/integration
+
+sample: setup ## write a sample orders file to $(DUFF_LAKE)/../sample/orders.csv
+	@mkdir -p sample
+	$(PY) -m ingestion.sample --rows $(DEMO_ROWS) --bad-share 0.01 --seed 7 --out sample/orders.csv
+
+ingest-sample: sample ## land the sample file into the lake
+	$(PY) -m ingestion sample/orders.csv
+
+build: setup ## dbt build on the local target
+	$(BIN)/dbt build
+
+demo: setup ingest-sample build ## the whole pipeline on sample data, then serve API and dashboard
+	$(PY) -m api.demo --port $(DUFF_PORT)
+
+serve: setup ## serve the API on 127.0.0.1:$(DUFF_PORT) (needs DUFF_API_KEY)
+	$(PY) -m api --port $(DUFF_PORT)
+
+bench: setup ## run every benchmark in bench/
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+clean: ## remove generated state (lake, dbt target, sample data)
+	rm -rf lake target logs sample dbt_packages
