@@ -22,10 +22,6 @@ Atomicity the landing code relies on (an implementation must provide all of thes
     * ``put_atomic(key, data)``: small object written all-or-nothing; readers see the old content
       or the new one, never a torn one (local: temp file + fsync + ``os.replace`` + directory
       fsync; S3: one ``PutObject``).
-    * ``put_if_absent(key, data) -> bool``: like ``put_atomic`` but only when no object exists at
-      ``key``; returns False (and writes nothing) when one exists. Used as a claim so that the
-      same object delivered twice at the same moment lands once (local: ``O_EXCL``; S3:
-      ``PutObject`` with ``If-None-Match: *``).
     * ``move(src, dst)``: after it returns, ``dst`` holds what ``src`` held and ``src`` is gone;
       ``dst`` appears whole (local: ``os.replace``; S3: ``CopyObject`` then ``DeleteObject``).
       When ``src`` is already gone and ``dst`` exists (a retried move), it succeeds silently;
@@ -63,10 +59,6 @@ class Lake(Protocol):
 
     def put_atomic(self, key: str, data: bytes) -> None:
         """Write a small object all-or-nothing (manifests, intents, markers)."""
-        ...
-
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        """Create ``key`` with ``data`` unless it exists; True when this call created it."""
         ...
 
     def read_bytes(self, key: str) -> bytes | None:
@@ -184,27 +176,6 @@ class LocalLake:
             raise
         _fsync_dir(target.parent)
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Write the content aside first, then link it into place: link() fails when the name
-        # exists, so the claim is atomic and never visible half-written.
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                return False
-            _fsync_dir(target.parent)
-            return True
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-
     def read_bytes(self, key: str) -> bytes | None:
         try:
             return self.path(key).read_bytes()
@@ -288,7 +259,9 @@ def lake_from_uri(uri: str) -> Lake:
 def open_source(uri: str) -> BinaryIO:
     """Open a file to land (absolute/relative path or ``s3://bucket/key``) for streaming read.
 
-    The returned object supports ``read(n)`` and ``close()``; it need not be seekable.
+    The returned object supports ``read(n)`` and ``close()``; it need not be seekable. Landing
+    reads a source twice (SHA-256 first, then the rows), opening it once per pass. For S3,
+    ``ingestion.s3`` provides ``open_source(uri)`` and ``source_size(uri)``.
     """
     if is_s3_uri(uri):
         from ingestion.s3 import open_source as open_s3_source
