@@ -246,6 +246,10 @@ class GlueCatalog:
             )
         return [d for d in batch if d not in existing]
 
+    def register_partitions(self, dates: list[str]) -> None:
+        """The ``Catalog`` protocol of ``ingestion.lake``: see :meth:`add_partitions`."""
+        self.add_partitions(dates)
+
     def partitions(self) -> list[str]:
         """Every registered ``pa_date``, ascending (for tests and operators)."""
         glue = self.client
@@ -254,3 +258,22 @@ class GlueCatalog:
         for page in paginator.paginate(DatabaseName=self.database, TableName=self.table):
             values.extend(p["Values"][0] for p in page["Partitions"])
         return sorted(values)
+
+
+def catalog_for_lake(
+    lake_root_uri: str,
+    database: str,
+    *,
+    table: str = TABLE_NAME,
+    schema: pa.Schema | None = None,
+    client: Any = None,
+) -> GlueCatalog:
+    """The Glue catalog of the lake at ``s3://bucket/prefix``: ``<database>.<table>`` located
+    at ``<lake>/raw/orders/`` with the raw orders schema of ``ingestion.rules``.
+    """
+    if schema is None:
+        from ingestion.rules import RAW_SCHEMA
+
+        schema = RAW_SCHEMA
+    location = lake_root_uri.rstrip("/") + "/raw/orders/"
+    return GlueCatalog(database, location, schema, table=table, client=client)
