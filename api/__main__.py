@@ -1,0 +1,68 @@
+"""``python -m api [--host H] [--port P] [--dev]``: serve the API and dashboard locally.
+
+The key comes from ``DUFF_API_KEY``; without it the server refuses to start unless ``--dev``
+is given, which generates a key and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import secrets
+import sys
+
+from api.server import configure_logging, serve
+from api.settings import Settings, SettingsError
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
+    return int(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=_port(os.environ.get("DUFF_PORT", "8000") or "8000"),
+        help="port (default $DUFF_PORT or 8000)",
+    )
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        help="allow starting without DUFF_API_KEY: generate a key and print it",
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if settings.backend != "local":
+        print("error: python -m api serves the local backend only", file=sys.stderr)
+        return 2
+    if not settings.api_key:
+        if not args.dev:
+            print(
+                "error: DUFF_API_KEY is not set. Set it, or pass --dev to run with a "
+                "generated key.",
+                file=sys.stderr,
+            )
+            return 2
+        key = secrets.token_urlsafe(24)
+        settings = dataclasses.replace(settings, api_key=key)
+        print(f"--dev: generated API key (send it as x-api-key): {key}", flush=True)
+    print(f"Duff API on http://{args.host}:{args.port}/ (lake {settings.lake})", flush=True)
+    serve(settings, args.host, args.port, access_log=not args.no_access_log)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,279 @@
+"""The API's domain: one function per data route, over a backend snapshot.
+
+Each function validates the cursor against the route and filters, asks the snapshot for rows
+(plain tuples; the snapshot is the adapter: SQL on Athena, in-memory Arrow locally) and shapes
+them into the contract's JSON items. ``snap`` is one consistent view of one build: a request
+uses exactly one snapshot, so no answer mixes two builds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from api.cursors import CursorCodec, fingerprint, invalid_cursor
+from api.errors import not_found
+from api.jsonenc import decimal_num, iso_utc
+from api.params import parse_key_decimal, parse_key_int
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    """Validated filters of an orders query (None: not filtered)."""
+
+    client_id: int | None = None
+    product_id: int | None = None
+    status: str | None = None
+    channel: str | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+
+
+class Snapshot(Protocol):
+    """One consistent build of the marts. Rows are tuples in the column orders below."""
+
+    build_id: str
+    data_as_of: dt.datetime | None
+
+    def clients_page(self, after: tuple[Decimal, int] | None, limit: int) -> list[tuple]:
+        """CLIENT_COLUMNS rows by total_spend desc, client_id; strictly after ``after``."""
+
+    def client(self, client_id: int) -> tuple | None: ...
+
+    def orders_page(self, f: OrderFilter, after: int | None, limit: int) -> list[tuple]:
+        """ORDER_COLUMNS rows matching ``f`` by order_id, with order_id > ``after``."""
+
+    def products(self) -> list[tuple]: ...
+
+    def channel_sales(self) -> list[tuple]: ...
+
+    def product_channel_sales(self) -> list[tuple]: ...
+
+    def status_summary(self) -> list[tuple]: ...
+
+    def daily_sales(self, date_from: dt.date | None, date_to: dt.date | None) -> list[tuple]: ...
+
+
+Params = dict[str, Any]
+
+CLIENT_COLUMNS = (
+    "client_id",
+    "client_name",
+    "orders",
+    "units",
+    "liters",
+    "total_spend",
+    "top_product_id",
+    "top_product_description",
+    "top_product_units",
+)
+ORDER_COLUMNS = (
+    "order_id",
+    "client_id",
+    "product_id",
+    "product_description",
+    "units",
+    "unit_price",
+    "total_amount",
+    "liters",
+    "channel",
+    "status",
+    "pa_date",
+)
+PRODUCT_COLUMNS = ("product_id", "product_description", "orders", "units", "liters", "revenue")
+CHANNEL_COLUMNS = ("channel", "orders", "units", "liters", "revenue")
+PRODUCT_CHANNEL_COLUMNS = (
+    "product_id",
+    "product_description",
+    "channel",
+    "orders",
+    "units",
+    "liters",
+    "revenue",
+)
+STATUS_COLUMNS = ("status", "orders", "units", "revenue")
+DAILY_COLUMNS = ("pa_date", "orders", "units", "liters", "revenue")
+
+
+def _client_item(r: tuple) -> dict:
+    top = None
+    if r[6] is not None:
+        top = {"product_id": r[6], "product_description": r[7], "units": r[8]}
+    return {
+        "client_id": r[0],
+        "client_name": r[1],
+        "orders": r[2],
+        "units": r[3],
+        "liters": decimal_num(r[4], 3),
+        "total_spend": decimal_num(r[5], 2),
+        "top_product": top,
+    }
+
+
+def _order_item(r: tuple) -> dict:
+    return {
+        "order_id": r[0],
+        "client_id": r[1],
+        "product_id": r[2],
+        "product_description": r[3],
+        "units": r[4],
+        "unit_price": decimal_num(r[5], 2),
+        "total_amount": decimal_num(r[6], 2),
+        "liters": decimal_num(r[7], 3),
+        "channel": r[8],
+        "status": r[9],
+        "pa_date": r[10].isoformat() if r[10] is not None else None,
+    }
+
+
+def _page(rows: list[tuple], limit: int, make_key, codec: CursorCodec, fp: str):
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = codec.encode(fp, make_key(rows[-1])) if more and rows else None
+    return rows, next_cursor
+
+
+def health(snap: Snapshot | None) -> dict:
+    if snap is None:
+        return {"status": "unavailable", "data_as_of": None}
+    return {"status": "ok", "data_as_of": iso_utc(snap.data_as_of), "build_id": snap.build_id}
+
+
+def list_clients(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
+    limit = p["limit"]
+    fp = fingerprint("clients", [])
+    after = None
+    if p.get("cursor") is not None:
+        key = codec.decode(p["cursor"], fp)
+        try:
+            if len(key) != 2:
+                raise ValueError
+            after = (parse_key_decimal(key[0]), parse_key_int(key[1]))
+        except ValueError:
+            raise invalid_cursor() from None
+    rows, nxt = _page(
+        snap.clients_page(after, limit + 1),
+        limit,
+        lambda r: [format(Decimal(r[5]), "f"), r[0]],
+        codec,
+        fp,
+    )
+    return {"items": [_client_item(r) for r in rows], "next_cursor": nxt}
+
+
+def _client_row(snap: Snapshot, client_id: int) -> tuple:
+    row = snap.client(client_id)
+    if row is None:
+        raise not_found(f"client {client_id} not found")
+    return row
+
+
+def get_client(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
+    return _client_item(_client_row(snap, p["client_id"]))
+
+
+def _orders_page(snap: Snapshot, route: str, p: Params, f: OrderFilter, codec: CursorCodec):
+    limit = p["limit"]
+    fp = fingerprint(route, [(k, v) for k, v in vars(f).items() if v is not None])
+    after = None
+    if p.get("cursor") is not None:
+        key = codec.decode(p["cursor"], fp)
+        try:
+            if len(key) != 1:
+                raise ValueError
+            after = parse_key_int(key[0])
+        except ValueError:
+            raise invalid_cursor() from None
+    rows, nxt = _page(snap.orders_page(f, after, limit + 1), limit, lambda r: [r[0]], codec, fp)
+    return {"items": [_order_item(r) for r in rows], "next_cursor": nxt}
+
+
+def list_orders(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
+    f = OrderFilter(
+        client_id=p.get("client_id"),
+        product_id=p.get("product_id"),
+        status=p.get("status"),
+        channel=p.get("channel"),
+        date_from=p.get("from"),
+        date_to=p.get("to"),
+    )
+    return _orders_page(snap, "orders", p, f, codec)
+
+
+def list_client_orders(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
+    _client_row(snap, p["client_id"])  # 404 for an unknown client
+    return _orders_page(snap, "client_orders", p, OrderFilter(client_id=p["client_id"]), codec)
+
+
+def list_products(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
+    return {
+        "items": [
+            {
+                "product_id": r[0],
+                "product_description": r[1],
+                "orders": r[2],
+                "units": r[3],
+                "liters": decimal_num(r[4], 3),
+                "revenue": decimal_num(r[5], 2),
+            }
+            for r in snap.products()
+        ]
+    }
+
+
+def sales_by_channel(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
+    return {
+        "items": [
+            {
+                "channel": r[0],
+                "orders": r[1],
+                "units": r[2],
+                "liters": decimal_num(r[3], 3),
+                "revenue": decimal_num(r[4], 2),
+            }
+            for r in snap.channel_sales()
+        ]
+    }
+
+
+def sales_by_product_channel(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
+    return {
+        "items": [
+            {
+                "product_id": r[0],
+                "product_description": r[1],
+                "channel": r[2],
+                "orders": r[3],
+                "units": r[4],
+                "liters": decimal_num(r[5], 3),
+                "revenue": decimal_num(r[6], 2),
+            }
+            for r in snap.product_channel_sales()
+        ]
+    }
+
+
+def status_summary(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
+    return {
+        "items": [
+            {"status": r[0], "orders": r[1], "units": r[2], "revenue": decimal_num(r[3], 2)}
+            for r in snap.status_summary()
+        ]
+    }
+
+
+def sales_daily(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
+    return {
+        "items": [
+            {
+                "pa_date": r[0].isoformat(),
+                "orders": r[1],
+                "units": r[2],
+                "liters": decimal_num(r[3], 3),
+                "revenue": decimal_num(r[4], 2),
+            }
+            for r in snap.daily_sales(p.get("from"), p.get("to"))
+        ]
+    }
