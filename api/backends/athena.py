@@ -1,0 +1,255 @@
+"""Athena adapter: the marts as tables in ``$DUFF_ATHENA_SCHEMA``.
+
+- Every client value goes in ``ExecutionParameters`` (typed literals made by the server from
+  validated values: digits for ints, quoted text for strings cast in SQL); never pasted.
+- A dedicated work group (``DUFF_ATHENA_WORK_GROUP``; its bytes-scanned cutoff lives there).
+- ``ResultReuseConfiguration`` so repeated queries cost nothing; the build id is part of the
+  query text, so a reused result never outlives the build it came from.
+- A poll loop with exponential backoff and a deadline; past it the query is stopped and the
+  request gets 504.
+- Date filters compare ``pa_date`` directly, so mart_orders and mart_daily_sales (partitioned
+  on pa_date) are pruned to the asked days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+
+from api.backends.sql import SqlSnapshot
+from api.errors import BackendTimeout, BackendUnavailable
+
+log = logging.getLogger("duff.api.athena")
+
+_SAFE_BUILD_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_RUNNING = ("QUEUED", "RUNNING")
+_THROTTLED = ("TooManyRequestsException", "ThrottlingException")
+
+
+class AthenaQueryError(Exception):
+    """Athena refused or failed a query (a server-side fault: 500)."""
+
+
+def to_parameter(value: object) -> str:
+    """One ExecutionParameters entry: an int as digits, anything else as a quoted literal."""
+    if isinstance(value, bool):
+        raise TypeError("booleans are not query parameters here")
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise TypeError(f"unsupported parameter type {type(value).__name__}")
+
+
+def _convert(type_name: str, text: str | None) -> object:
+    if text is None:
+        return None
+    t = type_name.lower()
+    if t in ("bigint", "integer", "int", "smallint", "tinyint"):
+        return int(text)
+    if t.startswith("decimal"):
+        return Decimal(text)
+    if t == "date":
+        return dt.date.fromisoformat(text)
+    if t.startswith("timestamp"):
+        clean = text.replace(" UTC", "").replace("T", " ").rstrip("Z")
+        value = dt.datetime.fromisoformat(clean)
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if t in ("double", "float", "real"):
+        return Decimal(text)
+    return text
+
+
+class AthenaClient:
+    """Runs one statement and returns typed rows."""
+
+    def __init__(
+        self,
+        client,
+        *,
+        work_group: str,
+        database: str,
+        output_location: str | None = None,
+        reuse_minutes: int = 60,
+        timeout_seconds: float = 20.0,
+        first_poll_seconds: float = 0.05,
+        max_poll_seconds: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.work_group = work_group
+        self.database = database
+        self.output_location = output_location
+        self.reuse_minutes = reuse_minutes
+        self.timeout_seconds = timeout_seconds
+        self.first_poll_seconds = first_poll_seconds
+        self.max_poll_seconds = max_poll_seconds
+        self._sleep = sleep
+        self._clock = clock
+
+    def _call(self, name: str, **kwargs):
+        from botocore.exceptions import ClientError
+
+        try:
+            return getattr(self.client, name)(**kwargs)
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            if code in _THROTTLED:
+                raise BackendUnavailable("Athena is busy; try again shortly") from err
+            raise AthenaQueryError(f"Athena {name} failed: {code}") from err
+
+    def run(self, sql: str, params: Sequence[object], *, reuse: bool = True) -> list[tuple]:
+        deadline = self._clock() + self.timeout_seconds
+        request: dict = {
+            "QueryString": sql,
+            "QueryExecutionContext": {"Database": self.database},
+            "WorkGroup": self.work_group,
+        }
+        if params:
+            request["ExecutionParameters"] = [to_parameter(p) for p in params]
+        if self.output_location:
+            request["ResultConfiguration"] = {"OutputLocation": self.output_location}
+        if reuse:
+            request["ResultReuseConfiguration"] = {
+                "ResultReuseByAgeConfiguration": {
+                    "Enabled": True,
+                    "MaxAgeInMinutes": self.reuse_minutes,
+                }
+            }
+        qid = self._call("start_query_execution", **request)["QueryExecutionId"]
+        delay = self.first_poll_seconds
+        while True:
+            execution = self._call("get_query_execution", QueryExecutionId=qid)["QueryExecution"]
+            status = execution["Status"]
+            state = status["State"]
+            if state == "SUCCEEDED":
+                break
+            if state not in _RUNNING:
+                reason = status.get("StateChangeReason", "no reason given")
+                log.error("Athena query %s ended %s: %s", qid, state, reason)
+                raise AthenaQueryError(f"Athena query {qid} ended {state}")
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                try:
+                    self.client.stop_query_execution(QueryExecutionId=qid)
+                except Exception:  # best effort; the timeout is what matters
+                    log.warning("could not stop Athena query %s", qid)
+                raise BackendTimeout(
+                    f"the query did not finish within {self.timeout_seconds:g} s; try again "
+                    "(a repeated query is usually answered from Athena's result reuse)"
+                )
+            self._sleep(min(delay, remaining))
+            delay = min(delay * 2, self.max_poll_seconds)
+        return self._results(qid)
+
+    def _results(self, qid: str) -> list[tuple]:
+        rows: list[tuple] = []
+        types: list[str] | None = None
+        token = None
+        first_page = True
+        while True:
+            kwargs = {"QueryExecutionId": qid, "MaxResults": 1000}
+            if token:
+                kwargs["NextToken"] = token
+            page = self._call("get_query_results", **kwargs)
+            result = page["ResultSet"]
+            if types is None:
+                types = [c["Type"] for c in result["ResultSetMetadata"]["ColumnInfo"]]
+            data = result.get("Rows", [])
+            if first_page and data:  # a SELECT's first row holds the column names
+                data = data[1:]
+            first_page = False
+            for row in data:
+                cells = row.get("Data", [])
+                rows.append(
+                    tuple(
+                        _convert(types[i], cells[i].get("VarCharValue") if i < len(cells) else None)
+                        for i in range(len(types))
+                    )
+                )
+            token = page.get("NextToken")
+            if not token:
+                return rows
+
+
+class AthenaSnapshot(SqlSnapshot):
+    def __init__(self, runner: AthenaClient, schema: str, build_id: str, data_as_of) -> None:
+        self._runner = runner
+        self._schema = schema
+        self.build_id = build_id
+        self.data_as_of = data_as_of
+        tag = build_id if _SAFE_BUILD_ID.match(build_id) else "unknown"
+        self._tag = f"/* duff build {tag} */ "
+
+    def table(self, name: str) -> str:
+        return f'"{self._schema}"."{name}"'
+
+    def query(self, sql: str, params: Sequence[object]) -> list[tuple]:
+        return self._runner.run(self._tag + sql, params)
+
+
+class AthenaBackend:
+    """Snapshots over Athena; the build id is re-read at most every ``build_check_seconds``."""
+
+    def __init__(
+        self,
+        runner: AthenaClient,
+        schema: str,
+        *,
+        build_check_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.runner = runner
+        self.schema = schema
+        self.build_check_seconds = build_check_seconds
+        self._clock = clock
+        self._snap: AthenaSnapshot | None = None
+        self._checked = float("-inf")
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings) -> AthenaBackend:
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.client(
+            "athena",
+            region_name=settings.athena_region,
+            config=Config(retries={"mode": "adaptive", "max_attempts": 5}),
+        )
+        runner = AthenaClient(
+            client,
+            work_group=settings.athena_work_group,
+            database=settings.athena_schema,
+            output_location=settings.athena_output_location,
+            reuse_minutes=settings.athena_reuse_minutes,
+            timeout_seconds=settings.athena_timeout_seconds,
+        )
+        return cls(
+            runner, settings.athena_schema, build_check_seconds=settings.athena_build_check_seconds
+        )
+
+    def snapshot(self) -> AthenaSnapshot | None:
+        with self._lock:
+            if self._snap is None or self._clock() - self._checked >= self.build_check_seconds:
+                rows = self.runner.run(
+                    f'select build_id, data_as_of from "{self.schema}"."mart_build_info"',
+                    [],
+                    reuse=False,
+                )
+                self._checked = self._clock()
+                if not rows:
+                    return None
+                build_id, data_as_of = str(rows[0][0]), rows[0][1]
+                if self._snap is None or self._snap.build_id != build_id:
+                    self._snap = AthenaSnapshot(self.runner, self.schema, build_id, data_as_of)
+            return self._snap
+
+    def close(self) -> None:
+        pass
