@@ -149,16 +149,21 @@ class GlueCatalog:
         if self._table_ready:
             return
         glue = self.client
+        # Look before creating: the database usually exists (the stack makes it), and a
+        # create that fails is an error in CloudTrail and needs a wider IAM grant.
         try:
-            glue.create_database(
-                DatabaseInput={
-                    "Name": self.database,
-                    "Description": "Duff analytics: raw data landed by ingestion",
-                }
-            )
-            log.info("created Glue database %s", self.database)
-        except glue.exceptions.AlreadyExistsException:
-            pass
+            glue.get_database(Name=self.database)
+        except glue.exceptions.EntityNotFoundException:
+            try:
+                glue.create_database(
+                    DatabaseInput={
+                        "Name": self.database,
+                        "Description": "Duff analytics: raw data landed by ingestion",
+                    }
+                )
+                log.info("created Glue database %s", self.database)
+            except glue.exceptions.AlreadyExistsException:
+                pass
         try:
             existing = glue.get_table(DatabaseName=self.database, Name=self.table)["Table"]
         except glue.exceptions.EntityNotFoundException:

@@ -141,12 +141,15 @@ def handle_event(
     lake_root: str,
     request_id: str | None = None,
     emit_metrics: Callable[..., Any] = metrics.emit,
+    source_exists: Callable[[str], bool] | None = None,
 ) -> dict[str, Any]:
     """Land every object of ``event`` with ``land(source) -> manifest``; return a summary.
 
     The summary counts records by outcome (``landed``, ``skipped``, ``quarantined``,
     ``ignored``, ``gone``, ``failed``) and lists one entry per record. Raises
     :class:`IngestFailed` after all records were tried when any of them failed.
+    ``source_exists(source)`` tells a deleted source (ignored as ``gone``) from any other
+    missing-file error (a failure); by default it asks S3.
     """
     results: list[dict[str, Any]] = []
     failures: list[tuple[str, BaseException]] = []
@@ -162,22 +165,23 @@ def handle_event(
             started = time.monotonic()
             try:
                 manifest = dict(land(source))
-            except FileNotFoundError as exc:
-                # Deleted after the event was sent: no retry can land it.
-                log.warning("ignored %s: it no longer exists (%s)", source, exc)
-                results.append({"source_file": source, "status": "gone", "reason": str(exc)})
-                continue
             except Exception as exc:
                 seconds = time.monotonic() - started
+                if isinstance(exc, FileNotFoundError) and not _still_exists(source_exists, source):
+                    # Deleted after the event was sent: no retry can land it.
+                    log.warning("ignored %s: it no longer exists (%s)", source, exc)
+                    results.append({"source_file": source, "status": "gone", "reason": str(exc)})
+                    continue
                 log.exception("landing %s failed; the event will be retried", source)
-                emit_metrics(
-                    {"status": "failed", "source_file": source}, bytes_in=size, seconds=seconds
-                )
+                failed = {"status": "failed", "source_file": source}
+                emit_metrics(failed, bytes_in=size, seconds=seconds)
                 failures.append((source, exc))
                 results.append({"source_file": source, "status": "failed", "error": repr(exc)})
                 continue
             seconds = time.monotonic() - started
             metrics.bind_log_fields(ingest_id=manifest.get("ingest_id"))
+            if size is None:
+                size = manifest.get("bytes")
             emit_metrics(manifest, bytes_in=size, seconds=seconds)
             entry = _file_summary(manifest, seconds)
             level = logging.WARNING if manifest.get("status") == "quarantined" else logging.INFO
@@ -198,6 +202,18 @@ def handle_event(
         ) from failures[0][1]
     log.info("event done", extra={k: v for k, v in summary.items() if k != "files"})
     return summary
+
+
+def _still_exists(source_exists: Callable[[str], bool] | None, source: str) -> bool:
+    if source_exists is None:
+        from ingestion.s3 import source_exists as s3_source_exists
+
+        source_exists = s3_source_exists
+    try:
+        return source_exists(source)
+    except Exception:
+        log.exception("could not tell whether %s still exists", source)
+        return True  # unknown: treat it as a failure, so the event is retried
 
 
 def _file_summary(manifest: Mapping[str, Any], seconds: float) -> dict[str, Any]:

@@ -216,6 +216,20 @@ def source_size(uri: str, *, client: Any = None) -> int | None:
         return None
 
 
+def source_exists(uri: str, *, client: Any = None) -> bool:
+    """Whether ``s3://bucket/key`` exists. Only "not found" is False: any other error (access
+    denied, throttling) raises, so a caller never mistakes a failure for a deleted object.
+    """
+    bucket, key = split_s3_uri(uri)
+    try:
+        (client or s3_client()).head_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        if _is_not_found(exc) or _code(exc) == "NoSuchBucket":
+            return False
+        raise
+    return True
+
+
 # -- writing -----------------------------------------------------------------------------------
 
 

@@ -353,3 +353,15 @@ def test_source_replaced_during_read_fails_loudly(bucket, monkeypatch):
     # When it is read, Then the change is reported rather than two versions mixed
     with pytest.raises(OSError, match="changed while it was being read"):
         reader.read()
+
+
+def test_source_exists_tells_missing_from_present(bucket):
+    # Given one object in a bucket
+    from ingestion.s3 import source_exists
+
+    boto3.client("s3").put_object(Bucket=bucket, Key="in/here.csv", Body=b"x")
+
+    # Then it exists, a missing key or bucket does not
+    assert source_exists(f"s3://{bucket}/in/here.csv") is True
+    assert source_exists(f"s3://{bucket}/in/gone.csv") is False
+    assert source_exists("s3://no-such-bucket-duff-test/in/here.csv") is False

@@ -76,9 +76,14 @@ class MetricsSink:
         self.records.append((dict(manifest), bytes_in, seconds))
 
 
-def run(event, land, sink=None):
+def run(event, land, sink=None, exists=lambda source: True):
     return handle_event(
-        event, land=land, lake_root=LAKE, request_id="req-1", emit_metrics=sink or MetricsSink()
+        event,
+        land=land,
+        lake_root=LAKE,
+        request_id="req-1",
+        emit_metrics=sink or MetricsSink(),
+        source_exists=exists,
     )
 
 
@@ -200,8 +205,46 @@ def test_object_deleted_before_landing_is_gone_not_failed():
     land = FakeLanding(gone=["s3://duff-incoming/incoming/orders march 2024.csv"])
 
     # When it is handled, Then it is reported gone and no retry is asked for
-    summary = run(load_event("s3_put_single.json"), land)
+    summary = run(load_event("s3_put_single.json"), land, exists=lambda source: False)
     assert (summary["gone"], summary["failed"]) == (1, 0)
+
+
+def test_a_missing_file_error_while_the_source_exists_is_a_failure():
+    # Given landing that raises FileNotFoundError (e.g. a staged object vanished) for a source
+    # that is still there
+    land = FakeLanding(gone=["s3://duff-incoming/incoming/orders march 2024.csv"])
+
+    # When it is handled, Then it is a failure to retry, not a silent "gone"
+    with pytest.raises(IngestFailed):
+        run(load_event("s3_put_single.json"), land, exists=lambda source: True)
+
+
+def test_when_existence_cannot_be_checked_the_record_fails():
+    # Given landing that raises FileNotFoundError and an existence check that fails too
+    land = FakeLanding(gone=["s3://duff-incoming/incoming/orders march 2024.csv"])
+
+    def exists(source):
+        raise PermissionError("AccessDenied")
+
+    # When it is handled, Then the event fails (retried, then dead-lettered), never dropped
+    with pytest.raises(IngestFailed):
+        run(load_event("s3_put_single.json"), land, exists=exists)
+
+
+def test_size_falls_back_to_the_manifest_when_the_event_has_none():
+    # Given a record without a size (as in some replayed events)
+    event = load_event("s3_put_single.json")
+    del event["Records"][0]["s3"]["object"]["size"]
+
+    class Landing(FakeLanding):
+        def __call__(self, source):
+            return {**super().__call__(source), "bytes": 4321}
+
+    sink = MetricsSink()
+
+    # When it is handled, Then the metric uses the manifest's byte count
+    run(event, Landing(), sink)
+    assert sink.records[0][1] == 4321
 
 
 def test_s3_test_event_lands_nothing():
