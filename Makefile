@@ -38,7 +38,7 @@ lint-sql: setup
 
 lint-infra: setup
 	@if [ -f infra/template.yaml ]; then $(BIN)/cfn-lint infra/template.yaml; fi
-	@if [ -f infra/template.yaml ]; then $(BIN)/checkov --quiet --compact --framework cloudformation -f infra/template.yaml; fi
+	@if [ -f infra/template.yaml ]; then $(BIN)/checkov --quiet --compact --skip-download --framework cloudformation -f infra/template.yaml; fi
 
 format: setup ## apply the Python formatter and SQL fixes
 	$(BIN)/ruff format .
@@ -68,6 +68,12 @@ demo: setup ingest-sample build ## the whole pipeline on sample data, then serve
 
 serve: setup ## serve the API on 127.0.0.1:$(DUFF_PORT) (needs DUFF_API_KEY)
 	$(PY) -m api --port $(DUFF_PORT)
+
+package: setup ## build the two Lambda zips into dist/ from the lock (reproducible)
+	$(PY) infra/package.py
+
+deploy: ## deploy one environment to AWS (needs the aws CLI and credentials; DUFF_ENV=dev)
+	bash infra/deploy.sh
 
 bench: setup ## run every benchmark in bench/
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b; done
