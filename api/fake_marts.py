@@ -178,7 +178,7 @@ def write_build(
                 data_as_of.astimezone(dt.UTC).replace(tzinfo=None),
             ],
         )
-        for name in [*_MARTS_SQL, "mart_build_info"]:
+        for name in _MARTS_SQL:
             path = str(out / f"{name}.parquet").replace("'", "''")
             con.execute(f"copy {name} to '{path}' (format parquet)")
         if write_success:

@@ -49,8 +49,7 @@ RELATIONS = (
     "mart_status_summary",
     "mart_daily_sales",
     "mart_orders",
-    "mart_build_info",
-)
+)  # mart_build_info's one row is _SUCCESS.parquet itself
 SUCCESS = "_SUCCESS.parquet"
 BUILD_NAME = re.compile(r"^[0-9]{8}T[0-9]{12}Z_[A-Za-z0-9_-]{1,64}$")
 
@@ -121,10 +120,6 @@ class LocalSnapshot:
         def rows(rel: str, columns: Sequence[str]) -> list[tuple]:
             path = build_dir / f"{rel}.parquet"
             return _rows(_read(path), columns, path)
-
-        build_info = rows("mart_build_info", ("build_id",))
-        if len(build_info) != 1:
-            raise BuildError(f"{build_dir}: mart_build_info must hold exactly one row")
 
         clients = rows("mart_client_sales", CLIENT_COLUMNS)
         clients.sort(key=lambda r: (-r[5], r[0]))  # total_spend desc (exact Decimal), client_id

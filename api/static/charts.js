@@ -47,14 +47,14 @@
     return ticks;
   }
 
-  // Short axis labels: 1.2k, 3.4M, 5B.
+  // Short labels with three significant digits: 1.23k, 45.6M, 789B, 0.5.
   function compact(v) {
     const a = Math.abs(v);
     const units = [[1e9, "B"], [1e6, "M"], [1e3, "k"]];
     for (const [d, s] of units) {
-      if (a >= d) return (+(v / d).toFixed(a / d >= 100 ? 0 : 1)).toString() + s;
+      if (a >= d) return (+(v / d).toPrecision(3)).toString() + s;
     }
-    return (+v.toFixed(2)).toString();
+    return (+v.toFixed(a >= 100 ? 0 : 2)).toString();
   }
 
   function truncate(text, max) {
