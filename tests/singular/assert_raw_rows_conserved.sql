@@ -1,0 +1,68 @@
+{{ config(tags=['conservation']) }}
+{#- Conservation: every landed row is either an order's current row in fact_orders or a
+    superseded version of it (a newer version of the same order_id landed later: greater
+    landed_at, then ingest_id, then source_line). Superseded rows are found independently of
+    the models' ranking, with a self-join. Fails with one row holding the counts when
+    raw rows != fact rows + superseded rows, or when a fact row is not its order's newest
+    version. -#}
+
+with
+
+raw_versions as (
+
+    select * from {{ ref('stg_raw__orders') }}
+
+),
+
+fact_orders as (
+
+    select * from {{ ref('fact_orders') }}
+
+),
+
+superseded as (
+
+    select distinct
+        older.order_id,
+        older.ingest_id,
+        older.source_line
+    from raw_versions as older
+    inner join raw_versions as newer
+        on
+            older.order_id = newer.order_id
+            and {{ is_newer_version('newer', 'older') }}
+
+),
+
+fact_not_newest as (
+
+    select fact_orders.order_id
+    from fact_orders
+    inner join superseded
+        on
+            fact_orders.order_id = superseded.order_id
+            and fact_orders.ingest_id = superseded.ingest_id
+            and fact_orders.source_line = superseded.source_line
+
+),
+
+counts as (
+
+    select
+        (select count(*) from raw_versions) as raw_rows,
+        (select count(*) from fact_orders) as fact_rows,
+        (select count(*) from superseded) as superseded_rows,
+        (select count(*) from fact_not_newest) as fact_rows_not_newest
+
+),
+
+final as (
+
+    select * from counts
+    where
+        raw_rows != fact_rows + superseded_rows
+        or fact_rows_not_newest > 0
+
+)
+
+select * from final
