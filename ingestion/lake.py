@@ -16,8 +16,9 @@ Sources
 
 Atomicity the landing code relies on (an implementation must provide all of these)
     * ``open_write(key)``: the object at ``key`` becomes visible only when the context manager
-      exits without an exception (local: write to a temporary name in the same directory, fsync,
+      exits without an exception (local: write to a temporary name in the same directory, then
       ``os.replace``; S3: a multipart/streamed upload completes on close and is aborted on error).
+      Its bytes must be durable before the next ``put_atomic`` returns (local: one ``sync``).
       Landing only writes under ``_staging/`` with it.
     * ``put_atomic(key, data)``: small object written all-or-nothing; readers see the old content
       or the new one, never a torn one (local: temp file + fsync + ``os.replace`` + directory
@@ -125,6 +126,15 @@ class LocalLake:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self._root = Path(root).expanduser().resolve()
+        self._unsynced = False
+
+    def _sync_pending(self) -> None:
+        # Staged data files are not fsynced one by one (hundreds of partitions would mean
+        # hundreds of journal commits); the next atomic put, which is what makes them
+        # reachable (the publish intent), flushes them all first with one sync.
+        if self._unsynced:
+            os.sync()
+            self._unsynced = False
 
     @property
     def root_uri(self) -> str:
@@ -150,10 +160,9 @@ class LocalLake:
         f = open(tmp, "wb")  # noqa: SIM115 - closed below on every path
         try:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
             f.close()
             os.replace(tmp, target)
+            self._unsynced = True
         except BaseException:
             f.close()
             with contextlib.suppress(FileNotFoundError):
@@ -161,6 +170,7 @@ class LocalLake:
             raise
 
     def put_atomic(self, key: str, data: bytes) -> None:
+        self._sync_pending()
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -221,7 +231,7 @@ class LocalLake:
             if target.is_file():
                 return
             raise
-        _fsync_dir(target.parent)
+        self._unsynced = True  # made durable by the next put_atomic (the manifest)
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:

@@ -37,6 +37,8 @@ class Settings:
     ``block_bytes``        DUFF_INGEST_BLOCK_BYTES: CSV bytes parsed per step (16 MiB).
     ``row_group_rows``     DUFF_INGEST_ROW_GROUP_ROWS: Parquet rows per row group (262144).
     ``buffer_bytes``       DUFF_INGEST_BUFFER_BYTES: Arrow bytes buffered before a flush (128 MiB).
+    ``spill_dir``          DUFF_SPILL_DIR: local scratch directory for the sort by pa_date
+                           (the system temp directory, ``/tmp`` in Lambda).
     ``stale_staging_seconds``  DUFF_STAGING_TTL_SECONDS: age after which another run's
                            unpublished staging is abandoned and removed (3600; a Lambda runs
                            for 15 minutes at most).
@@ -52,6 +54,7 @@ class Settings:
     row_group_rows: int = 262_144
     buffer_bytes: int = 128 * 1024 * 1024
     stale_staging_seconds: int = 3600
+    spill_dir: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -70,4 +73,5 @@ class Settings:
             row_group_rows=_int(env, "DUFF_INGEST_ROW_GROUP_ROWS", 262_144, 1),
             buffer_bytes=_int(env, "DUFF_INGEST_BUFFER_BYTES", 128 * 1024 * 1024, 1024 * 1024),
             stale_staging_seconds=_int(env, "DUFF_STAGING_TTL_SECONDS", 3600, 0),
+            spill_dir=env.get("DUFF_SPILL_DIR", "").strip() or None,
         )

@@ -1,0 +1,742 @@
+"""Land one orders CSV into the lake: validate, stage, publish, write the manifest last.
+
+The steps of :func:`land` (CONTRACT.md section 2, docs/architecture.md section 1):
+
+1. **Fingerprint**: one streaming pass computes the SHA-256 and size and finds whole-file
+   faults (empty, compressed, NUL bytes, not UTF-8). ``ingest_id`` is
+   ``<landed_at as YYYYMMDDTHHMMSSffffffZ>-<12 hex of the SHA-256>``.
+2. **Recover**: unfinished work of earlier runs under ``_staging/`` is finished (a publication
+   with an intent record is rolled forward) or removed (staging without one).
+3. **Skip**: when ``_state/sources/<sha256 of the source name>/<content sha256>.json`` exists,
+   the same object has landed before: nothing is written, the status is ``skipped``.
+4. **Stage**: a second streaming pass parses and checks the rows block by block. Valid rows are
+   spilled, sorted by ``pa_date`` within each block, to a local scratch file (Arrow IPC); at the
+   end each partition's rows are read back and written as one staged Parquet file, published
+   as ``raw/orders/pa_date=D/<ingest_id>-0.parquet`` (zstd, row groups of ``row_group_rows``).
+   Rejected rows go to one file, ``rejects/orders/ingest_date=D/<ingest_id>.parquet``.
+   A whole-file fault stages a byte-for-byte copy under ``quarantine/<ingest_id>/<name>``.
+5. **Publish**: an intent record ``_staging/<ingest_id>/_publish.json`` lists every move; then
+   the files are moved into place, the catalog learns the new partitions, the manifest
+   ``manifests/<ingest_id>.json`` is written, then the idempotency marker, and the staging
+   prefix is removed. A crash after the intent is rolled forward by the next run.
+
+Memory stays bounded: one block of CSV, its Arrow columns, one row group while writing a
+partition, and 8 bytes per distinct ``order_id`` for duplicate detection.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from ingestion import rules
+from ingestion.csvscan import Block, ScanError, Scanner, parse_header
+from ingestion.lake import (
+    Catalog,
+    Lake,
+    NullCatalog,
+    canonical_source,
+    lake_from_uri,
+    open_source,
+)
+from ingestion.settings import Settings
+
+log = logging.getLogger("ingestion.land")
+
+STAGING = "_staging/"
+STATE = "_state/sources/"
+RAW_PREFIX = "raw/orders/"
+REJECTS_PREFIX = "rejects/orders/"
+MANIFESTS = "manifests/"
+QUARANTINE = "quarantine/"
+INTENT = "_publish.json"
+STARTED = "_started.json"
+
+READ_BYTES = 8 * 1024 * 1024
+COMPRESSED_MAGIC = {
+    b"\x1f\x8b": "gzip",
+    b"PK\x03\x04": "zip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"7z\xbc\xaf\x27\x1c": "7z",
+}
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3}
+MAX_ROWS_PER_FILE = 16_000_000
+PARTITION_SCHEMA = pa.schema([*rules.RAW_SCHEMA, pa.field("pa_date", pa.date32())])
+
+
+class Quarantine(Exception):
+    """The whole file is refused; ``str(exc)`` is the manifest's ``error``."""
+
+
+# --- step 1: fingerprint ----------------------------------------------------------------------
+
+
+@dataclass
+class Fingerprint:
+    sha256: str
+    size: int
+    fault: str | None
+
+
+def fingerprint(source: str) -> Fingerprint:
+    """SHA-256, size and the first whole-file fault of ``source``, in one streaming pass."""
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    size = 0
+    fault: str | None = None
+    with open_source(source) as f:
+        while True:
+            chunk = f.read(READ_BYTES)
+            if not chunk:
+                break
+            if size == 0:
+                for magic, kind in COMPRESSED_MAGIC.items():
+                    if chunk.startswith(magic):
+                        fault = f"the file is {kind}-compressed; send it uncompressed"
+            digest.update(chunk)
+            if fault is None:
+                if b"\x00" in chunk:
+                    fault = f"not a CSV text file: NUL byte near byte {size + chunk.index(0)}"
+                else:
+                    try:
+                        decoder.decode(chunk)
+                    except UnicodeDecodeError as exc:
+                        fault = f"not valid UTF-8: bad byte at offset {size + exc.start}"
+            size += len(chunk)
+    if fault is None:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            fault = "not valid UTF-8: the file ends inside a multi-byte character"
+    if size == 0:
+        fault = "the file is empty"
+    return Fingerprint(digest.hexdigest(), size, fault)
+
+
+# --- duplicate detection ----------------------------------------------------------------------
+
+
+class SeenIds:
+    """The set of order_ids already landed from this file, as a few sorted numpy runs.
+
+    8 bytes per id; runs of similar size are merged (like a log-structured merge tree), so
+    adding n ids costs O(n log n) in total and a lookup is a binary search per run.
+    """
+
+    def __init__(self) -> None:
+        self.runs: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.runs)
+
+    def first_seen(self, ids: np.ndarray) -> np.ndarray:
+        """For each id (in order), True when neither an earlier id of ``ids`` nor an id added
+        before has the same value; the ids marked True are added."""
+        n = len(ids)
+        if n == 0:
+            return np.zeros(0, dtype=bool)
+        order = np.argsort(ids, kind="stable")
+        s = ids[order]
+        first = np.ones(n, dtype=bool)
+        first[order[1:][s[1:] == s[:-1]]] = False
+        for run in self.runs:
+            pos = np.searchsorted(run, ids)
+            hit = pos < len(run)
+            hit[hit] = run[pos[hit]] == ids[hit]
+            first &= ~hit
+        new = np.sort(ids[first])
+        if len(new):
+            self.runs.append(new)
+            while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
+                b = self.runs.pop()
+                a = self.runs.pop()
+                self.runs.append(np.sort(np.concatenate([a, b]), kind="stable"))
+        return first
+
+
+# --- partition spill (external sort by pa_date) -----------------------------------------------
+
+
+class DateSpill:
+    """Valid rows grouped by pa_date on local disk, to be written one partition at a time.
+
+    Each block's rows are sorted by pa_date and appended to an uncompressed Arrow IPC file as
+    one record batch; an index remembers, per date, which row range of which batch holds it.
+    Reading a partition memory-maps the file and slices those ranges (no copy), and unmaps
+    after every chunk so the pages it touched leave the process's resident set.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.path = os.path.join(directory, "valid.arrow")
+        self._sink = pa.OSFile(self.path, "wb")
+        self._writer = ipc.new_file(self._sink, PARTITION_SCHEMA)
+        self.ranges: dict[int, list[tuple[int, int, int]]] = {}  # day -> (batch, start, length)
+        self.rows: dict[int, int] = {}
+        self._count = 0
+
+    def add(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        days = table.column("pa_date").combine_chunks().cast(pa.int32()).to_numpy()
+        if len(days) > 1 and not np.all(days[1:] >= days[:-1]):
+            order = np.argsort(days, kind="stable")
+            table = table.take(pa.array(order))
+            days = days[order]
+        batch = table.combine_chunks().to_batches()[0]
+        self._writer.write_batch(batch)
+        cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
+        starts = np.concatenate([[0], cuts]).tolist()
+        stops = np.concatenate([cuts, [len(days)]]).tolist()
+        for a, b in zip(starts, stops, strict=True):
+            day = int(days[a])
+            self.ranges.setdefault(day, []).append((self._count, a, b - a))
+            self.rows[day] = self.rows.get(day, 0) + (b - a)
+        self._count += 1
+
+    def close(self) -> None:
+        self._writer.close()
+        self._sink.close()
+
+    def partitions(self) -> list[int]:
+        return sorted(self.ranges)
+
+    def read(self, day: int, chunk_rows: int) -> Iterator[pa.Table]:
+        """The rows of one partition, in file order, as tables of about ``chunk_rows`` rows.
+
+        Each table is only valid until the next one is requested.
+        """
+        pending: list[tuple[int, int, int]] = []
+        count = 0
+        for batch_no, start, length in self.ranges[day]:
+            while length:
+                take = min(length, chunk_rows - count)
+                pending.append((batch_no, start, take))
+                count += take
+                start += take
+                length -= take
+                if count >= chunk_rows:
+                    yield from self._load(pending)
+                    pending, count = [], 0
+        if pending:
+            yield from self._load(pending)
+
+    def _load(self, pieces: list[tuple[int, int, int]]) -> Iterator[pa.Table]:
+        source = pa.memory_map(self.path, "r")
+        try:
+            reader = ipc.open_file(source)
+            table = pa.Table.from_batches(
+                [reader.get_batch(b).slice(s, n) for b, s, n in pieces], schema=PARTITION_SCHEMA
+            )
+            yield table
+            del table, reader
+        finally:
+            source.close()
+
+
+def day_text(day: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
+
+
+# --- the result ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Counts:
+    rows_in: int = 0
+    valid: int = 0
+    rejected: dict[str, int] = field(
+        default_factory=lambda: {"missing": 0, "invalid": 0, "duplicate": 0}
+    )
+
+
+def iso_z(ts: dt.datetime) -> str:
+    return ts.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def make_ingest_id(landed_at: dt.datetime, sha256: str) -> str:
+    return landed_at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + sha256[:12]
+
+
+def state_key(source_file: str, sha256: str) -> str:
+    name_hash = hashlib.sha256(source_file.encode("utf-8")).hexdigest()
+    return f"{STATE}{name_hash}/{sha256}.json"
+
+
+def source_name(source_file: str) -> str:
+    name = PurePosixPath(source_file.replace("\\", "/")).name
+    return name or "source.csv"
+
+
+# --- step 4: stage ------------------------------------------------------------------------------
+
+
+def _json_row(values: list[Any]) -> str:
+    return json.dumps(values, ensure_ascii=False)
+
+
+class RejectsWriter:
+    """Rejected rows, buffered and written to one staged Parquet file."""
+
+    FLUSH_ROWS = 65_536
+
+    def __init__(self, lake: Lake, key: str, lineage: dict[str, Any]) -> None:
+        self.lake, self.key, self.lineage = lake, key, lineage
+        self.rows: dict[str, list[Any]] = {
+            "source_line": [],
+            "raw_values": [],
+            "reason": [],
+            "column": [],
+            "detail": [],
+        }
+        self.count = 0
+        self._stack = contextlib.ExitStack()
+        self._writer: pq.ParquetWriter | None = None
+
+    def add(self, line: int, raw: str, reason: str, column: str | None, detail: str) -> None:
+        self.rows["source_line"].append(line)
+        self.rows["raw_values"].append(raw)
+        self.rows["reason"].append(reason)
+        self.rows["column"].append(column)
+        self.rows["detail"].append(detail)
+        self.count += 1
+        if len(self.rows["reason"]) >= self.FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        n = len(self.rows["reason"])
+        if n == 0:
+            return
+        table = pa.table(
+            {
+                "source_file": pa.array([self.lineage["source_file"]] * n, pa.string()),
+                "source_line": pa.array(self.rows["source_line"], pa.int64()),
+                "ingest_id": pa.array([self.lineage["ingest_id"]] * n, pa.string()),
+                "raw_values": pa.array(self.rows["raw_values"], pa.string()),
+                "reason": pa.array(self.rows["reason"], pa.string()),
+                "column": pa.array(self.rows["column"], pa.string()),
+                "detail": pa.array(self.rows["detail"], pa.string()),
+                "landed_at": pa.array(
+                    [self.lineage["landed_at"]] * n, pa.timestamp("us", tz="UTC")
+                ),
+            },
+            schema=rules.REJECTS_SCHEMA,
+        )
+        if self._writer is None:
+            sink = self._stack.enter_context(self.lake.open_write(self.key))
+            self._writer = pq.ParquetWriter(sink, rules.REJECTS_SCHEMA, **PARQUET_OPTIONS)
+        self._writer.write_table(table)
+        for v in self.rows.values():
+            v.clear()
+
+    def close(self) -> bool:
+        """Write what is buffered and publish the staged file; True when it has rows."""
+        self.flush()
+        if self._writer is not None:
+            self._writer.close()
+        self._stack.close()
+        return self.count > 0
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+@dataclass
+class Staged:
+    counts: Counts
+    ignored_columns: list[str]
+    partitions: list[str]
+    moves: list[tuple[str, str]]
+
+
+def check_header(names: list[str]) -> tuple[dict[str, int], list[str]]:
+    """Column positions by normalised name, and the ignored columns; quarantine on a fault."""
+    normalised = [n.strip().lower() for n in names]
+    seen: set[str] = set()
+    twice = []
+    for name in normalised:
+        if name in seen and name not in twice:
+            twice.append(name)
+        seen.add(name)
+    if twice:
+        raise Quarantine("the header names a column twice: " + ", ".join(repr(n) for n in twice))
+    absent = [c for c in rules.REQUIRED if c not in seen]
+    if absent:
+        raise Quarantine(
+            "the header lacks required column(s): "
+            + ", ".join(absent)
+            + " (is this a Duff orders CSV?)"
+        )
+    positions = {name: i for i, name in enumerate(normalised) if name in rules.CHECK_ORDER}
+    ignored = [name for name in normalised if name not in rules.CHECK_ORDER]
+    return positions, ignored
+
+
+def _stage_rows(
+    lake: Lake,
+    settings: Settings,
+    source_file: str,
+    ingest_id: str,
+    landed_at: dt.datetime,
+    stage: str,
+    progress: Callable[[int], None] | None,
+) -> Staged:
+    counts = Counts()
+    landing_date = landed_at.astimezone(dt.UTC).date()
+    lineage = {"source_file": source_file, "ingest_id": ingest_id, "landed_at": landed_at}
+    rejects_key = f"{REJECTS_PREFIX}ingest_date={landing_date.isoformat()}/{ingest_id}.parquet"
+    rejects = RejectsWriter(lake, stage + "rejects.parquet", lineage)
+    seen = SeenIds()
+    scratch = tempfile.mkdtemp(prefix="duff-ingest-", dir=settings.spill_dir)
+    moves: list[tuple[str, str]] = []
+    try:
+        with open_source(source_file) as f:
+            try:
+                names, header_lines, rest = parse_header(f)
+            except ScanError as exc:
+                raise Quarantine(str(exc)) from None
+            positions, ignored = check_header(names)
+            spill = DateSpill(scratch)
+            scanner = Scanner(
+                f,
+                len(names),
+                header_lines + 1,
+                rest,
+                block_bytes=settings.block_bytes,
+            )
+            try:
+                for block in scanner:
+                    _process_block(block, positions, names, landing_date, lineage, seen, spill)
+                    _collect(block, counts, rejects)
+                    if progress is not None:
+                        progress(block.nbytes)
+            except ScanError as exc:
+                raise Quarantine(str(exc)) from None
+            finally:
+                spill.close()
+        log.info(
+            "parsed",
+            extra={
+                "rows_in": counts.rows_in,
+                "fast_blocks": scanner.fast_blocks,
+                "slow_blocks": scanner.slow_blocks,
+            },
+        )
+        partitions = []
+        for day in spill.partitions():
+            date = day_text(day)
+            partitions.append(date)
+            moves.extend(_write_partition(lake, settings, spill, day, date, ingest_id, stage))
+        if rejects.close():
+            moves.append((stage + "rejects.parquet", rejects_key))
+        return Staged(counts, ignored, partitions, moves)
+    except BaseException:
+        rejects.abort()
+        raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _write_partition(
+    lake: Lake,
+    settings: Settings,
+    spill: DateSpill,
+    day: int,
+    date: str,
+    ingest_id: str,
+    stage: str,
+) -> list[tuple[str, str]]:
+    moves = []
+    n = 0
+    rows_in_file = 0
+    stack = contextlib.ExitStack()
+    writer: pq.ParquetWriter | None = None
+    try:
+        for table in spill.read(day, settings.row_group_rows):
+            if writer is None or rows_in_file >= MAX_ROWS_PER_FILE:
+                if writer is not None:
+                    writer.close()
+                    stack.close()
+                    n += 1
+                key = f"{RAW_PREFIX}pa_date={date}/{ingest_id}-{n}.parquet"
+                staged = f"{stage}{date}-{n}.parquet"  # flat: one directory to clean up
+                sink = stack.enter_context(lake.open_write(staged))
+                writer = pq.ParquetWriter(sink, rules.RAW_SCHEMA, **PARQUET_OPTIONS)
+                moves.append((staged, key))
+                rows_in_file = 0
+            writer.write_table(table.drop_columns(["pa_date"]), row_group_size=table.num_rows)
+            rows_in_file += table.num_rows
+        if writer is not None:
+            writer.close()
+        stack.close()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
+        raise
+    return moves
+
+
+def _process_block(
+    block: Block,
+    positions: dict[str, int],
+    names: list[str],
+    landing_date: dt.date,
+    lineage: dict[str, Any],
+    seen: SeenIds,
+    spill: DateSpill,
+) -> None:
+    table = block.table
+    raw = {name: table.column(i).combine_chunks() for name, i in positions.items()}
+    checked = rules.check(raw, landing_date)
+    reason = checked.reason
+    column = checked.column
+    ok = reason == rules.OK
+    if ok.any():
+        ids = np.asarray(checked.values["order_id"].to_numpy(zero_copy_only=False))
+        ok_idx = np.flatnonzero(ok)
+        first = seen.first_seen(ids[ok_idx].astype(np.int64))
+        dup_idx = ok_idx[~first]
+        reason[dup_idx] = rules.DUPLICATE
+        column[dup_idx] = rules.CHECK_ORDER.index("order_id")
+        ok[dup_idx] = False
+    valid_idx = pa.array(np.flatnonzero(ok))
+    n = len(valid_idx)
+    if n:
+        cols: dict[str, pa.Array] = {}
+        for name in rules.RAW_SCHEMA.names:
+            if name in checked.values:
+                cols[name] = checked.values[name].take(valid_idx)
+        zeros = pa.array(np.zeros(n, dtype=np.int32))
+        cols["source_file"] = pa.array([lineage["source_file"]], pa.string()).take(zeros)
+        cols["source_line"] = pa.array(block.lines[np.flatnonzero(ok)])
+        cols["ingest_id"] = pa.array([lineage["ingest_id"]], pa.string()).take(zeros)
+        cols["landed_at"] = pa.array([lineage["landed_at"]], pa.timestamp("us", tz="UTC")).take(
+            zeros
+        )
+        cols["pa_date"] = checked.values["pa_date"].take(valid_idx)
+        spill.add(pa.table(cols, schema=PARTITION_SCHEMA))
+    # Hand the row-level verdicts to _collect through the block.
+    block.reason = reason  # type: ignore[attr-defined]
+    block.column = column  # type: ignore[attr-defined]
+    block.valid = n  # type: ignore[attr-defined]
+    block.names = names  # type: ignore[attr-defined]
+
+
+def _collect(block: Block, counts: Counts, rejects: RejectsWriter) -> None:
+    reason: np.ndarray = block.reason  # type: ignore[attr-defined]
+    column: np.ndarray = block.column  # type: ignore[attr-defined]
+    names: list[str] = block.names  # type: ignore[attr-defined]
+    counts.rows_in += block.rows_in
+    counts.valid += block.valid  # type: ignore[attr-defined]
+    bad_idx = np.flatnonzero(reason != rules.OK)
+    if len(bad_idx):
+        rows = block.table.take(pa.array(bad_idx)).to_pylist()
+        position = {n.strip().lower(): i for i, n in enumerate(names)}
+        for i, row in zip(bad_idx.tolist(), rows, strict=True):
+            values = list(row.values())
+            why = int(reason[i])
+            col = rules.CHECK_ORDER[int(column[i])]
+            raw_value = values[position[col]]
+            if why == rules.DUPLICATE:
+                detail = (
+                    f"order_id {raw_value.strip()!r} appeared in a valid row earlier in the file"
+                )
+            else:
+                detail = rules.explain(col, raw_value, why)
+            label = rules.REASONS[why]
+            counts.rejected[label] += 1
+            rejects.add(int(block.lines[i]), _json_row(values), label, col, detail)
+    ncols = len(names)
+    for line, fields in block.bad:
+        counts.rejected["invalid"] += 1
+        rejects.add(
+            line,
+            _json_row(fields),
+            "invalid",
+            None,
+            f"the row has {len(fields)} field(s); the header has {ncols}",
+        )
+
+
+# --- step 5: publish and recover ------------------------------------------------------------------
+
+
+def _publish(lake: Lake, catalog: Catalog, intent: dict[str, Any], write_intent: bool) -> None:
+    stage = f"{STAGING}{intent['manifest']['ingest_id']}/"
+    if write_intent:
+        lake.put_atomic(stage + INTENT, json.dumps(intent).encode())
+    for src, dst in intent["moves"]:
+        lake.move(src, dst)
+    if intent["manifest"]["partitions"]:
+        catalog.register_partitions(list(intent["manifest"]["partitions"]))
+    manifest_bytes = json.dumps(intent["manifest"], indent=2).encode() + b"\n"
+    lake.put_atomic(f"{MANIFESTS}{intent['manifest']['ingest_id']}.json", manifest_bytes)
+    lake.put_atomic(intent["state_key"], manifest_bytes)
+    lake.delete_prefix(stage)
+
+
+def recover(
+    lake: Lake, catalog: Catalog, settings: Settings, source_file: str, sha256: str
+) -> dict[str, Any] | None:
+    """Finish or remove what crashed runs left in ``_staging/``.
+
+    Returns the manifest of a rolled-forward publication of this very object, if any.
+    """
+    result = None
+    by_id: dict[str, list[str]] = {}
+    for key in lake.list(STAGING):
+        parts = key.split("/")
+        if len(parts) >= 3:
+            by_id.setdefault(parts[1], []).append(key)
+    now = time.time()
+    for ingest_id, keys in sorted(by_id.items()):
+        stage = f"{STAGING}{ingest_id}/"
+        raw_intent = lake.read_bytes(stage + INTENT) if stage + INTENT in keys else None
+        if raw_intent is not None:
+            intent = json.loads(raw_intent)
+            log.warning("rolling forward an interrupted publication", extra={"of": ingest_id})
+            _publish(lake, catalog, intent, write_intent=False)
+            m = intent["manifest"]
+            if m["source_file"] == source_file and m.get("sha256") == sha256:
+                result = m
+            continue
+        started = lake.read_bytes(stage + STARTED)
+        info = json.loads(started) if started else {}
+        ages = [lake.modified_at(k) for k in keys]
+        newest = max((a for a in ages if a is not None), default=0.0)
+        mine = info.get("source_file") == source_file and info.get("sha256") == sha256
+        if mine or now - newest > settings.stale_staging_seconds:
+            log.warning("removing unpublished staging", extra={"of": ingest_id})
+            lake.delete_prefix(stage)
+    return result
+
+
+# --- the entry point ----------------------------------------------------------------------------
+
+
+def land(
+    source: str,
+    *,
+    settings: Settings | None = None,
+    lake: Lake | None = None,
+    catalog: Catalog | None = None,
+    progress: Callable[[int], None] | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Land ``source`` (a path or ``s3://bucket/key``) and return its manifest."""
+    settings = settings or Settings.from_env()
+    lake = lake if lake is not None else lake_from_uri(settings.lake)
+    catalog = catalog if catalog is not None else NullCatalog()
+    started = time.monotonic()
+    source_file = canonical_source(source)
+    landed_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    fp = fingerprint(source_file)
+    ingest_id = make_ingest_id(landed_at, fp.sha256)
+    extra = {"ingest_id": ingest_id, "source_file": source_file}
+    log.info("landing", extra={**extra, "bytes": fp.size, "sha256": fp.sha256})
+
+    recovered = recover(lake, catalog, settings, source_file, fp.sha256)
+    if recovered is not None:
+        log.info("landed by finishing an interrupted run", extra=extra)
+        return recovered
+    previous = lake.read_bytes(state_key(source_file, fp.sha256))
+    if previous is not None:
+        manifest = json.loads(previous)
+        manifest["previous_status"] = manifest["status"]
+        manifest["status"] = "skipped"
+        manifest["error"] = None
+        log.info(
+            "skipped: this object has landed before", extra={**extra, "as": manifest["ingest_id"]}
+        )
+        return manifest
+
+    stage = f"{STAGING}{ingest_id}/"
+    lake.put_atomic(
+        stage + STARTED,
+        json.dumps(
+            {"source_file": source_file, "sha256": fp.sha256, "ingest_id": ingest_id}
+        ).encode(),
+    )
+    manifest: dict[str, Any] = {
+        "ingest_id": ingest_id,
+        "source_file": source_file,
+        "status": "landed",
+        "rows_in": 0,
+        "valid": 0,
+        "rejected": {"missing": 0, "invalid": 0, "duplicate": 0},
+        "ignored_columns": [],
+        "partitions": [],
+        "landed_at": iso_z(landed_at),
+        "error": None,
+        "sha256": fp.sha256,
+        "bytes": fp.size,
+    }
+    try:
+        if fp.fault:
+            raise Quarantine(fp.fault)
+        staged = _stage_rows(lake, settings, source_file, ingest_id, landed_at, stage, progress)
+        manifest.update(
+            rows_in=staged.counts.rows_in,
+            valid=staged.counts.valid,
+            rejected=staged.counts.rejected,
+            ignored_columns=staged.ignored_columns,
+            partitions=staged.partitions,
+        )
+        moves = staged.moves
+    except Quarantine as exc:
+        for key in lake.list(stage):
+            if not key.endswith(STARTED):
+                lake.delete([key])
+        qkey = f"{QUARANTINE}{ingest_id}/{source_name(source_file)}"
+        _copy_source(lake, source_file, stage + "quarantined")
+        manifest.update(status="quarantined", error=str(exc))
+        moves = [(stage + "quarantined", qkey)]
+        log.warning("quarantined", extra={**extra, "error": str(exc)})
+    except BaseException:
+        with contextlib.suppress(Exception):
+            lake.delete_prefix(stage)
+        raise
+    manifest["seconds"] = round(time.monotonic() - started, 3)
+    intent = {"manifest": manifest, "moves": moves, "state_key": state_key(source_file, fp.sha256)}
+    _publish(lake, catalog, intent, write_intent=True)
+    log.info(
+        manifest["status"],
+        extra={
+            **extra,
+            "rows_in": manifest["rows_in"],
+            "valid": manifest["valid"],
+            "rejected": manifest["rejected"],
+            "partitions": len(manifest["partitions"]),
+            "seconds": manifest["seconds"],
+        },
+    )
+    return manifest
+
+
+def _copy_source(lake: Lake, source_file: str, key: str) -> None:
+    """Keep the refused file byte for byte."""
+    with open_source(source_file) as src, lake.open_write(key) as dst:
+        while True:
+            chunk = src.read(READ_BYTES)
+            if not chunk:
+                break
+            dst.write(chunk)
