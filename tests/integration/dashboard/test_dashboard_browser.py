@@ -1,0 +1,480 @@
+"""The dashboard in a real headless Chromium, against the API over marts the test builds.
+
+Each test opens the page as a user would (key in the URL fragment or typed in the field) and
+reads back what the page shows: the totals text, the data-value of every chart mark and the
+cells of every data table. Those are compared with the API's own JSON (fetched directly) and
+with the figures computed here from the orders the test made.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from decimal import Decimal
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+PRODUCTS_IN_CHART = 12  # app.js shows the top 12 products by revenue in the chart
+STATUS_ORDER = ["created", "delivered", "broken"]
+
+# What the page shows, read in one round trip.
+READ_PAGE = """(() => {
+  const marks = (id) => [...document.querySelectorAll(`#${id} [data-role=chart] [data-value]`)]
+      .map((e) => [e.dataset.label, Number(e.dataset.value)]);
+  const rows = (id) => [...document.querySelectorAll(`#${id} [data-role=table] tbody tr`)]
+      .map((tr) => Object.fromEntries([...tr.children].filter((c) => c.dataset.key)
+          .map((c) => [c.dataset.key, c.dataset.value])));
+  const total = (id) => ({text: document.getElementById(id).textContent,
+                          value: document.getElementById(id).dataset.value});
+  const ids = ["panel-daily", "panel-channel", "panel-status", "panel-products", "panel-clients"];
+  return {
+    state: document.body.dataset.state,
+    status: document.getElementById("status").textContent,
+    alertHidden: document.getElementById("alert").hidden,
+    alert: document.getElementById("alert-text").textContent,
+    keyFormHidden: document.getElementById("key-form").hidden,
+    href: location.href,
+    storedKey: sessionStorage.getItem("duff.apiKey"),
+    revenue: total("total-revenue"), orders: total("total-orders"), liters: total("total-liters"),
+    panelStates: Object.fromEntries(
+        ids.map((id) => [id, document.getElementById(id).dataset.state])),
+    marks: Object.fromEntries(ids.map((id) => [id, marks(id)])),
+    rows: Object.fromEntries(ids.map((id) => [id, rows(id)])),
+    asOf: document.getElementById("data-as-of").dataset.value || null,
+  };
+})()"""
+
+SETTLED = "['ready', 'error'].includes(document.body.dataset.state)"
+
+
+def dec(value: object) -> Decimal:
+    """A JSON number as the exact decimal it spells."""
+    return Decimal(str(value))
+
+
+def exact(row: dict, keys: tuple[str, ...] | None = None) -> dict:
+    """``row`` (restricted to ``keys``) with every numeric value as an exact Decimal."""
+    keys = keys or tuple(row)
+    out = {}
+    for k in keys:
+        v = row[k]
+        try:
+            out[k] = dec(v)
+        except ArithmeticError:  # decimal.InvalidOperation: a name or a date, kept as text
+            out[k] = v
+    return out
+
+
+def api_patterns(server) -> list[dict]:
+    """CDP Fetch patterns that catch the dashboard's data calls (not the page or its files)."""
+    paths = ["/sales/*", "/status-summary*", "/products*", "/clients*"]
+    return [{"urlPattern": f"{server.url}{p}"} for p in paths]
+
+
+def open_dashboard(page, server, fragment: str) -> dict:
+    page.goto(f"{server.url}/{fragment}")
+    page.wait_for(SETTLED)
+    return page.evaluate(READ_PAGE)
+
+
+def test_dashboard_shows_the_api_figures(dashboard_server, new_page, screenshot_dir):
+    # Given the API over marts built from the test's orders, and what its routes answer
+    server, data = dashboard_server, dashboard_server.data
+    channels = server.json("/sales/by-channel")["items"]
+    daily = server.json("/sales/daily")["items"]
+    statuses = server.json("/status-summary")["items"]
+    products = server.json("/products")["items"]
+    top_clients = server.json("/clients?limit=10")["items"]
+
+    # When a user opens the dashboard with the key in the URL fragment
+    page = new_page(1280, 900)
+    shown = open_dashboard(page, server, f"#key={server.api_key}")
+
+    # Then it loads without a script error, and the key left the address bar for the tab store
+    assert page.exceptions() == []
+    assert shown["state"] == "ready", shown
+    assert shown["href"] == f"{server.url}/"
+    assert shown["storedKey"] == server.api_key
+    assert shown["alertHidden"] and shown["keyFormHidden"]
+    assert shown["status"].startswith("Dashboard loaded")
+    assert set(shown["panelStates"].values()) == {"ready"}
+
+    # And the totals are the sums over /sales/by-channel, which are the orders' own sums
+    revenue = sum(dec(r["revenue"]) for r in channels)
+    orders = sum(r["orders"] for r in channels)
+    liters = sum(dec(r["liters"]) for r in channels)
+    assert revenue == sum(o.amount for o in data.orders)
+    assert orders == len(data.orders)
+    assert liters == sum(o.liters for o in data.orders)
+    assert shown["revenue"] == {"text": f"{revenue:,.2f}", "value": f"{revenue:.2f}"}
+    assert shown["orders"] == {"text": f"{orders:,}", "value": str(orders)}
+    assert shown["liters"] == {"text": f"{liters:,.3f}", "value": f"{liters:.3f}"}
+
+    # And every chart draws exactly the API's numbers
+    marks = shown["marks"]
+    assert marks["panel-channel"] == [[r["channel"], r["revenue"]] for r in channels]
+    assert marks["panel-daily"] == [[r["pa_date"], r["revenue"]] for r in daily]
+    assert len(daily) == len(data.daily)
+    by_status = sorted(statuses, key=lambda r: STATUS_ORDER.index(r["status"]))
+    assert marks["panel-status"] == [[r["status"], r["orders"]] for r in by_status]
+    top_products = sorted(products, key=lambda r: (-dec(r["revenue"]), r["product_id"]))
+    assert marks["panel-products"] == [
+        [r["product_description"], r["revenue"]] for r in top_products[:PRODUCTS_IN_CHART]
+    ]
+    assert len(products) > PRODUCTS_IN_CHART  # so the "top N of M" path is exercised
+    assert marks["panel-clients"] == [[c["client_name"], c["total_spend"]] for c in top_clients]
+    assert [c["client_id"] for c in top_clients] == [c["client_id"] for c in data.clients[:10]]
+
+    # And the data tables (the charts' text alternative) list every row with every figure
+    rows = shown["rows"]
+    figures = ("orders", "units", "liters", "revenue")
+    assert [exact(r) for r in rows["panel-daily"]] == [
+        exact(r, ("pa_date", *figures)) for r in daily
+    ]
+    assert [exact(r) for r in rows["panel-channel"]] == [
+        exact(r, ("channel", *figures)) for r in channels
+    ]
+    assert len(rows["panel-products"]) == len(products)
+    assert {r["product_id"] for r in rows["panel-products"]} == {
+        str(p["product_id"]) for p in products
+    }
+    assert [r["client_id"] for r in rows["panel-clients"]] == [
+        str(c["client_id"]) for c in top_clients
+    ]
+    assert shown["asOf"] == server.json("/health")["data_as_of"]
+
+    # And the page is accessible: every chart is an image with a title, every field has a label
+    a11y = page.evaluate(
+        """(() => ({
+          charts: [...document.querySelectorAll('svg.dc-chart')].map((s) => ({
+              role: s.getAttribute('role'),
+              title: s.querySelector('title').textContent,
+              desc: s.querySelector('desc').textContent})),
+          unlabelled: [...document.querySelectorAll('input')]
+              .filter((i) => !i.labels.length).map((i) => i.id),
+          captions: [...document.querySelectorAll('[data-role=table] table')]
+              .map((t) => t.caption && t.caption.textContent),
+          h1: document.querySelectorAll('h1').length,
+        }))()"""
+    )
+    assert len(a11y["charts"]) == 5
+    assert all(c["role"] == "img" and c["title"] and c["desc"] for c in a11y["charts"])
+    assert a11y["unlabelled"] == []
+    assert len(a11y["captions"]) == 5 and all(a11y["captions"])
+    assert a11y["h1"] == 1
+
+    # And a person looking at it sees a whole page (checked by eye from this screenshot)
+    shot = page.screenshot(screenshot_dir / "dashboard-desktop.png")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_client_names_are_shown_as_text_never_as_html(dashboard_server, new_page):
+    # Given a top client whose name is an HTML injection attempt
+    from tests.integration.dashboard.conftest import XSS_NAME
+
+    top_ids = [c["client_id"] for c in dashboard_server.json("/clients?limit=10")["items"]]
+    hostile = next(c for c in dashboard_server.data.clients if c["client_name"] == XSS_NAME)
+    assert hostile["client_id"] in top_ids
+
+    # When the dashboard shows it
+    page = new_page()
+    open_dashboard(page, dashboard_server, f"#key={dashboard_server.api_key}")
+
+    # Then the name is text in the chart and table, and no element or handler was injected
+    found = page.evaluate(
+        """(() => ({
+          imgs: document.querySelectorAll('main img').length,
+          pwned: document.body.dataset.pwned || null,
+          cells: [...document.querySelectorAll('#panel-clients tbody th')]
+              .map((c) => c.textContent),
+        }))()"""
+    )
+    assert found["imgs"] == 0 and found["pwned"] is None
+    assert XSS_NAME in found["cells"]
+
+
+def test_loading_state_is_shown_until_the_api_answers(dashboard_server, new_page):
+    # Given a browser that holds every API data call until the test lets it through
+    page = new_page()
+    page.call("Fetch.enable", {"patterns": api_patterns(dashboard_server)})
+
+    # When the dashboard is opened and its five calls are in flight
+    page.goto(f"{dashboard_server.url}/#key={dashboard_server.api_key}")
+    held = [page.wait_event("Fetch.requestPaused") for _ in range(5)]
+    held_paths = sorted(e["request"]["url"].removeprefix(dashboard_server.url) for e in held)
+
+    # Then the page says it is loading, every panel is busy, and the totals wait
+    loading = page.evaluate(
+        """(() => ({
+          state: document.body.dataset.state,
+          status: document.getElementById('status').textContent,
+          busy: [...document.querySelectorAll('.panel[aria-busy=true]')].map((p) => p.id).sort(),
+          revenue: document.getElementById('total-revenue').textContent,
+        }))()"""
+    )
+    assert held_paths == sorted(
+        ["/clients?limit=10", "/products", "/sales/by-channel", "/sales/daily", "/status-summary"]
+    )
+    assert loading["state"] == "loading"
+    assert loading["status"] == "Loading dashboard data\u2026"
+    assert loading["busy"] == sorted(
+        ["panel-channel", "panel-clients", "panel-daily", "panel-products", "panel-status"]
+    )
+    assert loading["revenue"] == "Loading\u2026"
+
+    # When the calls are let through, Then the loading state gives way to the data
+    for event in held:
+        page.call("Fetch.continueRequest", {"requestId": event["requestId"]})
+    page.wait_for("document.body.dataset.state === 'ready'")
+    done = page.evaluate(READ_PAGE)
+    assert done["status"].startswith("Dashboard loaded")
+    assert done["revenue"]["value"] == f"{sum(o.amount for o in dashboard_server.data.orders)}"
+
+
+def test_wrong_key_says_so_and_lets_the_user_enter_another(dashboard_server, new_page):
+    # Given the API refuses the key "wrong-key" (as the route itself confirms)
+    assert dashboard_server.get("/sales/by-channel", key="wrong-key").status_code == 403
+
+    # When the dashboard is opened with it
+    page = new_page()
+    shown = open_dashboard(page, dashboard_server, "#key=wrong-key")
+
+    # Then the page says the key was refused, forgets it, and shows the key field again
+    assert shown["state"] == "error"
+    assert not shown["alertHidden"]
+    assert "refused the key (HTTP 403" in shown["alert"]
+    assert "Enter a valid API key" in shown["alert"]
+    assert shown["storedKey"] is None
+    assert shown["keyFormHidden"] is False
+    assert shown["revenue"].get("value") is None
+    assert page.evaluate("document.activeElement.id") == "api-key"
+    assert set(shown["panelStates"].values()) == {"error"}
+
+    # When the user types the right key in the field and submits
+    page.evaluate(
+        f"""document.getElementById('api-key').value = {json.dumps(dashboard_server.api_key)};
+        document.getElementById('key-form').requestSubmit();"""
+    )
+    page.wait_for("document.body.dataset.state === 'ready'")
+
+    # Then the error is gone and the dashboard shows the data
+    shown = page.evaluate(READ_PAGE)
+    assert shown["alertHidden"]
+    assert shown["orders"]["value"] == str(len(dashboard_server.data.orders))
+    assert shown["storedKey"] == dashboard_server.api_key
+
+
+def test_server_and_network_failures_are_reported_with_a_retry(dashboard_server, new_page):
+    # Given a browser in which /sales/by-channel answers 500 and /products cannot connect
+    page = new_page()
+    page.call("Fetch.enable", {"patterns": api_patterns(dashboard_server)})
+    page.goto(f"{dashboard_server.url}/#key={dashboard_server.api_key}")
+    error_body = {"error": {"code": "internal", "message": "the warehouse is on fire"}}
+    seen: set[str] = set()
+    while len(seen) < 5:
+        event = page.wait_event("Fetch.requestPaused")
+        path = event["request"]["url"].removeprefix(dashboard_server.url)
+        if path == "/sales/by-channel":
+            page.call(
+                "Fetch.fulfillRequest",
+                {
+                    "requestId": event["requestId"],
+                    "responseCode": 500,
+                    "responseHeaders": [{"name": "content-type", "value": "application/json"}],
+                    "body": base64.b64encode(json.dumps(error_body).encode()).decode(),
+                },
+            )
+        elif path == "/products":
+            page.call(
+                "Fetch.failRequest",
+                {"requestId": event["requestId"], "errorReason": "ConnectionRefused"},
+            )
+        else:
+            page.call("Fetch.continueRequest", {"requestId": event["requestId"]})
+        seen.add(path)
+
+    # When the page settles
+    page.wait_for(SETTLED)
+    shown = page.evaluate(READ_PAGE)
+    panel_msgs = page.evaluate(
+        """Object.fromEntries([...document.querySelectorAll('.panel [data-role=message]')]
+             .map((m) => [m.closest('.panel').id, m.textContent]))"""
+    )
+
+    # Then the page names both failures, keeps what loaded, and offers to try again
+    assert shown["state"] == "error"
+    assert "2 of 5 charts could not be loaded" in shown["alert"]
+    assert page.evaluate("document.getElementById('alert-retry').hidden") is False
+    assert "HTTP 500, internal: the warehouse is on fire" in panel_msgs["panel-channel"]
+    assert "Could not reach the API (network error)" in panel_msgs["panel-products"]
+    assert shown["panelStates"]["panel-daily"] == "ready"
+    assert shown["panelStates"]["panel-channel"] == "error"
+    assert shown["revenue"]["text"] == "Unavailable"
+    assert shown["storedKey"] == dashboard_server.api_key  # not a key problem: key kept
+
+    # When the API recovers and the user presses "Try again"
+    page.call("Fetch.disable")
+    page.evaluate("document.getElementById('alert-retry').click()")
+    page.wait_for("document.body.dataset.state === 'ready'")
+
+    # Then everything loads
+    shown = page.evaluate(READ_PAGE)
+    assert shown["alertHidden"] and set(shown["panelStates"].values()) == {"ready"}
+
+
+def test_the_key_is_kept_for_this_tab_only(dashboard_server, new_page):
+    # Given a tab that was opened with the key in the fragment
+    page = new_page()
+    open_dashboard(page, dashboard_server, f"#key={dashboard_server.api_key}")
+
+    # When that tab reloads the bare URL, Then it still has the key and loads
+    reloaded = open_dashboard(page, dashboard_server, "")
+    assert reloaded["state"] == "ready"
+
+    # When another tab opens the bare URL, Then it asks for the key and calls nothing
+    other = new_page()
+    other.goto(f"{dashboard_server.url}/")
+    other.wait_for("document.getElementById('status').textContent !== ''")
+    fresh = other.evaluate(READ_PAGE)
+    assert fresh["storedKey"] is None
+    assert fresh["keyFormHidden"] is False
+    assert fresh["status"] == "Enter the API key to load the dashboard."
+    assert set(fresh["panelStates"].values()) == {"waiting"}
+
+
+def search(page, text: str) -> dict:
+    page.evaluate(
+        f"""document.getElementById('search-input').value = {json.dumps(text)};
+        document.getElementById('search-form').requestSubmit();"""
+    )
+    page.wait_for(
+        "['ready', 'error'].includes(document.getElementById('panel-search').dataset.state)"
+    )
+    return page.evaluate(
+        """(() => ({
+          state: document.getElementById('panel-search').dataset.state,
+          status: document.getElementById('search-status').textContent,
+          scanned: document.getElementById('panel-search').dataset.scanned,
+          results: [...document.querySelectorAll('#search-results button')]
+              .map((b) => Number(b.dataset.clientId)),
+          detail: Object.fromEntries([...document.querySelectorAll('#client-detail dd')]
+              .map((d) => [d.dataset.key, d.dataset.value])),
+          name: (document.querySelector('#client-detail h3') || {}).textContent || null,
+        }))()"""
+    )
+
+
+def test_client_search_by_name_and_by_id(dashboard_server, new_page):
+    # Given 2,500 clients (three pages of 1,000 on /clients) and the dashboard open
+    data = dashboard_server.data
+    page = new_page()
+    open_dashboard(page, dashboard_server, f"#key={dashboard_server.api_key}")
+    assert dashboard_server.json("/clients?limit=1000")["next_cursor"] is not None
+
+    # When the user searches a name shared by two clients, typed in another case
+    found = search(page, "hans MOLEMAN")
+
+    # Then both are listed in /clients order, after scanning every page
+    expected = [c["client_id"] for c in data.clients if c["client_name"] == "Hans Moleman"]
+    assert len(expected) == 2
+    assert found["results"] == expected
+    assert found["scanned"] == str(len(data.clients))
+    assert f"searched all {len(data.clients):,} clients" in found["status"]
+
+    # When the user searches without accents for a client on the last page
+    found = search(page, "zoe angstrom")
+    zoe = next(c for c in data.clients if c["client_name"] == "Zoë Ångström")
+    assert data.clients.index(zoe) >= 2000  # only reachable by scanning page 3
+
+    # Then the single match is shown with the figures /clients/{id} gives
+    api = dashboard_server.json(f"/clients/{zoe['client_id']}")
+    assert found["results"] == [zoe["client_id"]]
+    assert found["name"] == "Zoë Ångström"
+    assert {k: dec(v) for k, v in found["detail"].items()} == {
+        "client_id": api["client_id"],
+        "orders": api["orders"],
+        "units": api["units"],
+        "liters": dec(api["liters"]),
+        "total_spend": dec(api["total_spend"]),
+        "top_product": api["top_product"]["product_id"],
+    }
+    assert dec(api["total_spend"]) == zoe["total_spend"]
+
+    # When the user searches by id, Then /clients/{id} is shown, top product included
+    top = data.clients[0]
+    found = search(page, str(top["client_id"]))
+    assert found["name"] == top["client_name"]
+    assert found["detail"]["top_product"] == str(top["top_product"]["product_id"])
+    assert dec(found["detail"]["total_spend"]) == dec(
+        dashboard_server.json(f"/clients/{top['client_id']}")["total_spend"]
+    )
+
+    # When the id does not exist, Then the page says so
+    missing = max(c["client_id"] for c in data.clients) + 1
+    found = search(page, str(missing))
+    assert found["status"] == f"No client has id {missing}."
+    assert found["name"] is None
+
+    # When nothing matches a name, Then the page says so
+    found = search(page, "no such person xyz")
+    assert found["results"] == []
+    assert found["status"].startswith("No client match")
+
+
+def test_daily_sales_can_be_narrowed_to_a_date_range(dashboard_server, new_page):
+    # Given the dashboard open
+    page = new_page()
+    open_dashboard(page, dashboard_server, f"#key={dashboard_server.api_key}")
+
+    # When the user picks 2024-03-10 .. 2024-03-14 for daily sales
+    page.evaluate(
+        """document.getElementById('daily-from').value = '2024-03-10';
+        document.getElementById('daily-to').value = '2024-03-14';
+        document.getElementById('daily-form').requestSubmit();"""
+    )
+    page.wait_for(
+        "document.getElementById('panel-daily').dataset.state === 'ready' && "
+        "document.querySelectorAll('#panel-daily [data-role=chart] [data-value]').length === 5"
+    )
+
+    # Then the chart shows exactly those days, with the API's figures for that range
+    api = dashboard_server.json("/sales/daily?from=2024-03-10&to=2024-03-14")["items"]
+    marks = page.evaluate(READ_PAGE)["marks"]["panel-daily"]
+    assert marks == [[r["pa_date"], r["revenue"]] for r in api]
+    expected = [
+        d for d in dashboard_server.data.daily if "2024-03-10" <= str(d["pa_date"]) <= "2024-03-14"
+    ]
+    assert [dec(r["revenue"]) for r in api] == [d["revenue"] for d in expected]
+
+    # When the range is backwards, Then the panel says so instead of calling the API
+    page.evaluate(
+        """document.getElementById('daily-from').value = '2024-03-20';
+        document.getElementById('daily-to').value = '2024-03-01';
+        document.getElementById('daily-form').requestSubmit();"""
+    )
+    message = page.wait_for(
+        "document.getElementById('panel-daily').dataset.state === 'error' && "
+        "document.querySelector('#panel-daily [data-role=message]').textContent"
+    )
+    assert message == "The start date is after the end date."
+
+
+def test_phone_width_has_no_sideways_scroll(dashboard_server, new_page, screenshot_dir):
+    # Given a phone-sized viewport
+    page = new_page(390, 844)
+
+    # When the dashboard loads
+    shown = open_dashboard(page, dashboard_server, f"#key={dashboard_server.api_key}")
+
+    # Then it fits the width (charts re-laid out, no horizontal scrolling)
+    assert shown["state"] == "ready"
+    widths = page.evaluate(
+        """({page: document.documentElement.scrollWidth, view: window.innerWidth,
+            widest: Math.max(...[...document.querySelectorAll('svg.dc-chart')]
+                .map((s) => s.getBoundingClientRect().right))})"""
+    )
+    assert widths["page"] <= widths["view"], widths
+    assert widths["widest"] <= widths["view"], widths
+    page.screenshot(screenshot_dir / "dashboard-phone.png")
