@@ -134,3 +134,44 @@ def test_nothing_to_register_makes_no_call(glue_db):
     assert catalog.add_partitions([]) == []
     names = [d["Name"] for d in boto3.client("glue").get_databases()["DatabaseList"]]
     assert glue_db not in names
+
+
+# The Glue columns of raw_orders as docs/architecture.md section 1 writes them.
+ARCHITECTURE_COLUMNS = [
+    ("order_id", "bigint"),
+    ("client_id", "bigint"),
+    ("client_name", "string"),
+    ("product_id", "bigint"),
+    ("product_description", "string"),
+    ("product_price", "decimal(12,2)"),
+    ("product_ccf", "int"),
+    ("product_volume", "decimal(10,3)"),
+    ("point_of_sale_channel", "string"),
+    ("status", "string"),
+    ("order_date", "date"),
+    ("total_amount", "decimal(22,2)"),
+    ("total_liters", "decimal(20,3)"),
+    ("source_file", "string"),
+    ("source_line", "bigint"),
+    ("ingest_id", "string"),
+    ("landed_at", "timestamp"),
+]
+
+
+def test_catalog_for_a_lake_uses_the_landed_schema_and_lake_location(glue_db):
+    # Given the catalog of a lake under a prefix, used through the Catalog protocol
+    from ingestion.glue import catalog_for_lake
+    from ingestion.lake import Catalog
+
+    catalog = catalog_for_lake("s3://lake-bkt/team/lake/", glue_db)
+    assert isinstance(catalog, Catalog)
+
+    # When partitions are registered
+    catalog.register_partitions(["2024-03-01"])
+
+    # Then the table has exactly the architecture's columns, at <lake>/raw/orders/
+    table = boto3.client("glue").get_table(DatabaseName=glue_db, Name="raw_orders")["Table"]
+    sd = table["StorageDescriptor"]
+    assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == ARCHITECTURE_COLUMNS
+    assert sd["Location"] == "s3://lake-bkt/team/lake/raw/orders/"
+    assert catalog.partitions() == ["2024-03-01"]
