@@ -740,3 +740,12 @@ def _copy_source(lake: Lake, source_file: str, key: str) -> None:
             if not chunk:
                 break
             dst.write(chunk)
+
+
+def default_catalog(settings: Settings) -> Catalog:
+    """Glue for a lake on S3 (``${DUFF_GLUE_DATABASE}.raw_orders``), nothing for a local one."""
+    if settings.lake.startswith("s3://"):
+        from ingestion.glue import catalog_for_lake  # boto3 only when the lake is on S3
+
+        return catalog_for_lake(settings.lake, settings.glue_database)
+    return NullCatalog()
