@@ -10,6 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -383,12 +387,66 @@ class DashboardServer:
         return resp.json()
 
 
-@pytest.fixture(scope="session")
-def dashboard_server(dashboard_data: DashboardData) -> Iterator[DashboardServer]:
-    from tests.integration.dashboard import fake_api
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
-    server = fake_api.serve(dashboard_data, API_KEY)
+
+@pytest.fixture(scope="session")
+def dashboard_server(
+    dashboard_data: DashboardData, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DashboardServer]:
+    """The real app (``python -m api``) on 127.0.0.1, over one build of the marts written
+    from the test's orders into a tmp ``DUFF_LAKE``."""
+    import httpx
+
+    lake = tmp_path_factory.mktemp("dashboard-lake")
+    write_marts(lake, dashboard_data)
+    log_path = lake / "api.log"
+    env = {
+        **os.environ,
+        "DUFF_LAKE": str(lake),
+        "DUFF_API_KEY": API_KEY,
+        "DUFF_API_BACKEND": "local",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("AWS_LAMBDA_FUNCTION_NAME", None)
+    repo = Path(__file__).resolve().parents[3]
+    for _attempt in range(3):  # the free port may be taken between probe and bind: retry
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "api", "--port", str(port), "--no-access-log"],
+                cwd=repo,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        ready = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                ready = httpx.get(f"{url}/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                ready = False
+            if ready:
+                break
+            time.sleep(0.1)
+        if ready:
+            break
+        proc.terminate()
+        proc.wait(timeout=10)
+    else:
+        pytest.fail(f"python -m api did not come up; its log:\n{log_path.read_text()}")
     try:
-        yield DashboardServer(f"http://127.0.0.1:{server.server_port}", API_KEY, dashboard_data)
+        yield DashboardServer(url, API_KEY, dashboard_data)
     finally:
-        server.shutdown()
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
