@@ -53,6 +53,10 @@ class S3Error(RuntimeError):
     """S3 refused an operation in a way the caller cannot fix by retrying the same call."""
 
 
+class SourceChanged(OSError):
+    """The source object was replaced while it was being landed (ETag no longer matches)."""
+
+
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/some/key`` -> ``("bucket", "some/key")``; the key is taken verbatim."""
     if not uri.startswith("s3://"):
@@ -110,18 +114,26 @@ def _is_not_found(exc: Exception) -> bool:
 class S3ObjectReader(io.RawIOBase):
     """A sequential, read-only stream over one S3 object (see the module docstring)."""
 
-    def __init__(self, bucket: str, key: str, *, client: Any = None) -> None:
+    def __init__(
+        self, bucket: str, key: str, *, client: Any = None, if_match: str | None = None
+    ) -> None:
         super().__init__()
         self.bucket = bucket
         self.key = key
         self._client = client or s3_client()
         self._pos = 0
         self._resumes = 0
+        extra = {"IfMatch": if_match} if if_match else {}
         try:
-            response = self._client.get_object(Bucket=bucket, Key=key)
+            response = self._client.get_object(Bucket=bucket, Key=key, **extra)
         except Exception as exc:
             if _is_not_found(exc) or _code(exc) == "NoSuchBucket":
                 raise FileNotFoundError(f"no such object: s3://{bucket}/{key}") from exc
+            if _code(exc) == "PreconditionFailed" or _status(exc) == 412:
+                raise SourceChanged(
+                    f"s3://{bucket}/{key} changed since it was first read (ETag {if_match}); "
+                    "the new version arrives with its own event"
+                ) from exc
             raise
         self.size: int = int(response["ContentLength"])
         self.etag: str = response["ETag"]
@@ -185,7 +197,7 @@ class S3ObjectReader(io.RawIOBase):
             )
         except Exception as exc:
             if _code(exc) == "PreconditionFailed" or _status(exc) == 412:
-                raise OSError(
+                raise SourceChanged(
                     f"s3://{self.bucket}/{self.key} changed while it was being read; "
                     "the new version arrives with its own event"
                 ) from exc
@@ -199,10 +211,16 @@ class S3ObjectReader(io.RawIOBase):
         super().close()
 
 
-def open_source(uri: str, *, client: Any = None) -> BinaryIO:
-    """Open ``s3://bucket/key`` (key decoded) for a buffered, streaming, sequential read."""
+def open_source(uri: str, *, client: Any = None, if_match: str | None = None) -> BinaryIO:
+    """Open ``s3://bucket/key`` (key decoded) for a buffered, streaming, sequential read.
+
+    The object's ETag is ``stream.raw.etag``. A caller that reads a source twice (hash first,
+    rows second) passes that ETag as ``if_match`` on the second open: if the object was
+    replaced in between, :class:`SourceChanged` is raised instead of reading other bytes than
+    the ones hashed.
+    """
     bucket, key = split_s3_uri(uri)
-    raw = S3ObjectReader(bucket, key, client=client)
+    raw = S3ObjectReader(bucket, key, client=client, if_match=if_match)
     return io.BufferedReader(raw, buffer_size=READ_CHUNK_BYTES)  # type: ignore[return-value]
 
 

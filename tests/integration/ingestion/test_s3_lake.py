@@ -15,7 +15,7 @@ import pytest
 
 from ingestion import s3 as s3mod
 from ingestion.lake import Lake, lake_from_uri
-from ingestion.s3 import S3Lake, S3ObjectReader, open_source, source_size
+from ingestion.s3 import S3Lake, S3ObjectReader, SourceChanged, open_source, source_size
 
 
 @pytest.fixture
@@ -351,8 +351,26 @@ def test_source_replaced_during_read_fails_loudly(bucket, monkeypatch):
     s3.put_object(Bucket=bucket, Key="in/b.csv", Body=b"b" * 5000)
 
     # When it is read, Then the change is reported rather than two versions mixed
-    with pytest.raises(OSError, match="changed while it was being read"):
+    with pytest.raises(SourceChanged, match="changed while it was being read"):
         reader.read()
+
+
+def test_second_open_pinned_to_the_first_etag_refuses_a_replaced_object(bucket):
+    # Given a source opened once (to hash it), its ETag noted
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=bucket, Key="in/c.csv", Body=b"version 1")
+    with open_source(f"s3://{bucket}/in/c.csv") as first:
+        assert first.read() == b"version 1"
+        etag = first.raw.etag
+
+    # When it is opened again pinned to that ETag, Then the same bytes come back
+    with open_source(f"s3://{bucket}/in/c.csv", if_match=etag) as second:
+        assert second.read() == b"version 1"
+
+    # When it was replaced in between, Then the pinned open refuses
+    s3.put_object(Bucket=bucket, Key="in/c.csv", Body=b"version 2")
+    with pytest.raises(SourceChanged, match="changed since it was first read"):
+        open_source(f"s3://{bucket}/in/c.csv", if_match=etag)
 
 
 def test_source_exists_tells_missing_from_present(bucket):
