@@ -257,7 +257,7 @@ class Scanner:
         while True:
             buf = self.carry
             if not eof:
-                chunk = self.stream.read(max(want - len(buf), 1 << 16))
+                chunk = self.stream.read(max(want - len(buf), min(self.block_bytes, 1 << 16)))
                 if not chunk:
                     eof = True
                 else:
