@@ -555,7 +555,7 @@
         : `searched all ${fmt.int(scanned)} clients`;
       const n = matches.length;
       setSearchStatus(
-        `${n === 0 ? "No client" : n === 1 ? "1 client" : `${fmt.int(n)} clients`} match \u201c${q}\u201d (${scope})` +
+        `${n === 0 ? "No client matches" : n === 1 ? "1 client matches" : `${fmt.int(n)} clients match`} \u201c${q}\u201d (${scope})` +
           (n > SEARCH_MAX_SHOWN ? `; showing the first ${SEARCH_MAX_SHOWN}.` : "."),
         "ready",
       );

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
 PRODUCTS_IN_CHART = 12  # app.js shows the top 12 products by revenue in the chart
 STATUS_ORDER = ["created", "delivered", "broken"]
@@ -233,7 +233,9 @@ def test_loading_state_is_shown_until_the_api_answers(dashboard_server, new_page
     assert done["revenue"]["value"] == f"{sum(o.amount for o in dashboard_server.data.orders)}"
 
 
-def test_wrong_key_says_so_and_lets_the_user_enter_another(dashboard_server, new_page):
+def test_wrong_key_says_so_and_lets_the_user_enter_another(
+    dashboard_server, new_page, screenshot_dir
+):
     # Given the API refuses the key "wrong-key" (as the route itself confirms)
     assert dashboard_server.get("/sales/by-channel", key="wrong-key").status_code == 403
 
@@ -251,6 +253,7 @@ def test_wrong_key_says_so_and_lets_the_user_enter_another(dashboard_server, new
     assert shown["revenue"].get("value") is None
     assert page.evaluate("document.activeElement.id") == "api-key"
     assert set(shown["panelStates"].values()) == {"error"}
+    page.screenshot(screenshot_dir / "dashboard-wrong-key.png", full_page=False)
 
     # When the user types the right key in the field and submits
     page.evaluate(
@@ -366,7 +369,7 @@ def search(page, text: str) -> dict:
     )
 
 
-def test_client_search_by_name_and_by_id(dashboard_server, new_page):
+def test_client_search_by_name_and_by_id(dashboard_server, new_page, screenshot_dir):
     # Given 2,500 clients (three pages of 1,000 on /clients) and the dashboard open
     data = dashboard_server.data
     page = new_page()
@@ -401,6 +404,8 @@ def test_client_search_by_name_and_by_id(dashboard_server, new_page):
         "top_product": api["top_product"]["product_id"],
     }
     assert dec(api["total_spend"]) == zoe["total_spend"]
+    page.evaluate("document.getElementById('panel-search').scrollIntoView()")
+    page.screenshot(screenshot_dir / "dashboard-search.png", full_page=False)
 
     # When the user searches by id, Then /clients/{id} is shown, top product included
     top = data.clients[0]
