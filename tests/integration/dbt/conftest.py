@@ -1,0 +1,174 @@
+"""Fixtures for the dbt tests: a raw lake written exactly per docs/architecture.md section 1,
+and a way to run dbt against it with every piece of state in a tmp dir."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+DBT = str(Path(sys.executable).with_name("dbt"))
+
+RAW_SCHEMA = pa.schema(
+    [
+        ("order_id", pa.int64()),
+        ("client_id", pa.int64()),
+        ("client_name", pa.string()),
+        ("product_id", pa.int64()),
+        ("product_description", pa.string()),
+        ("product_price", pa.decimal128(12, 2)),
+        ("product_ccf", pa.int32()),
+        ("product_volume", pa.decimal128(10, 3)),
+        ("point_of_sale_channel", pa.string()),
+        ("status", pa.string()),
+        ("order_date", pa.date32()),
+        ("total_amount", pa.decimal128(22, 2)),
+        ("total_liters", pa.decimal128(20, 3)),
+        ("source_file", pa.string()),
+        ("source_line", pa.int64()),
+        ("ingest_id", pa.string()),
+        ("landed_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Order:
+    """One order line as the export writes it (already normalised, as ingestion lands it)."""
+
+    order_id: int
+    client_id: int
+    client_name: str
+    product_id: int
+    product_description: str
+    price: str
+    units: int
+    volume: str
+    channel: str
+    status: str
+    order_date: dt.date
+
+
+@dataclass
+class RawLake:
+    """A lake directory and every raw row landed into it (the test's own record)."""
+
+    root: Path
+    rows: list[dict] = field(default_factory=list)
+    _ingests: int = 0
+
+    def land(self, orders: Iterable[Order], landed_at: dt.datetime) -> str:
+        """Land ``orders`` as one ingest: one Parquet file per pa_date, lines from 2."""
+        self._ingests += 1
+        ingest_id = f"{landed_at.strftime('%Y%m%dT%H%M%S%fZ')}-{self._ingests:012x}"
+        source_file = f"/landing/orders-{self._ingests}.csv"
+        by_date: dict[dt.date, list[dict]] = {}
+        for line, order in enumerate(orders, start=2):
+            price, volume = Decimal(order.price), Decimal(order.volume)
+            row = {
+                "order_id": order.order_id,
+                "client_id": order.client_id,
+                "client_name": order.client_name,
+                "product_id": order.product_id,
+                "product_description": order.product_description,
+                "product_price": price,
+                "product_ccf": order.units,
+                "product_volume": volume,
+                "point_of_sale_channel": order.channel,
+                "status": order.status,
+                "order_date": order.order_date,
+                "total_amount": price * order.units,
+                "total_liters": volume * order.units,
+                "source_file": source_file,
+                "source_line": line,
+                "ingest_id": ingest_id,
+                "landed_at": landed_at,
+            }
+            by_date.setdefault(order.order_date, []).append(row)
+            self.rows.append({**row, "pa_date": order.order_date})
+        for pa_date, rows in by_date.items():
+            folder = self.root / "raw" / "orders" / f"pa_date={pa_date.isoformat()}"
+            folder.mkdir(parents=True, exist_ok=True)
+            table = pa.Table.from_pylist(rows, schema=RAW_SCHEMA)
+            pq.write_table(table, folder / f"{ingest_id}-0.parquet")
+        return ingest_id
+
+    def latest_versions(self) -> dict[int, dict]:
+        """The expected current version of every order, computed in Python."""
+        latest: dict[int, dict] = {}
+        for row in self.rows:
+            rank = (row["landed_at"], row["ingest_id"], row["source_line"])
+            current = latest.get(row["order_id"])
+            if current is None or rank > (
+                current["landed_at"],
+                current["ingest_id"],
+                current["source_line"],
+            ):
+                latest[row["order_id"]] = row
+        return latest
+
+    def latest_attribute(self, key: str, attribute: str) -> dict[int, str]:
+        """For each ``key`` value, ``attribute`` of its latest row (all versions count)."""
+        best: dict[int, tuple] = {}
+        for row in self.rows:
+            rank = (row["landed_at"], row["ingest_id"], row["source_line"])
+            if row[key] not in best or rank > best[row[key]][0]:
+                best[row[key]] = (rank, row[attribute])
+        return {k: v[1] for k, v in best.items()}
+
+
+@dataclass
+class DbtRun:
+    returncode: int
+    output: str
+
+
+class DbtProject:
+    """Runs the repo's dbt project as a subprocess with all state under one tmp dir."""
+
+    def __init__(self, lake: Path | str, work: Path) -> None:
+        self.lake = lake
+        self.work = work
+
+    def run(self, *args: str, check: bool = True, target_path: str = "target") -> DbtRun:
+        env = {
+            **os.environ,
+            "DUFF_LAKE": str(self.lake),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DO_NOT_TRACK": "1",
+        }
+        env.pop("DUFF_DBT_TARGET", None)
+        cmd = [
+            DBT,
+            *args,
+            "--target-path",
+            str(self.work / target_path),
+            "--log-path",
+            str(self.work / "logs"),
+        ]
+        proc = subprocess.run(
+            cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        result = DbtRun(proc.returncode, proc.stdout + proc.stderr)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed:\n{result.output[-6000:]}")
+        return result
+
+
+@pytest.fixture(scope="module")
+def dbt_project_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., DbtProject]:
+    def make(name: str, lake: Path | str | None = None) -> DbtProject:
+        work = tmp_path_factory.mktemp(name)
+        return DbtProject(lake if lake is not None else work / "lake", work)
+
+    return make
