@@ -266,3 +266,17 @@ def api_it_client(api_it_world):
     client = Client(api_it_world["server"].port)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def api_it_tools():
+    """The helpers above for tests that build their own lakes and servers."""
+    import types
+
+    return types.SimpleNamespace(
+        LiveServer=LiveServer,
+        Client=Client,
+        make_dataset=make_dataset,
+        expected_from=expected_from,
+        key=API_IT_KEY,
+    )
