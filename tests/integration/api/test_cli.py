@@ -1,0 +1,118 @@
+"""``python -m api`` and ``python -m api.demo`` as a user runs them."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env_for(lake, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DUFF_")}
+    env.update({"DUFF_LAKE": str(lake), "PYTHONPATH": str(ROOT), **extra})
+    return env
+
+
+def test_refuses_to_start_without_a_key(tmp_path):
+    # Given no DUFF_API_KEY / When started without --dev / Then it refuses, exit code 2
+    done = subprocess.run(
+        [sys.executable, "-m", "api", "--port", str(free_port())],
+        cwd=ROOT,
+        env=env_for(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "DUFF_API_KEY" in done.stderr
+
+
+def wait_for_line(proc, pattern, timeout=30):
+    deadline = time.monotonic() + timeout
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            time.sleep(0.05)
+            continue
+        lines.append(line)
+        m = re.search(pattern, line)
+        if m:
+            return m, lines
+    raise AssertionError(f"no line matching {pattern!r} in {lines}")
+
+
+def wait_http(url, headers=None, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            req = urllib.request.Request(url, headers=headers or {})
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_dev_mode_prints_a_generated_key_that_works(tmp_path, api_it_tools):
+    from api.fake_marts import write_build
+
+    write_build(tmp_path, api_it_tools.make_dataset(seed=5))
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api", "--dev", "--port", str(port), "--no-access-log"],
+        cwd=ROOT,
+        env=env_for(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        m, _ = wait_for_line(proc, r"generated API key.*: (\S+)")
+        key = m.group(1)
+        base = f"http://127.0.0.1:{port}"
+        assert wait_http(f"{base}/health")[0] == 200
+        assert wait_http(f"{base}/products", {"x-api-key": key})[0] == 200
+        assert wait_http(f"{base}/products", {"x-api-key": key + "x"})[0] == 403
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_demo_prints_url_with_key_fragment_and_uses_duff_api_key(tmp_path, api_it_tools):
+    from api.fake_marts import write_build
+
+    write_build(tmp_path, api_it_tools.make_dataset(seed=6))
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.demo", "--port", str(port)],
+        cwd=ROOT,
+        env=env_for(tmp_path, DUFF_API_KEY="demo-key-123"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        m, _ = wait_for_line(proc, r"Dashboard: (http://127\.0\.0\.1:(\d+)/#key=(\S+))")
+        assert m.group(2) == str(port) and m.group(3) == "demo-key-123"
+        base = f"http://127.0.0.1:{port}"
+        status, body = wait_http(f"{base}/")
+        assert status == 200 and b"<html" in body.lower()
+        assert wait_http(f"{base}/clients?limit=1", {"x-api-key": "demo-key-123"})[0] == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
