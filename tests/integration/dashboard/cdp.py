@@ -151,13 +151,13 @@ class Chromium:
         with self._lock:
             return self._events.setdefault(session_id, queue.Queue())
 
-    def send(
-        self,
-        method: str,
-        params: dict[str, Any] | None = None,
-        session_id: str | None = None,
-        timeout: float = 20,
-    ) -> dict[str, Any]:
+    def post(
+        self, method: str, params: dict[str, Any] | None = None, session_id: str | None = None
+    ) -> Callable[[float], dict[str, Any]]:
+        """Send a command without waiting; returns ``answer(timeout)`` to collect the result.
+
+        For commands that only answer after something else happens (``Page.navigate`` while
+        the test holds the document's response with ``Fetch``)."""
         if self._closed:
             raise CDPError(f"{method}: browser is gone")
         msg_id = next(self._ids)
@@ -168,6 +168,18 @@ class Chromium:
         with self._lock:
             self._pending[msg_id] = waiter
         self._out.write(json.dumps(msg).encode() + b"\0")
+        return lambda timeout=20: self._answer(method, waiter, timeout)
+
+    def send(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        timeout: float = 20,
+    ) -> dict[str, Any]:
+        return self.post(method, params, session_id)(timeout)
+
+    def _answer(self, method: str, waiter: queue.Queue, timeout: float) -> dict[str, Any]:
         try:
             answer = waiter.get(timeout=timeout)
         except queue.Empty:
@@ -224,6 +236,10 @@ class Page:
 
     def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 20):
         return self.browser.send(method, params, self.session_id, timeout)
+
+    def post(self, method: str, params: dict[str, Any] | None = None):
+        """Send without waiting; see ``Chromium.post``."""
+        return self.browser.post(method, params, self.session_id)
 
     def set_viewport(self, width: int, height: int) -> None:
         self.call(

@@ -46,7 +46,8 @@ READ_PAGE = """(() => {
   };
 })()"""
 
-SETTLED = "['ready', 'error'].includes(document.body.dataset.state)"
+SETTLED = "['ready', 'error'].includes(document.body && document.body.dataset.state)"
+READY = "document.body && document.body.dataset.state === 'ready'"
 
 
 def dec(value: object) -> Decimal:
@@ -227,7 +228,7 @@ def test_loading_state_is_shown_until_the_api_answers(dashboard_server, new_page
     # When the calls are let through, Then the loading state gives way to the data
     for event in held:
         page.call("Fetch.continueRequest", {"requestId": event["requestId"]})
-    page.wait_for("document.body.dataset.state === 'ready'")
+    page.wait_for(READY)
     done = page.evaluate(READ_PAGE)
     assert done["status"].startswith("Dashboard loaded")
     assert done["revenue"]["value"] == f"{sum(o.amount for o in dashboard_server.data.orders)}"
@@ -260,7 +261,7 @@ def test_wrong_key_says_so_and_lets_the_user_enter_another(
         f"""document.getElementById('api-key').value = {json.dumps(dashboard_server.api_key)};
         document.getElementById('key-form').requestSubmit();"""
     )
-    page.wait_for("document.body.dataset.state === 'ready'")
+    page.wait_for(READY)
 
     # Then the error is gone and the dashboard shows the data
     shown = page.evaluate(READ_PAGE)
@@ -320,7 +321,7 @@ def test_server_and_network_failures_are_reported_with_a_retry(dashboard_server,
     # When the API recovers and the user presses "Try again"
     page.call("Fetch.disable")
     page.evaluate("document.getElementById('alert-retry').click()")
-    page.wait_for("document.body.dataset.state === 'ready'")
+    page.wait_for(READY)
 
     # Then everything loads
     shown = page.evaluate(READ_PAGE)
@@ -483,3 +484,63 @@ def test_phone_width_has_no_sideways_scroll(dashboard_server, new_page, screensh
     assert widths["page"] <= widths["view"], widths
     assert widths["widest"] <= widths["view"], widths
     page.screenshot(screenshot_dir / "dashboard-phone.png")
+
+
+STRICT_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def test_page_works_under_a_strict_content_security_policy(dashboard_server, new_page):
+    # Given the page served with a strict CSP (no inline script or style, same origin only),
+    # and a listener that records every violation the browser reports
+    page = new_page()
+    page.call(
+        "Page.addScriptToEvaluateOnNewDocument",
+        {
+            "source": "window.__csp = []; document.addEventListener('securitypolicyviolation',"
+            " (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+        },
+    )
+    page.call(
+        "Fetch.enable",
+        {"patterns": [{"urlPattern": f"{dashboard_server.url}/", "requestStage": "Response"}]},
+    )
+    navigated = page.post(
+        "Page.navigate", {"url": f"{dashboard_server.url}/#key={dashboard_server.api_key}"}
+    )
+    paused = page.wait_event("Fetch.requestPaused")
+    body = page.call("Fetch.getResponseBody", {"requestId": paused["requestId"]})
+    headers = [h for h in paused["responseHeaders"] if h["name"].lower() != "content-length"]
+    page.call(
+        "Fetch.fulfillRequest",
+        {
+            "requestId": paused["requestId"],
+            "responseCode": paused["responseStatusCode"],
+            "responseHeaders": [*headers, {"name": "content-security-policy", "value": STRICT_CSP}],
+            "body": body["body"]
+            if body["base64Encoded"]
+            else base64.b64encode(body["body"].encode()).decode(),
+        },
+    )
+
+    # When it loads
+    assert "errorText" not in navigated()
+    page.wait_for(SETTLED)
+
+    # Then it works as usual and the browser blocked nothing
+    shown = page.evaluate(READ_PAGE)
+    assert shown["state"] == "ready"
+    assert len(shown["marks"]["panel-channel"]) == len(dashboard_server.data.channels)
+    assert page.evaluate("window.__csp") == []
+    assert page.exceptions() == []
+
+    # And the policy was really in force: an inline script is blocked and reported
+    page.evaluate(
+        """const s = document.createElement('script');
+        s.textContent = 'window.__inline = 1'; document.head.appendChild(s);"""
+    )
+    violations = page.wait_for("window.__csp.length && window.__csp")
+    assert page.evaluate("window.__inline === undefined")
+    assert violations == ["script-src-elem inline"]
