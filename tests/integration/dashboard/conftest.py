@@ -122,8 +122,11 @@ class DashboardData:
                 b["units"] += o.units
                 b["liters"] += o.liters
                 b["revenue"] += o.amount
+        products_of: dict[int, list[tuple[int, dict]]] = defaultdict(list)
+        for (cid, pid), v in client_product.items():
+            products_of[cid].append((pid, v))
         for cid, b in by_client.items():
-            candidates = [(pid, v) for (c, pid), v in client_product.items() if c == cid]
+            candidates = products_of[cid]
             pid, top = min(candidates, key=lambda t: (-t[1]["units"], -t[1]["revenue"], t[0]))
             self.clients.append(
                 {
