@@ -108,6 +108,16 @@ def _is_not_found(exc: Exception) -> bool:
     return _code(exc) in {"404", "NoSuchKey", "NotFound"} or _status(exc) == 404
 
 
+def _raise_if_denied(exc: Exception, uri: str) -> None:
+    """Turn a 403 into a readable PermissionError (chained); return for anything else."""
+    if _code(exc) in {"AccessDenied", "403", "Forbidden"} or _status(exc) == 403:
+        raise PermissionError(
+            f"access denied to {uri}. The role needs s3:GetObject/PutObject on the key and "
+            "s3:ListBucket on the bucket: without ListBucket, S3 answers 403 instead of 404 "
+            "for a key that does not exist"
+        ) from exc
+
+
 # -- reading sources --------------------------------------------------------------------------
 
 
@@ -134,6 +144,7 @@ class S3ObjectReader(io.RawIOBase):
                     f"s3://{bucket}/{key} changed since it was first read (ETag {if_match}); "
                     "the new version arrives with its own event"
                 ) from exc
+            _raise_if_denied(exc, f"s3://{bucket}/{key}")
             raise
         self.size: int = int(response["ContentLength"])
         self.etag: str = response["ETag"]
@@ -244,6 +255,7 @@ def source_exists(uri: str, *, client: Any = None) -> bool:
     except Exception as exc:
         if _is_not_found(exc) or _code(exc) == "NoSuchBucket":
             return False
+        _raise_if_denied(exc, uri)
         raise
     return True
 
@@ -456,6 +468,7 @@ class S3Lake:
         except Exception as exc:
             if _is_not_found(exc):
                 return None
+            _raise_if_denied(exc, self.uri(key))
             raise
         return response["Body"].read()
 
@@ -465,6 +478,7 @@ class S3Lake:
         except Exception as exc:
             if _is_not_found(exc):
                 return None
+            _raise_if_denied(exc, self.uri(key))
             raise
 
     def exists(self, key: str) -> bool:
