@@ -1,0 +1,149 @@
+"""dbt over lakes in unusual states, with DUFF_LAKE given as a *relative* path.
+
+One sequence per module (each dbt call takes seconds): an empty lake builds and exports empty
+marts; source freshness runs over the local Parquet; a partial `--select` run exports nothing;
+a build whose tests fail exports nothing, so the API keeps the last complete build; docs
+generate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from .conftest import RAW_SCHEMA, REPO, DbtProject, Order, RawLake
+
+SERVED_FILES = {
+    "mart_client_sales.parquet",
+    "mart_product_sales.parquet",
+    "mart_channel_sales.parquet",
+    "mart_product_channel_sales.parquet",
+    "mart_status_summary.parquet",
+    "mart_daily_sales.parquet",
+    "mart_orders.parquet",
+    "_SUCCESS.parquet",
+}
+
+
+def build_dirs(lake: Path) -> list[Path]:
+    root = lake / "marts" / "builds"
+    return sorted(p for p in root.iterdir()) if root.exists() else []
+
+
+@pytest.fixture(scope="module")
+def states(dbt_project_factory, tmp_path_factory):
+    base = tmp_path_factory.mktemp("dbt_states")
+    lake_abs = base / "lake"
+    relative = os.path.relpath(lake_abs, REPO)
+    assert not os.path.isabs(relative)
+    project: DbtProject = dbt_project_factory("dbt_states_work", lake=relative)
+    out: dict = {"lake": lake_abs}
+
+    # Given an empty lake (nothing landed yet)
+    out["empty"] = project.run("build")
+    out["after_empty"] = build_dirs(lake_abs)
+
+    # Given one landing stamped now
+    lake = RawLake(lake_abs)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=123456)
+    may = dt.date(2024, 5, 1)
+    lake.land(
+        [
+            Order(1, 5, "Lenny", 200, "Duff", "1.25", 4, "0.330", "Retail", "delivered", may),
+            Order(2, 6, "Carl", 201, "Duff Dry", "2.00", 1, "0.500", "B2B", "created", may),
+        ],
+        now,
+    )
+    out["landed_at"] = now
+    out["freshness"] = project.run("source", "freshness", check=False)
+    out["partial"] = project.run("run", "--select", "fact_orders")
+    out["after_partial"] = build_dirs(lake_abs)
+    out["good"] = project.run("build")
+    out["after_good"] = build_dirs(lake_abs)
+
+    # Given a raw file that breaks a key test (a null order_id)
+    bad = {name: [None] for name in RAW_SCHEMA.names}
+    bad.update(
+        client_id=[7], client_name=["Lenny"], product_id=[200], product_description=["Duff"],
+        point_of_sale_channel=["Retail"], status=["created"], source_file=["/x.csv"],
+        ingest_id=["20990101T000000000000Z-bad"], source_line=[2],
+        landed_at=[now + dt.timedelta(seconds=1)],
+    )  # fmt: skip
+    folder = lake_abs / "raw" / "orders" / "pa_date=2024-05-03"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pydict(bad, schema=RAW_SCHEMA), folder / "bad-0.parquet")
+    out["failing"] = project.run("build", check=False)
+    out["after_failing"] = build_dirs(lake_abs)
+    (folder / "bad-0.parquet").unlink()
+
+    out["docs"] = project.run("docs", "generate")
+    out["work"] = project.work
+    return out
+
+
+def test_an_empty_lake_builds_and_exports_empty_marts(states):
+    # Then the build succeeds and exports one complete build with no orders
+    assert states["empty"].returncode == 0
+    assert "no raw orders under" in states["empty"].output
+    (only,) = states["after_empty"]
+    assert {p.name for p in only.iterdir()} == SERVED_FILES
+    assert pq.read_table(only / "mart_orders.parquet").num_rows == 0
+    info = pq.read_table(only / "_SUCCESS.parquet").to_pylist()
+    assert len(info) == 1 and info[0]["data_as_of"] is None
+    # channels and statuses are listed with zeros even with no orders
+    channels = pq.read_table(only / "mart_channel_sales.parquet").to_pylist()
+    assert sorted(c["channel"] for c in channels) == ["B2B", "Online", "Retail"]
+    assert all(c["orders"] == 0 for c in channels)
+
+
+def test_relative_lake_path_keeps_all_state_under_the_lake(states):
+    # Then the warehouse and the exports live under the (relative) DUFF_LAKE, nowhere else
+    lake = states["lake"]
+    assert (lake / "warehouse" / "duff.duckdb").exists()
+    assert not (REPO / "lake" / "marts" / "builds").exists() or all(
+        d not in build_dirs(REPO / "lake") for d in states["after_good"]
+    )
+
+
+def test_source_freshness_reads_the_local_parquet(states):
+    # Given a file landed just now; Then freshness passes against the raw Parquet
+    run = states["freshness"]
+    assert run.returncode == 0, run.output[-3000:]
+    assert "PASS freshness of raw.orders" in run.output
+
+
+def test_a_partial_run_exports_nothing(states):
+    assert "not rebuilt by this invocation" in states["partial"].output
+    assert states["after_partial"] == states["after_empty"]
+
+
+def test_a_good_build_after_the_empty_one_is_exported(states):
+    new = [d for d in states["after_good"] if d not in states["after_empty"]]
+    assert len(new) == 1
+    rows = pq.read_table(new[0] / "mart_orders.parquet").to_pylist()
+    assert [(r["order_id"], r["units"], str(r["total_amount"])) for r in rows] == [
+        (1, 4, "5.00"),
+        (2, 1, "2.00"),
+    ]
+    info = pq.read_table(new[0] / "_SUCCESS.parquet").to_pylist()[0]
+    assert info["data_as_of"] == states["landed_at"].replace(tzinfo=None)
+
+
+def test_a_failing_build_exports_nothing(states):
+    # Given a landed row that breaks a not_null key test; When built; Then dbt fails and no
+    # new build directory appears (the API keeps serving the last complete one)
+    run = states["failing"]
+    assert run.returncode != 0
+    assert "not exporting the marts" in run.output
+    assert states["after_failing"] == states["after_good"]
+
+
+def test_docs_generate_writes_a_catalog_of_every_model(states):
+    catalog = json.loads((states["work"] / "target" / "catalog.json").read_text())
+    names = {node["metadata"]["name"] for node in catalog["nodes"].values()}
+    assert {"fact_orders", "dim_clients", "mart_orders", "mart_build_info"} <= names
