@@ -36,6 +36,39 @@ def decimal_num(value: Decimal | int | str | None, places: int) -> Num | None:
     return Num(format(d.quantize(_Q[places], context=_CTX), "f"))
 
 
+def num_text(value: Decimal | str | int | None, places: int) -> str:
+    """JSON text of a money/litres value rounded to ``places`` decimals.
+
+    ``value`` may be a Decimal, or the exact text of a decimal (Arrow's cast of a decimal
+    column to string): text that already has exactly ``places`` decimals is used as is.
+    """
+    if value is None:
+        return "null"
+    if type(value) is str:
+        dot = value.find(".")
+        if dot > 0 and len(value) - dot - 1 == places and "e" not in value.lower():
+            return value
+        value = Decimal(value)
+    elif not isinstance(value, Decimal):
+        value = Decimal(value)
+    return format(value.quantize(_Q[places], context=_CTX), "f")
+
+
+def text(value: str | None) -> str:
+    """JSON text of a string (or null)."""
+    return "null" if value is None else encode_basestring_ascii(value)
+
+
+def integer(value: int | None) -> str:
+    return "null" if value is None else int.__repr__(int(value))
+
+
+def date_text(value: dt.date | str | None) -> str:
+    if value is None:
+        return "null"
+    return '"' + (value if isinstance(value, str) else value.isoformat()) + '"'
+
+
 def iso_utc(ts: dt.datetime | None) -> str | None:
     """ISO-8601 UTC ending in ``Z`` (naive values are taken as UTC)."""
     if ts is None:

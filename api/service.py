@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from api.cursors import CursorCodec, fingerprint, invalid_cursor
 from api.errors import not_found
-from api.jsonenc import decimal_num, iso_utc
+from api.jsonenc import Num, date_text, decimal_num, integer, iso_utc, num_text, text
 from api.params import parse_key_decimal, parse_key_int
 
 
@@ -32,7 +32,10 @@ class OrderFilter:
 
 
 class Snapshot(Protocol):
-    """One consistent build of the marts. Rows are tuples in the column orders below."""
+    """One consistent build of the marts. Rows are tuples in the column orders below.
+
+    Money and litres are Decimals or their exact decimal text; dates are dates or ISO text.
+    """
 
     build_id: str
     data_as_of: dt.datetime | None
@@ -97,35 +100,31 @@ STATUS_COLUMNS = ("status", "orders", "units", "revenue")
 DAILY_COLUMNS = ("pa_date", "orders", "units", "liters", "revenue")
 
 
-def _client_item(r: tuple) -> dict:
-    top = None
-    if r[6] is not None:
-        top = {"product_id": r[6], "product_description": r[7], "units": r[8]}
-    return {
-        "client_id": r[0],
-        "client_name": r[1],
-        "orders": r[2],
-        "units": r[3],
-        "liters": decimal_num(r[4], 3),
-        "total_spend": decimal_num(r[5], 2),
-        "top_product": top,
-    }
+def _client_item(r: tuple) -> Num:
+    """One client as JSON text (rendered directly: lists of up to 1000 are common)."""
+    if r[6] is None:
+        top = "null"
+    else:
+        top = (
+            f'{{"product_id":{integer(r[6])},"product_description":{text(r[7])},'
+            f'"units":{integer(r[8])}}}'
+        )
+    return Num(
+        f'{{"client_id":{integer(r[0])},"client_name":{text(r[1])},"orders":{integer(r[2])},'
+        f'"units":{integer(r[3])},"liters":{num_text(r[4], 3)},'
+        f'"total_spend":{num_text(r[5], 2)},"top_product":{top}}}'
+    )
 
 
-def _order_item(r: tuple) -> dict:
-    return {
-        "order_id": r[0],
-        "client_id": r[1],
-        "product_id": r[2],
-        "product_description": r[3],
-        "units": r[4],
-        "unit_price": decimal_num(r[5], 2),
-        "total_amount": decimal_num(r[6], 2),
-        "liters": decimal_num(r[7], 3),
-        "channel": r[8],
-        "status": r[9],
-        "pa_date": r[10].isoformat() if r[10] is not None else None,
-    }
+def _order_item(r: tuple) -> Num:
+    """One order as JSON text."""
+    return Num(
+        f'{{"order_id":{integer(r[0])},"client_id":{integer(r[1])},'
+        f'"product_id":{integer(r[2])},"product_description":{text(r[3])},'
+        f'"units":{integer(r[4])},"unit_price":{num_text(r[5], 2)},'
+        f'"total_amount":{num_text(r[6], 2)},"liters":{num_text(r[7], 3)},'
+        f'"channel":{text(r[8])},"status":{text(r[9])},"pa_date":{date_text(r[10])}}}'
+    )
 
 
 def _page(rows: list[tuple], limit: int, make_key, codec: CursorCodec, fp: str):
@@ -156,7 +155,7 @@ def list_clients(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
     rows, nxt = _page(
         snap.clients_page(after, limit + 1),
         limit,
-        lambda r: [format(Decimal(r[5]), "f"), r[0]],
+        lambda r: [format(Decimal(r[5]), "f"), r[0]],  # exact text of the spend
         codec,
         fp,
     )

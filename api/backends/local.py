@@ -242,10 +242,19 @@ class LocalSnapshot:
         if not picked:
             return []
         out = t.take(pa.concat_arrays([p.cast(pa.int64()) for p in picked]))
-        return list(zip(*(out.column(c).to_pylist() for c in ORDER_COLUMNS), strict=True))
+        columns = []
+        for name in ORDER_COLUMNS:
+            col = out.column(name)
+            if name in _AS_TEXT:  # exact decimal / ISO date text: much cheaper than objects
+                col = pc.cast(col, pa.string())
+            columns.append(col.to_pylist())
+        return list(zip(*columns, strict=True))
 
     def close(self) -> None:
         """Nothing to release: memory goes when the last request holding it finishes."""
+
+
+_AS_TEXT = frozenset({"unit_price", "total_amount", "liters", "pa_date"})
 
 
 class LocalBackend:
