@@ -220,7 +220,7 @@ def test_incoming_bucket_triggers_ingestion_on_csv_without_a_dependency_cycle(tp
     }
     assert ".csv" in suffixes
     # And the invoke permission exists before the bucket validates its notification
-    assert bucket["DependsOn"] == "IngestInvokePermission"
+    assert "IngestInvokePermission" in bucket["DependsOn"]
     perm = res.properties("IngestInvokePermission")
     # And the permission's computed SourceArn names exactly this bucket
     assert perm["SourceArn"] == f"arn:aws:s3:::{p['BucketName']}"
@@ -275,13 +275,14 @@ def test_each_role_writes_only_its_own_lake_prefixes(res):
     lake = resource_name(res, "LakeBucket")
     incoming = resource_name(res, "IncomingBucket")
     obj = f"arn:aws:s3:::{lake}/{{}}"
-    # Then ingestion writes raw/, rejects/, manifests/, quarantine/ and _staging/ only
+    # Then ingestion writes raw/, rejects/, manifests/, quarantine/, _staging/, _state/ only
     for key in [
         "raw/orders/pa_date=2024-03-01/x-0.parquet",
         "rejects/orders/ingest_date=2024-03-01/x.parquet",
         "manifests/x.json",
         "quarantine/x/orders.csv",
         "_staging/x/part-0.parquet",
+        "_state/sources/ab12/cd34.json",
     ]:
         assert _allowed(res, "IngestRole", "s3:PutObject", obj.format(key)), key
     for key in ["warehouse/fact_orders/x.parquet", "dbt-docs/index.html", "other.txt"]:
