@@ -339,20 +339,27 @@ def chromium_binary() -> str:
     return binary
 
 
+@pytest.fixture(autouse=True)
+def _dashboard_needs_chromium(chromium_binary: str) -> None:
+    """Decide skip/fail before the (slower) API server starts: every test here drives Chromium."""
+
+
 @pytest.fixture(scope="session")
-def browser(chromium_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
+def chromium_browser(
+    chromium_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Chromium]:
     """One headless Chromium for the whole session (each test opens its own tabs)."""
     with Chromium.launch(tmp_path_factory.mktemp("chromium-profile"), chromium_binary) as b:
         yield b
 
 
 @pytest.fixture
-def new_page(browser: Chromium) -> Iterator:
-    """``new_page(width=1280, height=900)`` opens a fresh tab; all are closed after the test."""
+def browser_tab(chromium_browser: Chromium) -> Iterator:
+    """``browser_tab(width=1280, height=900)`` opens a fresh tab; all are closed after the test."""
     pages: list[Page] = []
 
     def open_page(width: int = 1280, height: int = 900) -> Page:
-        page = browser.new_page(width, height)
+        page = chromium_browser.new_page(width, height)
         pages.append(page)
         return page
 

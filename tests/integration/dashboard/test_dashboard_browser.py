@@ -80,7 +80,7 @@ def open_dashboard(page, server, fragment: str) -> dict:
     return page.evaluate(READ_PAGE)
 
 
-def test_dashboard_shows_the_api_figures(dashboard_server, new_page, screenshot_dir):
+def test_dashboard_shows_the_api_figures(dashboard_server, browser_tab, screenshot_dir):
     # Given the API over marts built from the test's orders, and what its routes answer
     server, data = dashboard_server, dashboard_server.data
     channels = server.json("/sales/by-channel")["items"]
@@ -90,7 +90,7 @@ def test_dashboard_shows_the_api_figures(dashboard_server, new_page, screenshot_
     top_clients = server.json("/clients?limit=10")["items"]
 
     # When a user opens the dashboard with the key in the URL fragment
-    page = new_page(1280, 900)
+    page = browser_tab(1280, 900)
     shown = open_dashboard(page, server, f"#key={server.api_key}")
 
     # Then it loads without a script error, and the key left the address bar for the tab store
@@ -171,7 +171,7 @@ def test_dashboard_shows_the_api_figures(dashboard_server, new_page, screenshot_
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
 
-def test_client_names_are_shown_as_text_never_as_html(dashboard_server, new_page):
+def test_client_names_are_shown_as_text_never_as_html(dashboard_server, browser_tab):
     # Given a top client whose name is an HTML injection attempt
     from tests.integration.dashboard.conftest import XSS_NAME
 
@@ -180,7 +180,7 @@ def test_client_names_are_shown_as_text_never_as_html(dashboard_server, new_page
     assert hostile["client_id"] in top_ids
 
     # When the dashboard shows it
-    page = new_page()
+    page = browser_tab()
     open_dashboard(page, dashboard_server, f"#key={dashboard_server.api_key}")
 
     # Then the name is text in the chart and table, and no element or handler was injected
@@ -196,9 +196,9 @@ def test_client_names_are_shown_as_text_never_as_html(dashboard_server, new_page
     assert XSS_NAME in found["cells"]
 
 
-def test_loading_state_is_shown_until_the_api_answers(dashboard_server, new_page):
+def test_loading_state_is_shown_until_the_api_answers(dashboard_server, browser_tab):
     # Given a browser that holds every API data call until the test lets it through
-    page = new_page()
+    page = browser_tab()
     page.call("Fetch.enable", {"patterns": api_patterns(dashboard_server)})
 
     # When the dashboard is opened and its five calls are in flight
@@ -235,13 +235,13 @@ def test_loading_state_is_shown_until_the_api_answers(dashboard_server, new_page
 
 
 def test_wrong_key_says_so_and_lets_the_user_enter_another(
-    dashboard_server, new_page, screenshot_dir
+    dashboard_server, browser_tab, screenshot_dir
 ):
     # Given the API refuses the key "wrong-key" (as the route itself confirms)
     assert dashboard_server.get("/sales/by-channel", key="wrong-key").status_code == 403
 
     # When the dashboard is opened with it
-    page = new_page()
+    page = browser_tab()
     shown = open_dashboard(page, dashboard_server, "#key=wrong-key")
 
     # Then the page says the key was refused, forgets it, and shows the key field again
@@ -270,9 +270,9 @@ def test_wrong_key_says_so_and_lets_the_user_enter_another(
     assert shown["storedKey"] == dashboard_server.api_key
 
 
-def test_server_and_network_failures_are_reported_with_a_retry(dashboard_server, new_page):
+def test_server_and_network_failures_are_reported_with_a_retry(dashboard_server, browser_tab):
     # Given a browser in which /sales/by-channel answers 500 and /products cannot connect
-    page = new_page()
+    page = browser_tab()
     page.call("Fetch.enable", {"patterns": api_patterns(dashboard_server)})
     page.goto(f"{dashboard_server.url}/#key={dashboard_server.api_key}")
     error_body = {"error": {"code": "internal", "message": "the warehouse is on fire"}}
@@ -328,9 +328,9 @@ def test_server_and_network_failures_are_reported_with_a_retry(dashboard_server,
     assert shown["alertHidden"] and set(shown["panelStates"].values()) == {"ready"}
 
 
-def test_the_key_is_kept_for_this_tab_only(dashboard_server, new_page):
+def test_the_key_is_kept_for_this_tab_only(dashboard_server, browser_tab):
     # Given a tab that was opened with the key in the fragment
-    page = new_page()
+    page = browser_tab()
     open_dashboard(page, dashboard_server, f"#key={dashboard_server.api_key}")
 
     # When that tab reloads the bare URL, Then it still has the key and loads
@@ -338,7 +338,7 @@ def test_the_key_is_kept_for_this_tab_only(dashboard_server, new_page):
     assert reloaded["state"] == "ready"
 
     # When another tab opens the bare URL, Then it asks for the key and calls nothing
-    other = new_page()
+    other = browser_tab()
     other.goto(f"{dashboard_server.url}/")
     other.wait_for("document.getElementById('status').textContent !== ''")
     fresh = other.evaluate(READ_PAGE)
@@ -370,10 +370,10 @@ def search(page, text: str) -> dict:
     )
 
 
-def test_client_search_by_name_and_by_id(dashboard_server, new_page, screenshot_dir):
+def test_client_search_by_name_and_by_id(dashboard_server, browser_tab, screenshot_dir):
     # Given 2,500 clients (three pages of 1,000 on /clients) and the dashboard open
     data = dashboard_server.data
-    page = new_page()
+    page = browser_tab()
     open_dashboard(page, dashboard_server, f"#key={dashboard_server.api_key}")
     assert dashboard_server.json("/clients?limit=1000")["next_cursor"] is not None
 
@@ -429,9 +429,9 @@ def test_client_search_by_name_and_by_id(dashboard_server, new_page, screenshot_
     assert found["status"].startswith("No client match")
 
 
-def test_daily_sales_can_be_narrowed_to_a_date_range(dashboard_server, new_page):
+def test_daily_sales_can_be_narrowed_to_a_date_range(dashboard_server, browser_tab):
     # Given the dashboard open
-    page = new_page()
+    page = browser_tab()
     open_dashboard(page, dashboard_server, f"#key={dashboard_server.api_key}")
 
     # When the user picks 2024-03-10 .. 2024-03-14 for daily sales
@@ -467,9 +467,9 @@ def test_daily_sales_can_be_narrowed_to_a_date_range(dashboard_server, new_page)
     assert message == "The start date is after the end date."
 
 
-def test_phone_width_has_no_sideways_scroll(dashboard_server, new_page, screenshot_dir):
+def test_phone_width_has_no_sideways_scroll(dashboard_server, browser_tab, screenshot_dir):
     # Given a phone-sized viewport
-    page = new_page(390, 844)
+    page = browser_tab(390, 844)
 
     # When the dashboard loads
     shown = open_dashboard(page, dashboard_server, f"#key={dashboard_server.api_key}")
@@ -492,10 +492,10 @@ STRICT_CSP = (
 )
 
 
-def test_page_works_under_a_strict_content_security_policy(dashboard_server, new_page):
+def test_page_works_under_a_strict_content_security_policy(dashboard_server, browser_tab):
     # Given the page served with a strict CSP (no inline script or style, same origin only),
     # and a listener that records every violation the browser reports
-    page = new_page()
+    page = browser_tab()
     page.call(
         "Page.addScriptToEvaluateOnNewDocument",
         {
