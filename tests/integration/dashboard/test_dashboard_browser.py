@@ -218,6 +218,7 @@ def test_loading_state_is_shown_until_the_api_answers(dashboard_server, browser_
     assert held_paths == sorted(
         ["/clients?limit=10", "/products", "/sales/by-channel", "/sales/daily", "/status-summary"]
     )
+    assert all(e["request"]["headers"].get("x-api-key") == dashboard_server.api_key for e in held)
     assert loading["state"] == "loading"
     assert loading["status"] == "Loading dashboard data\u2026"
     assert loading["busy"] == sorted(
@@ -346,6 +347,23 @@ def test_the_key_is_kept_for_this_tab_only(dashboard_server, browser_tab):
     assert fresh["keyFormHidden"] is False
     assert fresh["status"] == "Enter the API key to load the dashboard."
     assert set(fresh["panelStates"].values()) == {"waiting"}
+
+
+def test_a_key_put_in_the_fragment_later_is_taken_at_once(dashboard_server, browser_tab):
+    # Given a tab waiting for a key
+    page = browser_tab()
+    page.goto(f"{dashboard_server.url}/")
+    page.wait_for("document.getElementById('status').textContent !== ''")
+
+    # When the user pastes a URL with #key=... into the same tab
+    page.evaluate(f"location.hash = 'key={dashboard_server.api_key}'")
+    page.wait_for(READY)
+
+    # Then the dashboard loads and the key left the address bar
+    shown = page.evaluate(READ_PAGE)
+    assert shown["href"] == f"{dashboard_server.url}/"
+    assert shown["storedKey"] == dashboard_server.api_key
+    assert shown["orders"]["value"] == str(len(dashboard_server.data.orders))
 
 
 def search(page, text: str) -> dict:
