@@ -110,18 +110,26 @@ def _run(cmd: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | N
     return done.stdout
 
 
-def uv_binary() -> str:
+def uv_command() -> list[str]:
+    """``uv`` from PATH, else the ``python3 -m uv`` that ``make setup`` may have installed."""
     found = shutil.which("uv")
     if found:
-        return found
-    raise PackageError("uv is not on PATH; run `make setup` (it installs uv) and retry")
+        return [found]
+    for python in ("python3", sys.executable):
+        exe = shutil.which(python) or python
+        probe = subprocess.run(  # noqa: S603 (fixed argv)
+            [exe, "-m", "uv", "--version"], capture_output=True, text=True, check=False
+        )
+        if probe.returncode == 0:
+            return [exe, "-m", "uv"]
+    raise PackageError("uv is not installed; run `make setup` (it installs uv) and retry")
 
 
 def export_requirements(group: str, dest: Path, *, root: Path = ROOT) -> Path:
     """Write the locked requirements (with hashes) of one dependency group to ``dest``."""
     out = _run(
         [
-            uv_binary(),
+            *uv_command(),
             "export",
             "--frozen",
             "--only-group",
@@ -147,7 +155,7 @@ def install_requirements(
     """Install binary wheels for Lambda's platform into ``target`` (no dependency resolution:
     the exported lock is already complete and pinned)."""
     cmd = [
-        uv_binary(),
+        *uv_command(),
         "pip",
         "install",
         "--quiet",
