@@ -3,7 +3,7 @@
 The steps of :func:`land` (CONTRACT.md section 2, docs/architecture.md section 1):
 
 1. **Fingerprint**: one streaming pass computes the SHA-256 and size and finds whole-file
-   faults (empty, compressed, NUL bytes, not UTF-8). ``ingest_id`` is
+   faults (empty, compressed, not UTF-8). ``ingest_id`` is
    ``<landed_at as YYYYMMDDTHHMMSSffffffZ>-<12 hex of the SHA-256>``.
 2. **Recover**: unfinished work of earlier runs under ``_staging/`` is finished (a publication
    with an intent record is rolled forward) or removed (staging without one).
@@ -114,13 +114,10 @@ def fingerprint(source: str) -> Fingerprint:
                         fault = f"the file is {kind}-compressed; send it uncompressed"
             digest.update(chunk)
             if fault is None:
-                if b"\x00" in chunk:
-                    fault = f"not a CSV text file: NUL byte near byte {size + chunk.index(0)}"
-                else:
-                    try:
-                        decoder.decode(chunk)
-                    except UnicodeDecodeError as exc:
-                        fault = f"not valid UTF-8: bad byte at offset {size + exc.start}"
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    fault = f"not valid UTF-8: bad byte at offset {size + exc.start}"
             size += len(chunk)
     if fault is None:
         try:
