@@ -1,8 +1,10 @@
 """ASGI front end over the core (served by uvicorn).
 
-It only translates: ASGI scope -> api.app.Request, api.app.Response -> ASGI messages. The core
-runs in a small thread pool so a slow query never blocks the event loop (DuckDB releases the
-GIL while it works).
+It only translates: ASGI scope -> api.app.Request, api.app.Response -> ASGI messages. By default
+the core runs inline on the event loop: the local backend answers from memory in micro- to
+milliseconds and holds the GIL while it does, so a thread hop would only add latency
+(measured in bench/bench_api.py). ``workers > 0`` runs it in a thread pool instead, for a
+backend that waits on I/O.
 """
 
 from __future__ import annotations
@@ -10,40 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import parse_qsl
 
 from api.app import App, Request, Response
+from api.querystring import parse_query
 
 log = logging.getLogger("duff.api")
 
-MAX_QUERY_FIELDS = 32
-MAX_QUERY_BYTES = 4096
-
-
-def parse_query(raw: bytes) -> tuple[tuple[str, str], ...] | None:
-    """Decoded (name, value) pairs in order, or None when the query string is malformed."""
-    if not raw:
-        return ()
-    if len(raw) > MAX_QUERY_BYTES:
-        return None
-    try:
-        pairs = parse_qsl(
-            raw.decode("ascii"),
-            keep_blank_values=True,
-            strict_parsing=False,
-            encoding="utf-8",
-            errors="strict",
-            max_num_fields=MAX_QUERY_FIELDS,
-        )
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return tuple(pairs)
-
 
 class AsgiApp:
-    def __init__(self, core: App, workers: int = 4) -> None:
+    def __init__(self, core: App, workers: int = 0) -> None:
         self.core = core
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="duff-api")
+        self._pool = (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="duff-api")
+            if workers
+            else None
+        )
 
     async def __call__(self, scope, receive, send) -> None:
         kind = scope["type"]
@@ -63,8 +46,11 @@ class AsgiApp:
             headers=headers,
             query_error=query is None,
         )
-        loop = asyncio.get_running_loop()
-        resp: Response = await loop.run_in_executor(self._pool, self.core.handle, req)
+        if self._pool is None:
+            resp: Response = self.core.handle(req)
+        else:
+            loop = asyncio.get_running_loop()
+            resp = await loop.run_in_executor(self._pool, self.core.handle, req)
         length = resp.headers.pop("content-length", None) or str(len(resp.body))
         raw_headers = [(b"content-length", length.encode("ascii"))]
         raw_headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers.items()]
@@ -82,5 +68,6 @@ class AsgiApp:
                 return
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
         self.core.close()

@@ -6,7 +6,7 @@ import base64
 from urllib.parse import unquote
 
 from api.app import Request, Response
-from api.asgi import parse_query
+from api.querystring import parse_query
 
 _TEXT_TYPES = ("application/json", "text/", "image/svg+xml")
 

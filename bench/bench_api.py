@@ -185,6 +185,15 @@ def load(port: int, clients: int, seconds: float, max_requests: int, api: bool, 
     return all_lat, sum(errors), elapsed
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process (Linux /proc), to compare work per request."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def pct(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -288,6 +297,8 @@ def main() -> int:
         f"ratio api/baseline: p50 {api['p50'] / base['p50']:.2f}x, "
         f"p99 {api['p99'] / base['p99']:.2f}x, throughput {api['rps'] / base['rps']:.2f}x"
     )
+    print(f"server CPU per request api/baseline: {api['cpu_us'] / base['cpu_us']:.2f}x")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     ok = api["p50"] <= 5 and api["p99"] <= 25 and api["errors"] == 0
     print(f"goals (p50 <= 5 ms, p99 <= 25 ms, 0 errors): {'met' if ok else 'NOT met'}")
     return 0
