@@ -239,16 +239,69 @@ def test_move_is_server_side_and_idempotent(lake, bucket):
         lake.move("_staging/i1/none.parquet", "raw/orders/pa_date=2024-01-01/none.parquet")
 
 
-def test_move_of_a_big_object_uses_multipart_copy(lake, monkeypatch):
-    # Given an object above the multipart-copy threshold
+def test_move_of_an_object_copy_object_refuses_falls_back_to_part_copies(lake, monkeypatch):
+    # Given an object CopyObject refuses (as S3 does above 5 GiB), and a small part threshold
     monkeypatch.setattr(s3mod, "COPY_MULTIPART_THRESHOLD", 5 * 1024 * 1024)
-    data = os.urandom(6 * 1024 * 1024)
+    monkeypatch.setattr(s3mod, "COPY_PART_BYTES", 5 * 1024 * 1024)
+    data = os.urandom(11 * 1024 * 1024)
     lake.put_atomic("_staging/big", data)
+    client = lake.client
+    calls = []
 
-    # When it is moved, Then the bytes arrive intact
+    def refuse(**kwargs):
+        calls.append(kwargs["Key"])
+        raise client.exceptions.ClientError(
+            {"Error": {"Code": "InvalidRequest", "Message": "copy source is larger than 5 GiB"}},
+            "CopyObject",
+        )
+
+    monkeypatch.setattr(client, "copy_object", refuse)
+
+    # When it is moved, Then the bytes arrive intact through the multipart copy
     lake.move("_staging/big", "raw/big")
+    assert calls == ["team/lake/raw/big"]
     assert lake.read_bytes("raw/big") == data
+    head = boto3.client("s3").head_object(Bucket=lake.bucket, Key="team/lake/raw/big")
+    assert head["ETag"].strip('"').endswith("-3")
     assert lake.list("_staging/") == []
+
+
+def test_move_many_publishes_every_pair(lake):
+    # Given forty staged partition files
+    pairs = []
+    for day in range(1, 41):
+        src = f"_staging/i1/raw/orders/pa_date=2024-01-{day:02d}/i1-0.parquet"
+        lake.put_atomic(src, f"day {day}".encode())
+        pairs.append((src, src.removeprefix("_staging/i1/")))
+
+    # When they are moved together
+    lake.move_many(pairs)
+
+    # Then each target holds its own bytes and staging is empty
+    assert lake.list("_staging/") == []
+    assert lake.read_bytes("raw/orders/pa_date=2024-01-17/i1-0.parquet") == b"day 17"
+    assert len(lake.list("raw/orders/")) == 40
+
+
+def test_move_many_moves_the_rest_then_raises_the_first_error(lake):
+    # Given three pairs, one of whose sources does not exist
+    lake.put_atomic("_staging/a", b"a")
+    lake.put_atomic("_staging/c", b"c")
+
+    # When they are moved, Then the missing one raises and the others were still moved
+    with pytest.raises(FileNotFoundError):
+        lake.move_many([("_staging/a", "raw/a"), ("_staging/b", "raw/b"), ("_staging/c", "raw/c")])
+    assert lake.read_bytes("raw/a") == b"a" and lake.read_bytes("raw/c") == b"c"
+
+
+def test_copy_from_keeps_a_source_byte_for_byte(lake, bucket):
+    # Given a source object outside the lake
+    data = os.urandom(70_000)
+    boto3.client("s3").put_object(Bucket=bucket, Key="incoming/bad file.csv.gz", Body=data)
+
+    # When it is copied into the quarantine server-side, Then the bytes are identical
+    lake.copy_from(f"s3://{bucket}/incoming/bad file.csv.gz", "quarantine/i1/bad file.csv.gz")
+    assert lake.read_bytes("quarantine/i1/bad file.csv.gz") == data
 
 
 def test_delete_ignores_missing_and_batches(lake, monkeypatch):
