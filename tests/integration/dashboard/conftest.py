@@ -7,6 +7,8 @@ the browser tests are skipped locally with the reason, and fail under CI (env ``
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import datetime as dt
 import os
 import random
@@ -403,17 +405,28 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def dashboard_server(
-    dashboard_data: DashboardData, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DashboardServer]:
-    """The real app (``python -m api``) on 127.0.0.1, over one build of the marts written
-    from the test's orders into a tmp ``DUFF_LAKE``."""
+REPO = Path(__file__).resolve().parents[3]
+CSV_HEADER = (
+    "client_id",
+    "client_name",
+    "order_id",
+    "product_id",
+    "product_description",
+    "product_price",
+    "product_ccf",
+    "product_volume",
+    "point_of_sale_channel",
+    "status",
+    "order_date",
+)
+
+
+@contextlib.contextmanager
+def running_api(lake: Path, data: DashboardData) -> Iterator[DashboardServer]:
+    """``python -m api`` on 127.0.0.1 and a free port over ``lake``; stopped on exit."""
     import httpx
 
-    lake = tmp_path_factory.mktemp("dashboard-lake")
-    write_marts(lake, dashboard_data)
-    log_path = lake / "api.log"
+    log_path = lake.parent / f"{lake.name}-api.log"
     env = {
         **os.environ,
         "DUFF_LAKE": str(lake),
@@ -422,14 +435,13 @@ def dashboard_server(
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("AWS_LAMBDA_FUNCTION_NAME", None)
-    repo = Path(__file__).resolve().parents[3]
     for _attempt in range(3):  # the free port may be taken between probe and bind: retry
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "api", "--port", str(port), "--no-access-log"],
-                cwd=repo,
+                cwd=REPO,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -452,7 +464,7 @@ def dashboard_server(
     else:
         pytest.fail(f"python -m api did not come up; its log:\n{log_path.read_text()}")
     try:
-        yield DashboardServer(url, API_KEY, dashboard_data)
+        yield DashboardServer(url, API_KEY, data)
     finally:
         proc.terminate()
         try:
@@ -460,3 +472,77 @@ def dashboard_server(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def dashboard_server(
+    dashboard_data: DashboardData, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DashboardServer]:
+    """The real app (``python -m api``) over one build of the marts written directly from the
+    test's orders into a tmp ``DUFF_LAKE`` (docs/architecture.md section 2)."""
+    lake = tmp_path_factory.mktemp("dashboard-lake")
+    write_marts(lake, dashboard_data)
+    with running_api(lake, dashboard_data) as server:
+        yield server
+
+
+def write_orders_csv(path: Path, orders: list[Order]) -> Path:
+    """The orders as the Duff export writes them (CONTRACT.md section 1, with order_date)."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_HEADER)
+        for o in orders:
+            _, description, price, volume = o.product
+            writer.writerow(
+                [
+                    o.client_id,
+                    o.client_name,
+                    o.order_id,
+                    o.product_id,
+                    description,
+                    price,
+                    o.units,
+                    volume,
+                    o.channel,
+                    o.status,
+                    o.pa_date.isoformat(),
+                ]
+            )
+    return path
+
+
+@pytest.fixture(scope="session")
+def pipeline_server(
+    dashboard_data: DashboardData, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DashboardServer]:
+    """The whole product on the test's orders: an orders CSV, ``python -m ingestion``,
+    ``dbt build`` (which exports the served marts), then ``python -m api`` over that lake."""
+    work = tmp_path_factory.mktemp("dashboard-pipeline")
+    lake = work / "lake"
+    env = {
+        **os.environ,
+        "DUFF_LAKE": str(lake),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    env.pop("DUFF_DBT_TARGET", None)
+    csv_path = write_orders_csv(work / "orders.csv", dashboard_data.orders)
+    steps = [
+        [sys.executable, "-m", "ingestion", str(csv_path), "--json"],
+        [
+            str(Path(sys.executable).with_name("dbt")),
+            "build",
+            "--target-path",
+            str(work / "target"),
+            "--log-path",
+            str(work / "logs"),
+        ],
+    ]
+    for cmd in steps:
+        proc = subprocess.run(
+            cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        if proc.returncode != 0:
+            pytest.fail(f"{' '.join(cmd[:3])} failed:\n{(proc.stdout + proc.stderr)[-4000:]}")
+    with running_api(lake, dashboard_data) as server:
+        yield server

@@ -562,3 +562,47 @@ def test_page_works_under_a_strict_content_security_policy(dashboard_server, bro
     violations = page.wait_for("window.__csp.length && window.__csp")
     assert page.evaluate("window.__inline === undefined")
     assert violations == ["script-src-elem inline"]
+
+
+@pytest.mark.slow
+def test_whole_chain_from_the_orders_file_to_the_dashboard(
+    pipeline_server, browser_tab, screenshot_dir
+):
+    # Given the test's orders written as an export CSV, landed by `python -m ingestion`,
+    # built by `dbt build` and served by `python -m api` (see the pipeline_server fixture)
+    data = pipeline_server.data
+
+    # When a user opens the dashboard
+    page = browser_tab(1280, 900)
+    shown = open_dashboard(page, pipeline_server, f"#key={pipeline_server.api_key}")
+    assert shown["state"] == "ready", shown
+    assert page.exceptions() == []
+    page.screenshot(screenshot_dir / "dashboard-pipeline.png")
+
+    # Then the totals are the sums over the orders file, computed here in Decimal
+    revenue = sum(o.amount for o in data.orders)
+    liters = sum(o.liters for o in data.orders)
+    assert shown["revenue"] == {"text": f"{revenue:,.2f}", "value": f"{revenue:.2f}"}
+    assert shown["orders"]["value"] == str(len(data.orders))
+    assert shown["liters"] == {"text": f"{liters:,.3f}", "value": f"{liters:.3f}"}
+
+    # And every chart shows the figures that follow from the file
+    marks = {k: [(label, dec(v)) for label, v in m] for k, m in shown["marks"].items()}
+    assert dict(marks["panel-channel"]) == {c["channel"]: c["revenue"] for c in data.channels}
+    assert dict(marks["panel-status"]) == {s["status"]: s["orders"] for s in data.statuses}
+    assert marks["panel-daily"] == [(d["pa_date"].isoformat(), d["revenue"]) for d in data.daily]
+    top_products = sorted(data.products, key=lambda p: (-p["revenue"], p["product_id"]))
+    assert marks["panel-products"] == [
+        (p["product_description"], p["revenue"]) for p in top_products[:PRODUCTS_IN_CHART]
+    ]
+    assert marks["panel-clients"] == [
+        (c["client_name"], c["total_spend"]) for c in data.clients[:10]
+    ]
+
+    # And a client found by name carries its figures and top product through the whole chain
+    zoe = next(c for c in data.clients if c["client_name"] == "Zoë Ångström")
+    found = search(page, "ångström")
+    assert found["results"] == [zoe["client_id"]]
+    assert found["detail"]["top_product"] == str(zoe["top_product"]["product_id"])
+    assert dec(found["detail"]["total_spend"]) == zoe["total_spend"]
+    assert dec(found["detail"]["liters"]) == zoe["liters"]
