@@ -25,12 +25,7 @@ def _port(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument(
-        "--port",
-        type=_port,
-        default=_port(os.environ.get("DUFF_PORT", "8000") or "8000"),
-        help="port (default $DUFF_PORT or 8000)",
-    )
+    parser.add_argument("--port", type=_port, help="port (default $DUFF_PORT or 8000)")
     parser.add_argument(
         "--dev",
         action="store_true",
@@ -39,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     parser.add_argument("--no-access-log", action="store_true", help="do not log each request")
     args = parser.parse_args(argv)
+    if args.port is None:
+        try:
+            args.port = _port(os.environ.get("DUFF_PORT", "").strip() or "8000")
+        except argparse.ArgumentTypeError as err:
+            parser.error(f"DUFF_PORT: {err}")
     configure_logging(args.log_level)
     try:
         settings = Settings.from_env()

@@ -12,6 +12,7 @@ import os
 import secrets
 import sys
 
+from api.__main__ import _port
 from api.server import configure_logging, serve
 from api.settings import Settings, SettingsError
 
@@ -37,8 +38,13 @@ def banner(port: int, key: str, generated: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api.demo", description=__doc__)
-    parser.add_argument("--port", type=int, default=int(os.environ.get("DUFF_PORT") or 8000))
+    parser.add_argument("--port", type=_port, help="port (default $DUFF_PORT or 8000)")
     args = parser.parse_args(argv)
+    if args.port is None:
+        try:
+            args.port = _port(os.environ.get("DUFF_PORT", "").strip() or "8000")
+        except argparse.ArgumentTypeError as err:
+            parser.error(f"DUFF_PORT: {err}")
     configure_logging("info")
     try:
         settings = Settings.from_env()

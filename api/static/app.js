@@ -133,7 +133,7 @@
       const err = (body && body.error) || {};
       const kind = resp.status === 403 || resp.status === 401 ? "auth" : resp.status >= 500 ? "server" : "client";
       const detail = err.message || resp.statusText || "no detail";
-      return Promise.reject(new ApiError(kind, resp.status, err.code || `http_${resp.status}`, detail, path));
+      throw new ApiError(kind, resp.status, err.code || `http_${resp.status}`, detail, path);
     }
     if (body === null || typeof body !== "object") {
       throw new ApiError("server", resp.status, "bad_response", `The API answered /${path} with something that is not JSON.`, path);

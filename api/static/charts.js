@@ -10,6 +10,7 @@
  *   DuffCharts.bars(el, {items: [{label, value}], format, ariaLabel, orientation})
  *   DuffCharts.line(el, {points: [{date: "YYYY-MM-DD", value}], format, ariaLabel})
  *   DuffCharts.donut(el, {items: [{label, value}], format, ariaLabel})
+ *   DuffCharts.clear(el)   // empty the container and stop following its size
  *
  * Charts re-render at the container's own width when it changes size, so text stays crisp
  * and readable on a phone and on a wide screen.
@@ -114,6 +115,13 @@
         })
       : null;
 
+  /** Empty a chart container and stop re-rendering it on resize. */
+  function clear(el) {
+    if (resizeObserver && observed.has(el)) resizeObserver.unobserve(el);
+    observed.delete(el);
+    el.textContent = "";
+  }
+
   function mount(el, render) {
     const width = widthOf(el);
     observed.set(el, { width, render });
@@ -123,6 +131,7 @@
 
   /** Horizontal bars (one row per item, label left, value right) or vertical columns. */
   function bars(el, opts) {
+    clear(el);
     const items = opts.items || [];
     const format = opts.format || String;
     if (!items.length) return emptyMessage(el, opts.emptyText || "No data.");
@@ -221,6 +230,7 @@
 
   /** A time series: area + line over dates, one point per day present in the data. */
   function line(el, opts) {
+    clear(el);
     const points = (opts.points || []).slice().sort((a, b) => (a.date < b.date ? -1 : 1));
     const format = opts.format || String;
     if (!points.length) return emptyMessage(el, opts.emptyText || "No data.");
@@ -276,6 +286,7 @@
 
   /** A donut: share of each item in the whole, with a legend of value and percent. */
   function donut(el, opts) {
+    clear(el);
     const items = opts.items || [];
     const format = opts.format || String;
     const total = items.reduce((s, d) => s + d.value, 0);
@@ -324,5 +335,5 @@
     });
   }
 
-  root.DuffCharts = Object.freeze({ version: "1.0.0", bars, line, donut, niceTicks, compact });
+  root.DuffCharts = Object.freeze({ version: "1.0.0", bars, line, donut, clear, niceTicks, compact });
 })(window);
