@@ -189,7 +189,7 @@
         this.message.textContent = text || "";
         this.message.classList.toggle("error", s === "error");
         if (s !== "ready") {
-          this.chart.textContent = "";
+          DuffCharts.clear(this.chart);
           this.table.textContent = "";
         }
       },

@@ -272,10 +272,14 @@ def test_wrong_key_says_so_and_lets_the_user_enter_another(
 
 
 def test_server_and_network_failures_are_reported_with_a_retry(dashboard_server, browser_tab):
-    # Given a browser in which /sales/by-channel answers 500 and /products cannot connect
+    # Given a dashboard that loaded, after which /sales/by-channel answers 500 and /products
+    # cannot connect, and the user presses Refresh
     page = browser_tab()
+    assert open_dashboard(page, dashboard_server, f"#key={dashboard_server.api_key}")["state"] == (
+        "ready"
+    )
     page.call("Fetch.enable", {"patterns": api_patterns(dashboard_server)})
-    page.goto(f"{dashboard_server.url}/#key={dashboard_server.api_key}")
+    page.evaluate("document.getElementById('refresh-button').click()")
     error_body = {"error": {"code": "internal", "message": "the warehouse is on fire"}}
     seen: set[str] = set()
     while len(seen) < 5:
@@ -318,6 +322,16 @@ def test_server_and_network_failures_are_reported_with_a_retry(dashboard_server,
     assert shown["panelStates"]["panel-channel"] == "error"
     assert shown["revenue"]["text"] == "Unavailable"
     assert shown["storedKey"] == dashboard_server.api_key  # not a key problem: key kept
+    assert shown["marks"]["panel-channel"] == [] and shown["marks"]["panel-products"] == []
+
+    # And a resize redraws the charts that loaded but never brings back the failed ones
+    daily_width = "document.querySelector('#panel-daily svg.dc-chart').getAttribute('width')"
+    before = page.evaluate(daily_width)
+    page.set_viewport(900, 900)
+    page.wait_for(f"{daily_width} !== {json.dumps(before)}")
+    after_resize = page.evaluate(READ_PAGE)["marks"]
+    assert after_resize["panel-channel"] == [] and after_resize["panel-products"] == []
+    assert len(after_resize["panel-daily"]) == len(dashboard_server.data.daily)
 
     # When the API recovers and the user presses "Try again"
     page.call("Fetch.disable")
