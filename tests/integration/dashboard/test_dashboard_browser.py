@@ -579,6 +579,7 @@ def test_page_works_under_a_strict_content_security_policy(dashboard_server, bro
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(420)  # includes the session fixture's ingestion and dbt build
 def test_whole_chain_from_the_orders_file_to_the_dashboard(
     pipeline_server, browser_tab, screenshot_dir
 ):
