@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -63,6 +65,23 @@ def states(dbt_project_factory, tmp_path_factory):
     out["freshness"] = project.run("source", "freshness", check=False)
     out["partial"] = project.run("run", "--select", "fact_orders")
     out["after_partial"] = build_dirs(lake_abs)
+
+    # Given a CSV landed by the real ingestion CLI next to the test's own files: order 2
+    # re-sent with a new status, channel and date, and a new order 3
+    csv_file = base / "resend.csv"
+    csv_file.write_text(
+        "order_id,client_id,client_name,product_id,product_description,product_price,"
+        "product_ccf,product_volume,point_of_sale_channel,status,order_date\n"
+        "2,6,Carl Carlson,201,Duff Dry,2.00,1,0.500,online,DELIVERED,2024-05-09\n"
+        "3,5,Lenny,200,Duff,1.25,2,0.330,b2b,created,2024-05-09\n"
+    )
+    ingest = subprocess.run(
+        [sys.executable, "-m", "ingestion", str(csv_file), "--json"],
+        cwd=REPO, env={**os.environ, "DUFF_LAKE": str(lake_abs)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert ingest.returncode == 0, ingest.stderr[-3000:]
+    out["manifest"] = json.loads(ingest.stdout)
     out["good"] = project.run("build")
     out["after_good"] = build_dirs(lake_abs)
 
@@ -126,12 +145,28 @@ def test_a_good_build_after_the_empty_one_is_exported(states):
     new = [d for d in states["after_good"] if d not in states["after_empty"]]
     assert len(new) == 1
     rows = pq.read_table(new[0] / "mart_orders.parquet").to_pylist()
-    assert [(r["order_id"], r["units"], str(r["total_amount"])) for r in rows] == [
-        (1, 4, "5.00"),
-        (2, 1, "2.00"),
+    got = [
+        (r["order_id"], r["client_id"], r["units"], str(r["total_amount"]), r["channel"],
+         r["status"], r["pa_date"].isoformat())
+        for r in rows
+    ]  # fmt: skip
+    # order 2 shows once, as the real ingestion re-sent it; order 3 is the CLI's new order
+    assert got == [
+        (1, 5, 4, "5.00", "Retail", "delivered", "2024-05-01"),
+        (2, 6, 1, "2.00", "Online", "delivered", "2024-05-09"),
+        (3, 5, 2, "2.50", "B2B", "created", "2024-05-09"),
     ]
+    clients = {
+        r["client_id"]: r["client_name"]
+        for r in pq.read_table(new[0] / "mart_client_sales.parquet").to_pylist()
+    }
+    assert clients == {5: "Lenny", 6: "Carl Carlson"}
     info = pq.read_table(new[0] / "_SUCCESS.parquet").to_pylist()[0]
-    assert info["data_as_of"] == states["landed_at"].replace(tzinfo=None)
+    manifest_landed = dt.datetime.fromisoformat(
+        states["manifest"]["landed_at"].replace("Z", "+00:00")
+    )
+    assert states["manifest"]["status"] == "landed" and states["manifest"]["valid"] == 2
+    assert info["data_as_of"] == manifest_landed.replace(tzinfo=None)
 
 
 def test_a_failing_build_exports_nothing(states):
