@@ -50,6 +50,14 @@ FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip entry can hold
 STRIP_DIR_NAMES = frozenset({"__pycache__", "tests", "test"})
 STRIP_DIR_PATHS = frozenset({"bin", "pyarrow/include", "pyarrow/src", "pyarrow/tests"})
 STRIP_SUFFIXES = (".pyc", ".pyo", ".pyx", ".pxd", ".pxi", ".h", ".hpp", ".cc", ".cpp")
+# Arrow Flight (RPC) is never used and nothing else links it: about 36 MB of pyarrow.
+# (libarrow_substrait stays: pyarrow's core extension modules link it.)
+STRIP_GLOBS = (
+    "pyarrow/libarrow_flight.so*",
+    "pyarrow/libarrow_python_flight.so*",
+    "pyarrow/_flight.*.so",
+    "pyarrow/flight.py",
+)
 
 
 class PackageError(RuntimeError):
@@ -64,6 +72,8 @@ class Artifact:
     group: str
     code_dirs: tuple[str, ...]
     handler: str  # "module.path.function", as in infra/template.yaml
+    # Modules the code imports lazily, imported too by the check (what stripping must not break).
+    also_import: tuple[str, ...] = ()
 
     @property
     def handler_module(self) -> str:
@@ -75,8 +85,30 @@ class Artifact:
 
 
 ARTIFACTS: tuple[Artifact, ...] = (
-    Artifact("duff-ingest", "lambda-ingest", ("ingestion",), "ingestion.handler.handler"),
-    Artifact("duff-api", "lambda-api", ("api",), "api.handler.handler"),
+    Artifact(
+        "duff-ingest",
+        "lambda-ingest",
+        ("ingestion",),
+        "ingestion.handler.handler",
+        also_import=(
+            "ingestion.land",
+            "ingestion.s3",
+            "ingestion.glue",
+            "pyarrow.parquet",
+            "pyarrow.dataset",
+            "pyarrow.compute",
+            "pyarrow.csv",
+            "pyarrow.fs",
+            "boto3",
+        ),
+    ),
+    Artifact(
+        "duff-api",
+        "lambda-api",
+        ("api",),
+        "api.handler.handler",
+        also_import=("api.backends.athena", "api.keystore", "boto3"),
+    ),
 )
 
 
@@ -198,6 +230,10 @@ def strip_tree(base: Path) -> int:
         if victim.exists():
             removed += _tree_bytes(victim)
             shutil.rmtree(victim)
+    for pattern in STRIP_GLOBS:
+        for victim in sorted(base.glob(pattern)):
+            removed += victim.lstat().st_size
+            victim.unlink()
     # Walk top-down so a removed directory is not descended into.
     for dirpath, dirnames, filenames in os.walk(base, topdown=True):
         here = Path(dirpath)
@@ -302,8 +338,9 @@ def lambda_like_python() -> str | None:
     return None
 
 
-def smoke_import(base: Path, handler: str, python: str) -> None:
-    """Import the handler from the bundle alone (``-S``: no site-packages, no venv)."""
+def smoke_import(base: Path, handler: str, python: str, also_import: Sequence[str] = ()) -> None:
+    """Import the handler (and ``also_import``) from the bundle alone (``-S``: no
+    site-packages, no venv), as Lambda will."""
     module, func = handler.rsplit(".", 1)
     code = (
         "import importlib, sys\n"
@@ -311,6 +348,9 @@ def smoke_import(base: Path, handler: str, python: str) -> None:
         f"mod = importlib.import_module({module!r})\n"
         f"assert callable(getattr(mod, {func!r}, None)), 'no callable {func} in {module}'\n"
         f"assert mod.__file__.startswith({str(base)!r}), mod.__file__\n"
+        f"for name in {list(also_import)!r}:\n"
+        "    extra = importlib.import_module(name)\n"
+        f"    assert extra.__file__.startswith({str(base)!r}), extra.__file__\n"
     )
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -368,7 +408,7 @@ def build_artifact(
             raise PackageError(f"no CPython {PYTHON_VERSION} on Linux x86_64 for the import check")
         do_smoke = python is not None
         if python is not None:
-            smoke_import(base, artifact.handler, python)
+            smoke_import(base, artifact.handler, python, artifact.also_import)
         zip_path = out_dir / f"{artifact.name}.zip"
         write_deterministic_zip(base, zip_path)
     digest = sha256_of(zip_path)

@@ -288,6 +288,7 @@ def test_each_role_writes_only_its_own_lake_prefixes(res):
     for key in ["warehouse/fact_orders/x.parquet", "dbt-docs/index.html", "other.txt"]:
         assert not _allowed(res, "IngestRole", "s3:PutObject", obj.format(key)), key
     assert _allowed(res, "IngestRole", "s3:GetObject", f"arn:aws:s3:::{incoming}/a b.csv")
+    assert _allowed(res, "IngestRole", "s3:ListBucket", f"arn:aws:s3:::{incoming}")
     assert not _allowed(res, "IngestRole", "s3:PutObject", f"arn:aws:s3:::{incoming}/a.csv")
     # And the dbt build reads raw/ but writes only warehouse/ and dbt-docs/
     assert _allowed(res, "DbtBuildRole", "s3:GetObject", obj.format("raw/orders/p/x.parquet"))
