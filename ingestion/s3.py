@@ -45,6 +45,8 @@ COPY_MULTIPART_THRESHOLD = 256 * 1024 * 1024
 COPY_PART_BYTES = 256 * 1024 * 1024
 #: Moves running at once in :meth:`S3Lake.move_many`.
 MOVE_THREADS = 16
+#: Small objects of open_write uploading at once in the background (twice this may be queued).
+DEFERRED_UPLOADS = 8
 #: Keys per DeleteObjects call (the API's maximum).
 _DELETE_BATCH = 1000
 #: Bytes asked of the socket per read when streaming a source.
@@ -334,6 +336,15 @@ class _MultipartWriter(io.RawIOBase):
         )
         return {"PartNumber": number, "ETag": response["ETag"]}
 
+    def take_small(self) -> bytes | None:
+        """The whole content when it fits one ``PutObject`` (no part sent), finishing the
+        writer; None when a multipart upload is under way (then :meth:`commit` it)."""
+        if self._done or self._upload_id is not None:
+            return None
+        data = bytes(self._buffer)
+        self._finish()
+        return data
+
     def commit(self) -> None:
         if self._done:
             return
@@ -410,6 +421,10 @@ class S3Lake:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self._client = client
+        # Small objects written with open_write upload in the background (see flush()).
+        self._pending: list[Future[Any]] = []
+        self._pending_lock = threading.Lock()
+        self._uploader: ThreadPoolExecutor | None = None
 
     @property
     def client(self) -> Any:
@@ -433,20 +448,59 @@ class S3Lake:
 
     @contextlib.contextmanager
     def open_write(self, key: str) -> Iterator[BinaryIO]:
-        writer = _MultipartWriter(
-            self.client, self.bucket, self.object_key(key), part_bytes=PART_BYTES
-        )
+        """Stream an object; it is published only if the block exits cleanly.
+
+        Objects of at least one part are a multipart upload, completed before the block
+        returns. Smaller ones (most staged Parquet files: one per ``pa_date``) are uploaded in
+        the background, up to ``DEFERRED_UPLOADS`` at once, so a landing touching hundreds of
+        partitions does not pay one round trip each in turn. Every other method of the lake
+        first waits for them (:meth:`flush`) and raises if one failed, so no caller ever
+        observes the lake without them, and the publish intent (a ``put_atomic``) is never
+        written while one is missing.
+        """
+        object_key = self.object_key(key)
+        writer = _MultipartWriter(self.client, self.bucket, object_key, part_bytes=PART_BYTES)
         try:
             yield writer  # type: ignore[misc]
         except BaseException:
             writer.abort()
             raise
-        writer.commit()
+        small = writer.take_small()
+        if small is None:
+            writer.commit()
+        else:
+            self._defer_put(object_key, small)
+
+    def _defer_put(self, object_key: str, data: bytes) -> None:
+        client = self.client
+        with self._pending_lock:
+            if self._uploader is None:
+                self._uploader = ThreadPoolExecutor(DEFERRED_UPLOADS, thread_name_prefix="s3-put")
+            # Bound the bytes held: past the limit, wait for the oldest upload first.
+            while len(self._pending) >= DEFERRED_UPLOADS * 2:
+                oldest = self._pending.pop(0)
+                oldest.result()
+            self._pending.append(
+                self._uploader.submit(
+                    client.put_object, Bucket=self.bucket, Key=object_key, Body=data
+                )
+            )
+
+    def flush(self) -> None:
+        """Wait for background uploads; raise the first failure (each failure is raised once)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        errors = [f.exception() for f in pending]
+        first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first
 
     def put_atomic(self, key: str, data: bytes) -> None:
+        self.flush()
         self.client.put_object(Bucket=self.bucket, Key=self.object_key(key), Body=data)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
+        self.flush()
         object_key = self.object_key(key)
         for attempt in range(5):
             try:
@@ -467,6 +521,7 @@ class S3Lake:
         raise S3Error(f"{self.uri(key)}: conditional write kept conflicting; try again later")
 
     def read_bytes(self, key: str) -> bytes | None:
+        self.flush()
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
         except Exception as exc:
@@ -477,6 +532,7 @@ class S3Lake:
         return response["Body"].read()
 
     def _head(self, key: str) -> dict[str, Any] | None:
+        self.flush()
         try:
             return self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
         except Exception as exc:
@@ -493,6 +549,10 @@ class S3Lake:
         return None if head is None else head["LastModified"].timestamp()
 
     def list(self, prefix: str) -> list[str]:
+        self.flush()
+        return self._list(prefix)
+
+    def _list(self, prefix: str) -> list[str]:
         if prefix.startswith("/") or ".." in prefix.split("/"):
             raise ValueError(f"not a lake prefix: {prefix!r}")
         base = f"{self.prefix}/" if self.prefix else ""
@@ -505,6 +565,7 @@ class S3Lake:
         return sorted(keys)
 
     def move(self, src: str, dst: str) -> None:
+        self.flush()
         source_key, target_key = self.object_key(src), self.object_key(dst)
         try:
             self._copy(self.bucket, source_key, target_key)
@@ -523,6 +584,7 @@ class S3Lake:
         one after the other that is two requests each (~50 ms apiece on S3), in parallel a few
         seconds in all. Every move is attempted; the first error is raised after all finished.
         """
+        self.flush()
         if len(pairs) <= 1:
             for src, dst in pairs:
                 self.move(src, dst)
@@ -562,6 +624,14 @@ class S3Lake:
         )
 
     def delete(self, keys: list[str]) -> None:
+        # Deleting is what cleanup does after a failure: a failed background upload must not
+        # stop it, so the deletion happens first and that failure is raised after it.
+        try:
+            self.flush()
+        finally:
+            self._delete(keys)
+
+    def _delete(self, keys: list[str]) -> None:
         object_keys = [self.object_key(k) for k in keys]
         for start in range(0, len(object_keys), _DELETE_BATCH):
             batch = object_keys[start : start + _DELETE_BATCH]
@@ -578,13 +648,18 @@ class S3Lake:
 
     def delete_prefix(self, prefix: str) -> None:
         # Same meaning as LocalLake: the object named ``prefix`` and everything "inside" it,
-        # never a sibling that merely starts with the same letters.
-        stem = prefix.rstrip("/")
-        keys = [k for k in self.list(stem) if k == stem or k.startswith(stem + "/")]
-        self.delete(keys)
+        # never a sibling that merely starts with the same letters. Like delete(), it runs
+        # even when a background upload failed, and raises that failure afterwards.
+        try:
+            self.flush()
+        finally:
+            stem = prefix.rstrip("/")
+            keys = [k for k in self._list(stem) if k == stem or k.startswith(stem + "/")]
+            self._delete(keys)
 
     def copy_from(self, source_uri: str, key: str) -> None:
         """Server-side copy of any ``s3://`` object into the lake at ``key`` (for quarantine)."""
+        self.flush()
         bucket, source_key = split_s3_uri(source_uri)
         self._copy(bucket, source_key, self.object_key(key))
 

@@ -69,9 +69,9 @@ def test_open_write_publishes_only_on_clean_exit(lake, bucket):
         out.write(payload)
         assert not lake.exists("_staging/a/part-0.bin")
 
-    # Then it exists with exactly those bytes, at the prefixed key
-    assert _body(bucket, "team/lake/_staging/a/part-0.bin") == payload
+    # Then the lake sees it with exactly those bytes, at the prefixed key
     assert lake.read_bytes("_staging/a/part-0.bin") == payload
+    assert _body(bucket, "team/lake/_staging/a/part-0.bin") == payload
 
 
 def test_open_write_streams_multipart_and_keeps_bytes(lake, bucket, monkeypatch):
@@ -140,7 +140,9 @@ def test_parquet_written_through_open_write_reads_back_with_pyarrow(lake, bucket
         writer.write_table(table)
         writer.close()
 
-    # Then pyarrow's own S3 filesystem reads the same table back from S3
+    # Then (once the lake's background uploads are done) pyarrow's own S3 filesystem reads
+    # the same table back from S3
+    lake.flush()
     fs = pafs.S3FileSystem(endpoint_override=aws_env, region="us-east-1")
     back = pq.read_table(
         f"{bucket}/team/lake/raw/orders/pa_date=2024-03-01/x-0.parquet", filesystem=fs
@@ -436,3 +438,67 @@ def test_source_exists_tells_missing_from_present(bucket):
     assert source_exists(f"s3://{bucket}/in/here.csv") is True
     assert source_exists(f"s3://{bucket}/in/gone.csv") is False
     assert source_exists("s3://no-such-bucket-duff-test/in/here.csv") is False
+
+
+def test_small_writes_upload_in_the_background_and_are_seen_by_every_later_call(lake, bucket):
+    # Given sixty small staged files (more than the background queue holds)
+    for i in range(60):
+        with lake.open_write(
+            f"_staging/i1/raw/orders/pa_date=2024-02-{i % 28 + 1:02d}/{i}.parquet"
+        ) as out:
+            out.write(b"%d" % i)
+
+    # When the lake is next used, Then every object is there with its bytes
+    assert len(lake.list("_staging/i1/")) == 60
+    assert _body(bucket, "team/lake/_staging/i1/raw/orders/pa_date=2024-02-05/32.parquet") == b"32"
+
+
+def test_a_failed_background_upload_fails_the_next_call_before_it_acts(lake, monkeypatch):
+    # Given a small write whose upload S3 refuses
+    client = lake.client
+    real_put = client.put_object
+
+    def put_object(**kwargs):
+        if kwargs["Key"].endswith("doomed.parquet"):
+            raise client.exceptions.ClientError(
+                {"Error": {"Code": "InternalError", "Message": "We encountered an internal error"}},
+                "PutObject",
+            )
+        return real_put(**kwargs)
+
+    monkeypatch.setattr(client, "put_object", put_object)
+    with lake.open_write("_staging/i2/doomed.parquet") as out:
+        out.write(b"rows")
+
+    # When the publish intent is written next, Then it fails and is not written
+    with pytest.raises(client.exceptions.ClientError, match="InternalError"):
+        lake.put_atomic("_staging/i2/_publish.json", b"{}")
+    assert not lake.exists("_staging/i2/_publish.json")
+    assert not lake.exists("_staging/i2/doomed.parquet")
+    # And the failure is reported once: the lake is usable afterwards
+    lake.put_atomic("_staging/i2/_publish.json", b"{}")
+    assert lake.read_bytes("_staging/i2/_publish.json") == b"{}"
+
+
+def test_cleanup_after_a_failed_background_upload_still_deletes(lake, monkeypatch):
+    # Given a staged file written, and a second one whose upload fails
+    client = lake.client
+    real_put = client.put_object
+
+    def put_object(**kwargs):
+        if kwargs["Key"].endswith("doomed.parquet"):
+            raise client.exceptions.ClientError(
+                {"Error": {"Code": "InternalError", "Message": "internal error"}}, "PutObject"
+            )
+        return real_put(**kwargs)
+
+    monkeypatch.setattr(client, "put_object", put_object)
+    with lake.open_write("_staging/i3/ok.parquet") as out:
+        out.write(b"ok")
+    with lake.open_write("_staging/i3/doomed.parquet") as out:
+        out.write(b"rows")
+
+    # When the landing cleans its staging up, Then the failure is reported and staging is gone
+    with pytest.raises(client.exceptions.ClientError, match="InternalError"):
+        lake.delete_prefix("_staging/i3/")
+    assert lake.list("_staging/i3/") == []
