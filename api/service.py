@@ -185,6 +185,11 @@ def _orders_page(snap: Snapshot, route: str, p: Params, f: OrderFilter, codec: C
             after = parse_key_int(key[0])
         except ValueError:
             raise invalid_cursor() from None
+    fast = getattr(snap, "orders_json_page", None)
+    rendered = fast(f, after, limit + 1) if fast is not None else None
+    if rendered is not None:  # (order_id, item JSON) pairs rendered by the backend
+        pairs, nxt = _page(rendered, limit, lambda r: [r[0]], codec, fp)
+        return {"items": [Num(text) for _oid, text in pairs], "next_cursor": nxt}
     rows, nxt = _page(snap.orders_page(f, after, limit + 1), limit, lambda r: [r[0]], codec, fp)
     return {"items": [_order_item(r) for r in rows], "next_cursor": nxt}
 

@@ -22,6 +22,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 
 import pyarrow as pa
@@ -154,6 +155,7 @@ class LocalSnapshot:
         self._by_client = by_client
         self._client_sorted = array("q", pc.take(self._orders["client_id"], by_client).to_pylist())
         self._ids_by_client = array("q", pc.take(self._orders["order_id"], by_client).to_pylist())
+        self._json_parts = self._prepare_json()
 
     # -- the snapshot interface ------------------------------------------------------------
     def clients_page(self, after: tuple[Decimal, int] | None, limit: int) -> list[tuple]:
@@ -199,7 +201,8 @@ class LocalSnapshot:
             mask = pc.and_(mask, cond)
         return mask
 
-    def orders_page(self, f: OrderFilter, after: int | None, limit: int) -> list[tuple]:
+    def _order_positions(self, f: OrderFilter, after: int | None, limit: int) -> pa.Array | None:
+        """Row positions in ``self._orders`` of the page: matching ``f``, order_id > after."""
         t = self._orders
         if f.client_id is not None:  # the client's rows are contiguous in the by-client index
             lo = bisect_left(self._client_sorted, f.client_id)
@@ -240,8 +243,14 @@ class LocalSnapshot:
             pos = end
             chunk *= 4
         if not picked:
+            return None
+        return pa.concat_arrays([p.cast(pa.int64()) for p in picked])
+
+    def orders_page(self, f: OrderFilter, after: int | None, limit: int) -> list[tuple]:
+        idx = self._order_positions(f, after, limit)
+        if idx is None:
             return []
-        out = t.take(pa.concat_arrays([p.cast(pa.int64()) for p in picked]))
+        out = self._orders.take(idx)
         columns = []
         for name in ORDER_COLUMNS:
             col = out.column(name)
@@ -250,8 +259,66 @@ class LocalSnapshot:
             columns.append(col.to_pylist())
         return list(zip(*columns, strict=True))
 
+    def orders_json_page(self, f: OrderFilter, after: int | None, limit: int):
+        """Like orders_page, but ``(order_id, item JSON text)`` pairs rendered by Arrow.
+
+        None when this build's column types do not allow it (the caller then renders rows).
+        """
+        if self._json_parts is None:
+            return None
+        idx = self._order_positions(f, after, limit)
+        if idx is None:
+            return []
+        out = self._json_parts.take(idx)
+        pieces: list[object] = []
+        for label, column in _JSON_LAYOUT:
+            pieces.append(label)
+            pieces.append(out.column(column))
+        pieces.append("}")
+        text = pc.binary_join_element_wise(*pieces, "")
+        return list(zip(out.column("order_id").to_pylist(), text.to_pylist(), strict=True))
+
+    def _prepare_json(self) -> pa.Table | None:
+        """Per-column JSON text of mart_orders, when its types make that exact."""
+        schema = self._orders.schema
+
+        def is_decimal(name: str, scale: int) -> bool:
+            typ = schema.field(name).type
+            return pa.types.is_decimal(typ) and typ.scale == scale
+
+        if not (
+            all(pa.types.is_integer(schema.field(c).type) for c in _INT_COLUMNS)
+            and is_decimal("unit_price", 2)
+            and is_decimal("total_amount", 2)
+            and is_decimal("liters", 3)
+            and pa.types.is_date32(schema.field("pa_date").type)
+            and all(pa.types.is_string(schema.field(c).type) for c in _TEXT_COLUMNS)
+        ):
+            log.warning("mart_orders has unexpected types; rendering orders in Python")
+            return None
+        t = self._orders
+        cols: dict[str, pa.Array] = {"order_id": t.column("order_id")}
+        for name in (*_INT_COLUMNS, "unit_price", "total_amount", "liters"):
+            cols[name + "_json"] = pc.fill_null(pc.cast(t.column(name), pa.string()), "null")
+        for name in _TEXT_COLUMNS:  # JSON-escape each distinct value once
+            enc = pc.dictionary_encode(t.column(name)).combine_chunks()
+            escaped = pa.array(
+                [encode_basestring_ascii(v) for v in enc.dictionary.to_pylist()], pa.string()
+            )
+            cols[name + "_json"] = pc.fill_null(pc.take(escaped, enc.indices), "null")
+        day = pc.cast(t.column("pa_date"), pa.string())
+        cols["pa_date_json"] = pc.fill_null(pc.binary_join_element_wise('"', day, '"', ""), "null")
+        return pa.table(cols)
+
     def close(self) -> None:
         """Nothing to release: memory goes when the last request holding it finishes."""
+
+
+_INT_COLUMNS = ("order_id", "client_id", "product_id", "units")
+_TEXT_COLUMNS = ("product_description", "channel", "status")
+_JSON_LAYOUT = tuple(
+    ((',"' if i else '{"') + name + '":', name + "_json") for i, name in enumerate(ORDER_COLUMNS)
+)
 
 
 _AS_TEXT = frozenset({"unit_price", "total_amount", "liters", "pa_date"})

@@ -2,6 +2,7 @@
 the local (Arrow) twin answers: one domain, two adapters, same rows."""
 
 import datetime as dt
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from api.backends.local import LocalBackend
 from api.backends.sql import SqlSnapshot
 from api.fake_marts import write_build
-from api.service import OrderFilter
+from api.service import OrderFilter, _order_item
 
 RELS = [
     "mart_client_sales",
@@ -82,6 +83,12 @@ def test_orders_pages_agree(twins, f, after, limit):
     local, sql = twins
     rows = [normal(r) for r in local.orders_page(f, after, limit)]
     assert rows == [normal(r) for r in sql.orders_page(f, after, limit)]
+    # and the Arrow-rendered JSON items say exactly what the Python renderer says
+    rendered = local.orders_json_page(f, after, limit)
+    assert [oid for oid, _ in rendered] == [r[0] for r in rows]
+    assert [json.loads(t, parse_float=Decimal) for _, t in rendered] == [
+        json.loads(_order_item(r).text, parse_float=Decimal) for r in rows
+    ]
     if f.client_id != 12345:
         assert rows  # every case but the unknown client selects something
 
