@@ -24,7 +24,7 @@ STATUSES = ("created", "delivered", "broken")
 PRODUCTS = (
     "Duff Beer 33cl",
     "Duff Lite 33cl",
-    "Duff \"Dry\" 50cl \u00fc\\",
+    'Duff "Dry" 50cl \u00fc\\',
     "Duff Dark 50cl",
     "Duff Beer keg 20l",
     "Duff Lemon 33cl",

@@ -152,6 +152,12 @@ def list_clients(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
             after = (parse_key_decimal(key[0]), parse_key_int(key[1]))
         except ValueError:
             raise invalid_cursor() from None
+    fast = getattr(snap, "clients_json_page", None)
+    if fast is not None:  # (total_spend, client_id, item JSON) rendered by the backend
+        triples, nxt = _page(
+            fast(after, limit + 1), limit, lambda r: [format(Decimal(r[0]), "f"), r[1]], codec, fp
+        )
+        return {"items": [Num(t[2]) for t in triples], "next_cursor": nxt}
     rows, nxt = _page(
         snap.clients_page(after, limit + 1),
         limit,

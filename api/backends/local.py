@@ -38,6 +38,7 @@ from api.service import (
     PRODUCT_COLUMNS,
     STATUS_COLUMNS,
     OrderFilter,
+    _client_item,
 )
 
 log = logging.getLogger("duff.api.local")
@@ -127,6 +128,7 @@ class LocalSnapshot:
         self._clients = clients
         self._client_keys = [(-r[5], r[0]) for r in clients]
         self._client_by_id = {r[0]: r for r in clients}
+        self._client_json = [_client_item(r).text for r in clients]  # rendered once per build
         self._products = sorted(rows("mart_product_sales", PRODUCT_COLUMNS), key=lambda r: r[0])
         self._channels = sorted(rows("mart_channel_sales", CHANNEL_COLUMNS), key=lambda r: r[0])
         self._product_channels = sorted(
@@ -161,6 +163,18 @@ class LocalSnapshot:
     def clients_page(self, after: tuple[Decimal, int] | None, limit: int) -> list[tuple]:
         start = 0 if after is None else bisect_right(self._client_keys, (-after[0], after[1]))
         return self._clients[start : start + limit]
+
+    def clients_json_page(self, after: tuple[Decimal, int] | None, limit: int) -> list[tuple]:
+        """``(total_spend, client_id, item JSON text)`` of the page, rendered at load time."""
+        start = 0 if after is None else bisect_right(self._client_keys, (-after[0], after[1]))
+        return [
+            (r[5], r[0], text)
+            for r, text in zip(
+                self._clients[start : start + limit],
+                self._client_json[start : start + limit],
+                strict=True,
+            )
+        ]
 
     def client(self, client_id: int) -> tuple | None:
         return self._client_by_id.get(client_id)

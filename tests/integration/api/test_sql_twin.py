@@ -12,7 +12,7 @@ import pytest
 from api.backends.local import LocalBackend
 from api.backends.sql import SqlSnapshot
 from api.fake_marts import write_build
-from api.service import OrderFilter, _order_item
+from api.service import OrderFilter, _client_item, _order_item
 
 RELS = [
     "mart_client_sales",
@@ -99,6 +99,10 @@ def test_clients_pages_agree_including_ties(twins):
     while True:
         a, b = local.clients_page(after, 5), sql.clients_page(after, 5)
         assert a == b
+        rendered = local.clients_json_page(after, 5)
+        assert [json.loads(t, parse_float=Decimal) for _s, _c, t in rendered] == [
+            json.loads(_client_item(r).text, parse_float=Decimal) for r in b
+        ]
         if not a:
             break
         after = (a[-1][5], a[-1][0])
