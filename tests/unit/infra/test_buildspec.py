@@ -1,0 +1,43 @@
+"""buildspec.yml: what CodeBuild runs for dbt on Athena (issue 7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _phases() -> dict[str, list[str]]:
+    spec = yaml.safe_load((ROOT / "buildspec.yml").read_text(encoding="utf-8"))
+    assert spec["version"] == 0.2
+    return {name: phase.get("commands", []) for name, phase in spec["phases"].items()}
+
+
+def test_installs_from_the_lock_with_uv_and_never_fetches_dbt_packages():
+    # Given the buildspec's commands
+    phases = _phases()
+    every = [c for commands in phases.values() for c in commands]
+    # Then dependencies come from uv.lock, frozen, and dbt deps (the hub) is never called
+    assert any("uv sync --frozen" in c for c in phases["install"])
+    assert not [c for c in every if "dbt deps" in c or "pip install dbt" in c]
+
+
+def test_runs_freshness_then_build_then_docs_on_athena_in_that_order():
+    build = _phases()["build"]
+    # Then the three dbt steps run, in order, against the athena target
+    assert build == [
+        ".venv/bin/dbt source freshness --target athena",
+        ".venv/bin/dbt build --target athena",
+        ".venv/bin/dbt docs generate --target athena",
+    ]
+
+
+def test_publishes_the_docs_site_to_s3_only_after_a_successful_build():
+    (post,) = _phases()["post_build"]
+    # Then the publication is guarded by CodeBuild's success flag and targets DUFF_DOCS_S3_URI
+    assert 'CODEBUILD_BUILD_SUCCEEDING:-0}" != "1"' in post
+    assert 'aws s3 sync target/ "${DUFF_DOCS_S3_URI%/}/"' in post
+    for name in ("index.html", "manifest.json", "catalog.json"):
+        assert f"--include {name}" in post
