@@ -9,9 +9,12 @@
 {%- endmacro %}
 
 {% macro duckdb__utc_timestamp(expression) -%}
-    {#- Parquet timestamp[us, tz=UTC] reads as TIMESTAMPTZ in DuckDB: take its UTC wall clock
-        as a plain TIMESTAMP so the warehouse is the same whatever the session time zone. -#}
-    timezone('UTC', {{ expression }})
+    {#- Parquet timestamp[us, tz=UTC] reads as TIMESTAMPTZ in DuckDB. It is kept as is (the
+        session time zone is pinned to UTC in profiles.yml, so it shows and casts as UTC):
+        wrapping it in a function would stop DuckDB from pushing `landed_at >= <cutoff>`
+        down to the Parquet row-group statistics, which is what keeps incremental runs from
+        reading the whole history. -#}
+    {{ expression }}
 {%- endmacro %}
 
 {% macro athena__utc_timestamp(expression) -%}
@@ -48,6 +51,36 @@
 {% macro unknown_key() -%}
     {#- The key of every dimension's unknown member. -#}
     {{ surrogate_key(["'-1'"]) }}
+{%- endmacro %}
+
+
+{% macro landed_at_type() -%}
+    {{- return(adapter.dispatch('landed_at_type', 'duff')()) -}}
+{%- endmacro %}
+
+{% macro default__landed_at_type() -%}
+    timestamp
+{%- endmacro %}
+
+{% macro duckdb__landed_at_type() -%}
+    timestamptz
+{%- endmacro %}
+
+{% macro athena__landed_at_type() -%}
+    timestamp(6)
+{%- endmacro %}
+
+
+{% macro landed_at_literal(value) -%}
+    {{- return(adapter.dispatch('landed_at_literal', 'duff')(value)) -}}
+{%- endmacro %}
+
+{% macro default__landed_at_literal(value) -%}
+    {{ timestamp_literal(value) }}
+{%- endmacro %}
+
+{% macro duckdb__landed_at_literal(value) -%}
+    cast('{{ value.strftime("%Y-%m-%d %H:%M:%S.%f") }}+00' as timestamptz)
 {%- endmacro %}
 
 

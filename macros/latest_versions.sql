@@ -46,15 +46,24 @@
 
 
 {% macro incremental_cutoff(landed_at_column='landed_at') -%}
-    {#- The earliest landed_at an incremental run reads again: the newest landed_at already
-        in this model, minus the lookback (var fact_orders_lookback_minutes); the epoch when
-        the model is still empty. -#}
-    (
-        select
-            coalesce(
-                {{ dbt.dateadd('minute', -1 * var('fact_orders_lookback_minutes') | int, 'max(' ~ landed_at_column ~ ')') }},
-                {{ timestamp_literal(modules.datetime.datetime(1970, 1, 1)) }}
-            )
-        from {{ this }}
-    )
+    {#- The earliest landed_at an incremental run reads again, as a literal: the newest
+        landed_at already in this model minus var('fact_orders_lookback_minutes'); the epoch
+        while the model is empty (or when not executing). A literal, not a subquery, so the
+        engine can prune: DuckDB skips Parquet row groups by their landed_at statistics. -#}
+    {%- set epoch = modules.datetime.datetime(1970, 1, 1) -%}
+    {%- set cutoff = namespace(value=epoch) -%}
+    {%- if execute and is_incremental() -%}
+        {%- set newest = run_query('select max(' ~ landed_at_column ~ ') as newest from ' ~ this) -%}
+        {%- if newest.rows | length > 0 and newest.rows[0][0] is not none -%}
+            {%- set value = newest.rows[0][0] -%}
+            {%- if value is string -%}
+                {%- set value = modules.datetime.datetime.fromisoformat(value[:26]) -%}
+            {%- endif -%}
+            {%- if value.tzinfo is not none -%}
+                {%- set value = value.astimezone(modules.pytz.utc).replace(tzinfo=none) -%}
+            {%- endif -%}
+            {%- set cutoff.value = value - modules.datetime.timedelta(minutes=var('fact_orders_lookback_minutes') | int) -%}
+        {%- endif -%}
+    {%- endif -%}
+    {{ landed_at_literal(cutoff.value) }}
 {%- endmacro %}

@@ -87,7 +87,7 @@ unknown_member as (
         cast(null as {{ dbt.type_string() }}) as name_ingest_id,
         cast(null as bigint) as name_source_line,
         true as is_unknown,
-        cast(null as {{ timestamp_type() }}) as name_landed_at
+        cast(null as {{ landed_at_type() }}) as name_landed_at
 
 ),
 
