@@ -88,7 +88,11 @@ class App:
         self.backend = backend
         self.static_dir = static_dir
         self.metrics = metrics or Metrics()
-        self.cache = TTLCache(settings.cache_ttl_seconds, settings.cache_max_entries)
+        self.cache = TTLCache(
+            settings.cache_ttl_seconds,
+            settings.cache_max_entries,
+            max_bytes=settings.cache_max_mb * 1024 * 1024,
+        )
         self.codec = CursorCodec(settings.cursor_secret)
         self._key = (settings.api_key or "").encode("utf-8")
         self._openapi = jsonenc.dumps(build_document())

@@ -13,15 +13,22 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 
+def _size(value: object) -> int:
+    return len(value) if isinstance(value, bytes | str) else 64
+
+
 class TTLCache:
     def __init__(
         self,
         ttl_seconds: float,
         max_entries: int,
         clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._clock = clock
         self._data: OrderedDict[Hashable, tuple[float, object]] = OrderedDict()
         self._build: str | None = None
@@ -39,6 +46,7 @@ class TTLCache:
             if self._data:
                 self.invalidations += 1
             self._data.clear()
+            self._bytes = 0
             self._build = build_id
 
     def get(self, build_id: str, key: Hashable) -> object | None:
@@ -49,7 +57,7 @@ class TTLCache:
             entry = self._data.get(key)
             if entry is None or entry[0] <= self._clock():
                 if entry is not None:
-                    del self._data[key]
+                    self._drop(key)
                 self.misses += 1
                 return None
             self._data.move_to_end(key)
@@ -61,12 +69,19 @@ class TTLCache:
             return
         with self._lock:
             self._check_build(build_id)
-            if build_id != self._build:
+            size = _size(value)
+            if size > self.max_bytes // 8:  # one huge answer must not flush everything else
                 return
+            if key in self._data:
+                self._drop(key)
             self._data[key] = (self._clock() + self.ttl, value)
-            self._data.move_to_end(key)
-            while len(self._data) > self.max_entries:
-                self._data.popitem(last=False)
+            self._bytes += size
+            while len(self._data) > self.max_entries or self._bytes > self.max_bytes:
+                self._drop(next(iter(self._data)))
+
+    def _drop(self, key: Hashable) -> None:
+        _expires, value = self._data.pop(key)
+        self._bytes -= _size(value)
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -74,5 +89,6 @@ class TTLCache:
                 "hits": self.hits,
                 "misses": self.misses,
                 "entries": len(self._data),
+                "bytes": self._bytes,
                 "invalidations": self.invalidations,
             }

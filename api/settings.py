@@ -50,6 +50,7 @@ class Settings:
     lake: str
     cache_ttl_seconds: float = 60.0
     cache_max_entries: int = 4096
+    cache_max_mb: int = 64
     reload_interval_seconds: float = 2.0
     keep_builds: int = 3
     athena_region: str = "us-east-1"
@@ -102,6 +103,7 @@ class Settings:
             lake=env.get("DUFF_LAKE", "").strip() or "./lake",
             cache_ttl_seconds=_float(env, "DUFF_API_CACHE_TTL", 60.0, 0.0),
             cache_max_entries=_int(env, "DUFF_API_CACHE_MAX_ENTRIES", 4096, 0),
+            cache_max_mb=_int(env, "DUFF_API_CACHE_MAX_MB", 64, 0),
             reload_interval_seconds=_float(env, "DUFF_API_RELOAD_SECONDS", 2.0, 0.1),
             keep_builds=_int(env, "DUFF_API_KEEP_BUILDS", 3, 1),
             athena_region=env.get("DUFF_ATHENA_REGION", "").strip() or "us-east-1",

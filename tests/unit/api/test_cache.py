@@ -40,3 +40,18 @@ def test_size_is_bounded_lru():
     cache.put("b", 3, "c")
     assert cache.get("b", 2) is None
     assert cache.get("b", 1) == "a"
+
+
+def test_size_is_bounded_in_bytes():
+    # Given a 100-byte budget
+    cache = TTLCache(60, 100, Clock(), max_bytes=100)
+    # When 40-byte answers are added / Then the oldest go, and the total stays in budget
+    for i in range(5):
+        cache.put("b", i, b"x" * 10)
+    cache.put("b", "big", b"x" * 13)  # over an eighth of the budget: not cached
+    assert cache.get("b", "big") is None
+    for i in range(5, 10):
+        cache.put("b", i, b"y" * 12)
+    assert cache.stats()["bytes"] <= 100
+    assert cache.get("b", 9) == b"y" * 12
+    assert cache.get("b", 0) is None
