@@ -82,7 +82,6 @@ REJECTS_SCHEMA = pa.schema(
     ]
 )
 
-_INT_RE = r"^[0-9]+$"
 _DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
@@ -118,12 +117,23 @@ class Checked:
 
     ``reason`` is OK/MISSING/INVALID per row, ``column`` the index into :data:`CHECK_ORDER` of
     the column that names the fault (-1 when OK). ``values`` holds every normalised column of
-    :data:`RAW_SCHEMA` up to ``total_liters`` (null where the row is not OK) and ``pa_date``.
+    :data:`RAW_SCHEMA` up to ``total_liters``, and ``pa_date``; their values are meaningful only
+    on OK rows (elsewhere they hold placeholders, not nulls: building nulls is slow and the
+    landing keeps only OK rows).
     """
 
     reason: np.ndarray
     column: np.ndarray
     values: dict[str, pa.Array]
+
+
+_STR = pa.string()
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def _fill(ok: pa.Array, values: pa.Array, placeholder: str) -> pa.Array:
+    """``values`` where ``ok``, else a placeholder that casts cleanly."""
+    return pc.if_else(ok, values, pa.scalar(placeholder, _STR))
 
 
 def check(raw: dict[str, pa.Array], fallback_date: dt.date) -> Checked:
@@ -133,61 +143,58 @@ def check(raw: dict[str, pa.Array], fallback_date: dt.date) -> Checked:
     array; all arrays have the same length.
     """
     n = len(raw["order_id"])
-    trimmed = {name: pc.utf8_trim_whitespace(arr) for name, arr in raw.items()}
     missing_col = np.full(n, -1, dtype=np.int16)
     invalid_col = np.full(n, -1, dtype=np.int16)
     values: dict[str, pa.Array] = {}
 
-    def note(idx: int, missing: np.ndarray, invalid: np.ndarray) -> None:
-        missing_col[(missing_col < 0) & missing] = idx
-        invalid_col[(invalid_col < 0) & invalid] = idx
-
     for idx, name in enumerate(CHECK_ORDER):
-        if name not in trimmed:
+        if name not in raw:
             continue
-        t = trimmed[name]
-        empty = _np_mask(pc.equal(pc.binary_length(t), 0))
+        t = pc.utf8_trim_whitespace(raw[name])
+        empty = _np_mask(pc.equal(pc.binary_length(t), pa.scalar(0, pa.int32())))
         if name in ("order_id", "client_id", "product_id", "product_ccf"):
-            digits = pc.match_substring_regex(t, _INT_RE)
-            stripped = pc.replace_substring_regex(t, "^0+", "")
-            ok = pc.and_(digits, _fits(stripped, INT32_MAX if name == "product_ccf" else INT64_MAX))
-            okm = _np_mask(ok)
+            # Plain ASCII digits (ascii_is_decimal is false for '' and any other byte), then
+            # the range, compared as text once leading zeros are gone.
+            stripped = pc.ascii_ltrim(t, characters="0")
+            limit = INT32_MAX if name == "product_ccf" else INT64_MAX
+            ok = pc.and_(pc.ascii_is_decimal(t), _fits(stripped, limit))
             typ = pa.int32() if name == "product_ccf" else pa.int64()
-            values[name] = pc.cast(pc.if_else(ok, stripped, pa.scalar(None, pa.string())), typ)
+            values[name] = pc.cast(_fill(ok, stripped, "0"), typ)
         elif name in ("client_name", "product_description"):
-            okm = ~empty
+            ok = None
             values[name] = t
         elif name in ("product_price", "product_volume"):
-            okm_arr = pc.match_substring_regex(
-                t, _PRICE_RE if name == "product_price" else _VOLUME_RE
-            )
+            ok = pc.match_substring_regex(t, _PRICE_RE if name == "product_price" else _VOLUME_RE)
             if name == "product_volume":  # > 0: some digit is not a zero
-                okm_arr = pc.and_(okm_arr, pc.match_substring_regex(t, "[1-9]"))
-            okm = _np_mask(okm_arr)
+                ok = pc.and_(ok, pc.match_substring_regex(t, "[1-9]"))
             typ = PRICE_TYPE if name == "product_price" else VOLUME_TYPE
-            # Strip leading zeros (keep one before the point) so the cast sees <= precision.
-            canon = pc.replace_substring_regex(t, r"^0+([0-9])", r"\1")
-            values[name] = pc.cast(pc.if_else(okm_arr, canon, pa.scalar(None, pa.string())), typ)
+            values[name] = pc.cast(_fill(ok, t, "0"), typ)
         elif name == "point_of_sale_channel":
-            low = pc.utf8_lower(t)
-            pos = pc.index_in(low, value_set=pa.array(list(CHANNELS)))
-            okm = _np_mask(pc.is_valid(pos))
+            pos = pc.index_in(pc.utf8_lower(t), value_set=pa.array(list(CHANNELS)))
+            ok = pc.is_valid(pos)
             values[name] = pc.take(pa.array(list(CHANNELS.values())), pos)
         elif name == "status":
             low = pc.utf8_lower(t)
-            pos = pc.index_in(low, value_set=pa.array(STATUSES))
-            okm = _np_mask(pc.is_valid(pos))
-            values[name] = pc.if_else(pc.is_valid(pos), low, pa.scalar(None, pa.string()))
-        else:  # order_date: a real calendar date, checked by a round trip
+            ok = pc.is_in(low, value_set=pa.array(STATUSES))
+            values[name] = low
+        else:  # order_date: a real calendar date (2024-02-30 is not one)
             shaped = pc.match_substring_regex(t, _DATE_RE)
-            cand = pc.if_else(shaped, t, pa.scalar(None, pa.string()))
-            ts = pc.strptime(cand, format="%Y-%m-%d", unit="s", error_is_null=True)
-            dates = pc.cast(ts, pa.date32())
-            back = pc.cast(dates, pa.string())  # ISO YYYY-MM-DD (strftime is 6x slower)
-            ok = pc.and_(pc.is_valid(dates), pc.equal(back, cand))
-            okm = _np_mask(ok)
-            values[name] = pc.if_else(ok, dates, pa.scalar(None, pa.date32()))
-        note(idx, empty, ~empty & ~okm)
+            cand = _fill(shaped, t, "1970-01-01")
+            y, m, d = (
+                pc.cast(pc.utf8_slice_codeunits(cand, a, b), pa.int32()).to_numpy(
+                    zero_copy_only=False
+                )
+                for a, b in ((0, 4), (5, 7), (8, 10))
+            )
+            leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
+            month_days = _MONTH_DAYS[np.clip(m, 0, 12)] + ((m == 2) & leap)
+            real = (y >= 1) & (m >= 1) & (m <= 12) & (d >= 1) & (d <= month_days)
+            okm_date = _np_mask(shaped) & real
+            ok = pa.array(okm_date)
+            values[name] = pc.cast(_fill(ok, cand, "1970-01-01"), pa.date32())
+        okm = ~empty if ok is None else _np_mask(ok)
+        missing_col[(missing_col < 0) & empty] = idx
+        invalid_col[(invalid_col < 0) & ~empty & ~okm] = idx
 
     reason = np.where(missing_col >= 0, MISSING, np.where(invalid_col >= 0, INVALID, OK)).astype(
         np.int8
@@ -196,9 +203,8 @@ def check(raw: dict[str, pa.Array], fallback_date: dt.date) -> Checked:
 
     if "order_date" not in values:
         values["order_date"] = pa.nulls(n, pa.date32())
-        values["pa_date"] = pa.array(np.full(n, fallback_date.toordinal() - 719163, np.int32)).cast(
-            pa.date32()
-        )
+        epoch_day = fallback_date.toordinal() - dt.date(1970, 1, 1).toordinal()
+        values["pa_date"] = pa.array(np.full(n, epoch_day, np.int32)).cast(pa.date32())
     else:
         values["pa_date"] = values["order_date"]
     ccf = pc.cast(values["product_ccf"], pa.decimal128(10, 0))
