@@ -10,7 +10,7 @@ The steps of :func:`land` (CONTRACT.md section 2, docs/architecture.md section 1
 3. **Skip**: when ``_state/sources/<sha256 of the source name>/<content sha256>.json`` exists,
    the same object has landed before: nothing is written, the status is ``skipped``.
 4. **Stage**: a second streaming pass parses and checks the rows block by block. Valid rows are
-   spilled, sorted by ``pa_date`` within each block, to a local scratch file (Arrow IPC); at the
+   buffered, and sorted by ``pa_date`` in runs spilled to a local scratch file (Arrow IPC); at the
    end each partition's rows are read back and written as one staged Parquet file, published
    as ``raw/orders/pa_date=D/<ingest_id>-0.parquet`` (zstd, row groups of ``row_group_rows``).
    Rejected rows go to one file, ``rejects/orders/ingest_date=D/<ingest_id>.parquet``.
@@ -37,6 +37,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -80,7 +81,14 @@ COMPRESSED_MAGIC = {
 }
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3}
 MAX_ROWS_PER_FILE = 16_000_000
-PARTITION_SCHEMA = pa.schema([*rules.RAW_SCHEMA, pa.field("pa_date", pa.date32())])
+CONSTANT_COLUMNS = ("source_file", "ingest_id", "landed_at")  # the same on every row: added
+# when a partition is written, not carried through the spill
+PARTITION_SCHEMA = pa.schema(
+    [f for f in rules.RAW_SCHEMA if f.name not in CONSTANT_COLUMNS]
+    + [pa.field("pa_date", pa.date32())]
+)
+WRITE_THREADS = 2
+PARTITIONS_PER_VIEW = 64
 
 
 class Quarantine(Exception):
@@ -174,79 +182,111 @@ class SeenIds:
 
 
 class DateSpill:
-    """Valid rows grouped by pa_date on local disk, to be written one partition at a time.
+    """Valid rows grouped by pa_date, to be written one partition at a time (external sort).
 
-    Each block's rows are sorted by pa_date and appended to an uncompressed Arrow IPC file as
-    one record batch; an index remembers, per date, which row range of which batch holds it.
-    Reading a partition memory-maps the file and slices those ranges (no copy), and unmaps
-    after every chunk so the pages it touched leave the process's resident set.
+    Rows are buffered in memory; each time ``buffer_bytes`` is reached the buffer is sorted by
+    pa_date and appended to an uncompressed Arrow IPC file in a local scratch directory as one
+    record batch (a *run*); an index remembers, per date, which row range of which run holds
+    it. A file whose rows fit in the buffer never touches the disk.
+
+    :meth:`views` memory-maps the file and hands out zero-copy slices; callers drop a view
+    after a few partitions so that the pages it touched leave the process's resident set.
     """
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, buffer_bytes: int) -> None:
         self.path = os.path.join(directory, "valid.arrow")
-        self._sink = pa.OSFile(self.path, "wb")
-        self._writer = ipc.new_file(self._sink, PARTITION_SCHEMA)
-        self.ranges: dict[int, list[tuple[int, int, int]]] = {}  # day -> (batch, start, length)
-        self.rows: dict[int, int] = {}
-        self._count = 0
+        self.buffer_bytes = buffer_bytes
+        self._pending: list[pa.Table] = []
+        self._pending_bytes = 0
+        self._sink: Any = None
+        self._writer: Any = None
+        self.runs = 0
+        self.memory_run: pa.RecordBatch | None = None  # the last run, when it stays in memory
+        self.ranges: dict[int, list[tuple[int, int, int]]] = {}  # day -> (run, start, length)
 
     def add(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
+        self._pending.append(table)
+        self._pending_bytes += table.nbytes
+        if self._pending_bytes >= self.buffer_bytes:
+            self._flush(to_disk=True)
+
+    def _flush(self, to_disk: bool) -> None:
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        self._pending, self._pending_bytes = [], 0
         days = table.column("pa_date").combine_chunks().cast(pa.int32()).to_numpy()
         if len(days) > 1 and not np.all(days[1:] >= days[:-1]):
             order = np.argsort(days, kind="stable")
             table = table.take(pa.array(order))
             days = days[order]
-        batch = table.combine_chunks().to_batches()[0]
-        self._writer.write_batch(batch)
+        batch = table.combine_chunks().to_batches()[0] if table.num_rows else None
+        del table
+        run = self.runs
+        self.runs += 1
+        if to_disk:
+            if self._writer is None:
+                self._sink = pa.OSFile(self.path, "wb")
+                self._writer = ipc.new_file(self._sink, PARTITION_SCHEMA)
+            self._writer.write_batch(batch)
+        else:
+            self.memory_run = batch
         cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
         starts = np.concatenate([[0], cuts]).tolist()
         stops = np.concatenate([cuts, [len(days)]]).tolist()
         for a, b in zip(starts, stops, strict=True):
-            day = int(days[a])
-            self.ranges.setdefault(day, []).append((self._count, a, b - a))
-            self.rows[day] = self.rows.get(day, 0) + (b - a)
-        self._count += 1
+            self.ranges.setdefault(int(days[a]), []).append((run, a, b - a))
 
     def close(self) -> None:
-        self._writer.close()
-        self._sink.close()
+        """No more rows: the last buffer stays in memory as the last run."""
+        self._flush(to_disk=False)
+        if self._writer is not None:
+            self._writer.close()
+            self._sink.close()
 
     def partitions(self) -> list[int]:
         return sorted(self.ranges)
 
-    def read(self, day: int, chunk_rows: int) -> Iterator[pa.Table]:
-        """The rows of one partition, in file order, as tables of about ``chunk_rows`` rows.
+    @contextlib.contextmanager
+    def views(self) -> Iterator[list[pa.RecordBatch | None]]:
+        """Every run as a record batch (zero-copy over a fresh memory map for runs on disk)."""
+        source = pa.memory_map(self.path, "r") if self._writer is not None else None
+        try:
+            batches: list[pa.RecordBatch | None] = []
+            if source is not None:
+                reader = ipc.open_file(source)
+                batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+                del reader
+            if self.memory_run is not None:
+                batches.append(self.memory_run)
+            yield batches
+            batches.clear()
+        finally:
+            if source is not None:
+                source.close()
 
-        Each table is only valid until the next one is requested.
-        """
-        pending: list[tuple[int, int, int]] = []
+    def read(
+        self, day: int, runs: list[pa.RecordBatch | None], chunk_rows: int
+    ) -> Iterator[pa.Table]:
+        """The rows of one partition, in file order, as tables of about ``chunk_rows`` rows."""
+        pending: list[pa.RecordBatch] = []
         count = 0
-        for batch_no, start, length in self.ranges[day]:
+        for run, start, length in self.ranges[day]:
+            batch = runs[run]
+            assert batch is not None
             while length:
                 take = min(length, chunk_rows - count)
-                pending.append((batch_no, start, take))
+                pending.append(batch.slice(start, take))
                 count += take
                 start += take
                 length -= take
                 if count >= chunk_rows:
-                    yield from self._load(pending)
+                    yield pa.Table.from_batches(pending, schema=PARTITION_SCHEMA)
                     pending, count = [], 0
         if pending:
-            yield from self._load(pending)
-
-    def _load(self, pieces: list[tuple[int, int, int]]) -> Iterator[pa.Table]:
-        source = pa.memory_map(self.path, "r")
-        try:
-            reader = ipc.open_file(source)
-            table = pa.Table.from_batches(
-                [reader.get_batch(b).slice(s, n) for b, s, n in pieces], schema=PARTITION_SCHEMA
-            )
-            yield table
-            del table, reader
-        finally:
-            source.close()
+            yield pa.Table.from_batches(pending, schema=PARTITION_SCHEMA)
 
 
 def day_text(day: int) -> str:
@@ -405,6 +445,7 @@ def _stage_rows(
     seen = SeenIds()
     scratch = tempfile.mkdtemp(prefix="duff-ingest-", dir=settings.spill_dir)
     moves: list[tuple[str, str]] = []
+    t0 = time.monotonic()
     try:
         with open_source(source_file) as f:
             try:
@@ -412,7 +453,7 @@ def _stage_rows(
             except ScanError as exc:
                 raise Quarantine(str(exc)) from None
             positions, ignored = check_header(names)
-            spill = DateSpill(scratch)
+            spill = DateSpill(scratch, settings.buffer_bytes)
             scanner = Scanner(
                 f,
                 len(names),
@@ -436,15 +477,31 @@ def _stage_rows(
                 "rows_in": counts.rows_in,
                 "fast_blocks": scanner.fast_blocks,
                 "slow_blocks": scanner.slow_blocks,
+                "seconds": round(time.monotonic() - t0, 3),
             },
         )
-        partitions = []
-        for day in spill.partitions():
-            date = day_text(day)
-            partitions.append(date)
-            moves.extend(_write_partition(lake, settings, spill, day, date, ingest_id, stage))
+        t0 = time.monotonic()
+        days = spill.partitions()
+        partitions = [day_text(day) for day in days]
+        # Parquet encoding and zstd release the GIL: write partitions two at a time, a group
+        # of them per memory map of the spill (see DateSpill.views).
+        with ThreadPoolExecutor(WRITE_THREADS) as pool:
+            for g in range(0, len(days), PARTITIONS_PER_VIEW):
+                with spill.views() as runs:
+                    futures = [
+                        pool.submit(
+                            _write_partition, lake, settings, spill, runs, day, lineage, stage
+                        )
+                        for day in days[g : g + PARTITIONS_PER_VIEW]
+                    ]
+                    for future in futures:
+                        moves.extend(future.result())
         if rejects.close():
             moves.append((stage + "rejects.parquet", rejects_key))
+        log.info(
+            "staged",
+            extra={"files": len(moves), "seconds": round(time.monotonic() - t0, 3)},
+        )
         return Staged(counts, ignored, partitions, moves)
     except BaseException:
         rejects.abort()
@@ -457,18 +514,25 @@ def _write_partition(
     lake: Lake,
     settings: Settings,
     spill: DateSpill,
+    runs: list[pa.RecordBatch | None],
     day: int,
-    date: str,
-    ingest_id: str,
+    lineage: dict[str, Any],
     stage: str,
 ) -> list[tuple[str, str]]:
+    date = day_text(day)
+    ingest_id = lineage["ingest_id"]
+    constants = {
+        "source_file": pa.scalar(lineage["source_file"], pa.string()),
+        "ingest_id": pa.scalar(ingest_id, pa.string()),
+        "landed_at": pa.scalar(lineage["landed_at"], pa.timestamp("us", tz="UTC")),
+    }
     moves = []
     n = 0
     rows_in_file = 0
     stack = contextlib.ExitStack()
     writer: pq.ParquetWriter | None = None
     try:
-        for table in spill.read(day, settings.row_group_rows):
+        for table in spill.read(day, runs, settings.row_group_rows):
             if writer is None or rows_in_file >= MAX_ROWS_PER_FILE:
                 if writer is not None:
                     writer.close()
@@ -480,7 +544,14 @@ def _write_partition(
                 writer = pq.ParquetWriter(sink, rules.RAW_SCHEMA, **PARQUET_OPTIONS)
                 moves.append((staged, key))
                 rows_in_file = 0
-            writer.write_table(table.drop_columns(["pa_date"]), row_group_size=table.num_rows)
+            n_rows = table.num_rows
+            columns = {
+                name: (
+                    pa.repeat(constants[name], n_rows) if name in constants else table.column(name)
+                )
+                for name in rules.RAW_SCHEMA.names
+            }
+            writer.write_table(pa.table(columns, schema=rules.RAW_SCHEMA), row_group_size=n_rows)
             rows_in_file += table.num_rows
         if writer is not None:
             writer.close()
@@ -522,13 +593,7 @@ def _process_block(
         for name in rules.RAW_SCHEMA.names:
             if name in checked.values:
                 cols[name] = checked.values[name].take(valid_idx)
-        zeros = pa.array(np.zeros(n, dtype=np.int32))
-        cols["source_file"] = pa.array([lineage["source_file"]], pa.string()).take(zeros)
         cols["source_line"] = pa.array(block.lines[np.flatnonzero(ok)])
-        cols["ingest_id"] = pa.array([lineage["ingest_id"]], pa.string()).take(zeros)
-        cols["landed_at"] = pa.array([lineage["landed_at"]], pa.timestamp("us", tz="UTC")).take(
-            zeros
-        )
         cols["pa_date"] = checked.values["pa_date"].take(valid_idx)
         spill.add(pa.table(cols, schema=PARTITION_SCHEMA))
     # Hand the row-level verdicts to _collect through the block.
@@ -649,7 +714,15 @@ def land(
     fp = fingerprint(source_file)
     ingest_id = make_ingest_id(landed_at, fp.sha256)
     extra = {"ingest_id": ingest_id, "source_file": source_file}
-    log.info("landing", extra={**extra, "bytes": fp.size, "sha256": fp.sha256})
+    log.info(
+        "landing",
+        extra={
+            **extra,
+            "bytes": fp.size,
+            "sha256": fp.sha256,
+            "seconds": round(time.monotonic() - started, 3),
+        },
+    )
 
     recovered = recover(lake, catalog, settings, source_file, fp.sha256)
     if recovered is not None:

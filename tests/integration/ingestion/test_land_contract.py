@@ -139,7 +139,11 @@ def test_duplicates_compare_as_integers_and_first_valid_row_wins(tmp_path: Path)
     # When it lands with tiny blocks (so the rows are spread over many batches)
     landed = land_text(tmp_path, data, block_bytes=64 * 1024 + 1)
     landed_small = land_bytes(
-        tmp_path / "small", data.encode(), block_bytes=64 * 1024, row_group_rows=50
+        tmp_path / "small",
+        data.encode(),
+        block_bytes=64 * 1024,
+        row_group_rows=50,
+        buffer_bytes=32 * 1024,
     )
     for result in (landed, landed_small):
         m = result.manifest
@@ -165,8 +169,11 @@ def test_many_blocks_keep_exact_line_numbers(tmp_path: Path) -> None:
         if i % 17 == 0:
             lines.append("")
             physical += 1
-    landed = land_text(tmp_path, "\n".join(lines) + "\n", block_bytes=64 * 1024)
-    # Then every row lands with the physical line it starts on
+    landed = land_text(
+        tmp_path, "\n".join(lines) + "\n", block_bytes=64 * 1024, buffer_bytes=64 * 1024
+    )
+    # Then every row lands with the physical line it starts on (through sorted runs spilled
+    # to disk, since the buffer is smaller than the file)
     assert landed.manifest["valid"] == 3000
     assert {r["order_id"]: r["source_line"] for r in landed.valid} == expected
 
