@@ -32,7 +32,9 @@
 {%- endmacro %}
 
 {% macro athena__timestamp_literal(value) -%}
-    cast('{{ value.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp(6))
+    {#- Plain `timestamp` (milliseconds): it goes into Hive-format mart tables, which cannot
+        hold timestamp(6). -#}
+    cast('{{ value.strftime("%Y-%m-%d %H:%M:%S.%f")[:23] }}' as timestamp)
 {%- endmacro %}
 
 
@@ -79,6 +81,10 @@
     {{ timestamp_literal(value) }}
 {%- endmacro %}
 
+{% macro athena__landed_at_literal(value) -%}
+    cast('{{ value.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp(6))
+{%- endmacro %}
+
 {% macro duckdb__landed_at_literal(value) -%}
     cast('{{ value.strftime("%Y-%m-%d %H:%M:%S.%f") }}+00' as timestamptz)
 {%- endmacro %}
@@ -93,5 +99,6 @@
 {%- endmacro %}
 
 {% macro athena__timestamp_type() -%}
-    timestamp(6)
+    {#- The served marts are Hive-format tables on Athena: milliseconds. -#}
+    timestamp
 {%- endmacro %}

@@ -213,6 +213,8 @@ def test_models_read_the_glue_table_and_branch_on_incremental(athena_compiles):
     assert "int_orders__latest" in fact_first and "where landed_at >=" not in fact_first
     assert "int_orders__latest" not in fact_incremental
     assert re.search(r"where landed_at >= cast\('[0-9 :.-]+' as timestamp\(6\)\)", fact_incremental)
+    build_info = (first / "models/marts/served/mart_build_info.sql").read_text()
+    assert "timestamp(6)" not in build_info  # Hive-format marts hold milliseconds only
 
 
 def test_the_sanity_check_itself_catches_duckdb_sql():
