@@ -33,8 +33,10 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -79,7 +81,21 @@ COMPRESSED_MAGIC = {
     b"\x28\xb5\x2f\xfd": "zstd",
     b"7z\xbc\xaf\x27\x1c": "7z",
 }
-PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3}
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 1,  # level 3 costs 10% more time for 1% smaller files
+    # Dictionary encoding pays for text; ids, decimals and dates are cheaper without it.
+    "use_dictionary": [
+        "client_name",
+        "product_description",
+        "point_of_sale_channel",
+        "status",
+        "source_file",
+        "ingest_id",
+        "reason",
+        "column",
+    ],
+}
 MAX_ROWS_PER_FILE = 16_000_000
 CONSTANT_COLUMNS = ("source_file", "ingest_id", "landed_at")  # the same on every row: added
 # when a partition is written, not carried through the spill
@@ -289,6 +305,55 @@ class DateSpill:
             yield pa.Table.from_batches(pending, schema=PARTITION_SCHEMA)
 
 
+def prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """Iterate ``items`` in a background thread, up to ``depth`` items ahead.
+
+    Scanning a block (numpy, pyarrow's parser) and checking the previous one (pyarrow compute)
+    both release the GIL, so the two overlap on two cores. Exceptions of the producer are
+    raised in the consumer; a consumer that stops early stops the producer.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer
+            put(_Raised(exc))
+
+    thread = threading.Thread(target=produce, name="ingest-scan", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+@dataclass
+class _Raised:
+    exc: BaseException
+
+
 def day_text(day: int) -> str:
     return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
 
@@ -462,7 +527,7 @@ def _stage_rows(
                 block_bytes=settings.block_bytes,
             )
             try:
-                for block in scanner:
+                for block in prefetch(iter(scanner)):
                     _process_block(block, positions, names, landing_date, lineage, seen, spill)
                     _collect(block, counts, rejects)
                     if progress is not None:
