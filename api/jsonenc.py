@@ -106,6 +106,9 @@ def _enc(obj: object, out: list[str]) -> None:
             _enc(value, out)
         out.append("}")
     elif isinstance(obj, list | tuple):
+        if obj and all(type(v) is Num for v in obj):  # pre-rendered items: one join
+            out.append("[" + ",".join([v.text for v in obj]) + "]")
+            return
         out.append("[")
         for i, value in enumerate(obj):
             if i:

@@ -170,7 +170,13 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+_EXACT = {r.path: r for r in ROUTES if "{" not in r.path}
+
+
 def match(path: str) -> tuple[Route, dict[str, str]] | None:
+    exact = _EXACT.get(path)
+    if exact is not None:
+        return exact, {}
     if not path.startswith("/"):
         return None
     parts = path[1:].split("/")

@@ -244,21 +244,24 @@ class LocalSnapshot:
             end = min(hi, pos + (chunk if filter_cols else need))
             positions = source.slice(pos, end - pos) if source is not None else None
             if not filter_cols:
-                hits = positions if positions is not None else pa.array(range(pos, end), pa.int64())
+                hits = positions if positions is not None else pa.array(range(pos, end), _U64)
             else:
                 if positions is None:
                     cols = t.select(filter_cols).slice(pos, end - pos)
                 else:
                     cols = t.select(filter_cols).take(positions)
                 rel = pc.indices_nonzero(self._mask(cols, f)).slice(0, need)
-                hits = pc.add(rel, pos) if positions is None else pc.take(positions, rel)
+                if positions is None:
+                    hits = pc.add(rel, pa.scalar(pos, _U64))
+                else:
+                    hits = pc.take(positions, rel)
             picked.append(hits)
             need -= len(hits)
             pos = end
             chunk *= 4
         if not picked:
             return None
-        return pa.concat_arrays([p.cast(pa.int64()) for p in picked])
+        return picked[0] if len(picked) == 1 else pa.concat_arrays(picked)
 
     def orders_page(self, f: OrderFilter, after: int | None, limit: int) -> list[tuple]:
         idx = self._order_positions(f, after, limit)
@@ -328,6 +331,7 @@ class LocalSnapshot:
         """Nothing to release: memory goes when the last request holding it finishes."""
 
 
+_U64 = pa.uint64()  # the index type of sort_indices and indices_nonzero
 _INT_COLUMNS = ("order_id", "client_id", "product_id", "units")
 _TEXT_COLUMNS = ("product_description", "channel", "status")
 _JSON_LAYOUT = tuple(
