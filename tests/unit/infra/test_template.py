@@ -456,3 +456,25 @@ def test_every_checkov_skip_is_justified_inline(tpl):
     for lid, skip in skips:
         assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (lid, skip)
         assert len(skip.get("comment", "").split()) >= 6, f"{lid}: {skip['id']} needs a reason"
+
+
+def test_gateway_made_errors_are_json_in_the_contract_error_shape(tpl, res):
+    import json
+
+    responses = _of_type(tpl, "AWS::ApiGateway::GatewayResponse")
+    assert {res.properties(r)["ResponseType"] for r in responses} >= {
+        "INVALID_API_KEY",
+        "THROTTLED",
+        "QUOTA_EXCEEDED",
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+    }
+    for lid in responses:
+        template = res.properties(lid)["ResponseTemplates"]["application/json"]
+        # When API Gateway fills in the message ($context.error.messageString is a quoted string)
+        body = template.replace("$context.error.messageString", json.dumps('say "why"'))
+        # Then the body is JSON of the form {"error": {"code": ..., "message": ...}}
+        error = json.loads(body)["error"]
+        assert set(error) == {"code", "message"} and error["code"] and error["message"], lid
+    forbidden = next(r for r in responses if res.properties(r)["ResponseType"] == "INVALID_API_KEY")
+    assert res.properties(forbidden)["StatusCode"] == "403"
