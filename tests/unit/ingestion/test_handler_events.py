@@ -5,9 +5,12 @@ from __future__ import annotations
 import copy
 import io
 import json
+import urllib.parse
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ingestion import handler as handler_mod
 from ingestion.handler import IngestFailed, handle_event, iter_s3_records, source_uri
@@ -299,3 +302,21 @@ def test_lambda_entry_point_uses_settings_and_request_id(monkeypatch):
     assert summary["landed"] == 1
     (line,) = emitted.getvalue().splitlines()
     assert json.loads(line)["Status"] == "landed"
+
+
+@given(
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cs", "Cc")),
+        min_size=1,
+        max_size=60,
+    ).filter(lambda k: not k.endswith("/"))
+)
+def test_any_key_survives_s3_encoding_and_decoding(key):
+    # Given any object key, URL-encoded the way S3 writes it into events ('+' for a space)
+    event = load_event("s3_put_single.json")
+    event["Records"][0]["s3"]["object"]["key"] = urllib.parse.quote_plus(key, safe="/")
+    land = FakeLanding()
+
+    # When the event is handled, Then landing is asked for exactly that key
+    run(event, land)
+    assert land.calls == [f"s3://duff-incoming/{key}"]
