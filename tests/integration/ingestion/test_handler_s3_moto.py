@@ -348,3 +348,31 @@ def test_two_concurrent_deliveries_of_one_event_land_once(aws_lake, monkeypatch)
     objects = lake_objects(env)
     assert len([k for k in objects if k.startswith("lake/manifests/")]) == 1
     assert len([k for k in objects if k.startswith("lake/raw/")]) == 1
+
+
+def test_header_only_file_lands_with_no_parquet_and_no_partition(aws_lake):
+    # Given a file with a header (BOM, CRLF) and no rows
+    env = aws_lake
+    key = "incoming/empty day.csv"
+    body = b"\xef\xbb\xbf" + HEADER.encode() + b"\r\n"
+    boto3.client("s3").put_object(Bucket=env["incoming"], Key=key, Body=body)
+
+    # When its event is handled
+    summary = handler_mod.handler(event_for(env["incoming"], key), Context())
+
+    # Then it is landed with zero rows: a manifest, no Parquet, no Glue partition
+    assert summary["landed"] == 1
+    manifest = read_manifest(env, summary["files"][0]["ingest_id"])
+    assert (manifest["rows_in"], manifest["valid"], manifest["partitions"]) == (0, 0, [])
+    assert not [k for k in lake_objects(env) if k.endswith(".parquet")]
+    glue = boto3.client("glue")
+    tables = glue.get_tables(DatabaseName=env["database"])["TableList"] if _db_exists(env) else []
+    assert all(
+        not glue.get_partitions(DatabaseName=env["database"], TableName=t["Name"])["Partitions"]
+        for t in tables
+    )
+
+
+def _db_exists(env) -> bool:
+    names = [d["Name"] for d in boto3.client("glue").get_databases()["DatabaseList"]]
+    return env["database"] in names
