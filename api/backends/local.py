@@ -74,7 +74,7 @@ def read_success(build_dir: Path) -> dict:
     """mart_build_info's row from ``_SUCCESS.parquet``; BuildError when absent or unreadable."""
     path = build_dir / SUCCESS
     try:
-        rows = pq.read_table(path).to_pylist()
+        rows = pq.ParquetFile(path).read().to_pylist()
     except (OSError, ValueError) as err:  # pyarrow errors derive from these
         raise BuildError(f"{path}: {err}") from err
     if len(rows) != 1 or not rows[0].get("build_id"):
@@ -91,7 +91,7 @@ def _read(path: Path) -> pa.Table:
     if not path.is_file():
         raise BuildError(f"{path} is missing")
     try:
-        return pq.read_table(path)
+        return pq.ParquetFile(path).read()
     except (OSError, ValueError, pa.ArrowException) as err:
         raise BuildError(f"{path}: {err}") from err
 
