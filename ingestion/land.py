@@ -99,9 +99,22 @@ PARQUET_OPTIONS: dict[str, Any] = {
 MAX_ROWS_PER_FILE = 16_000_000
 CONSTANT_COLUMNS = ("source_file", "ingest_id", "landed_at")  # the same on every row: added
 # when a partition is written, not carried through the spill
+DICT_COLUMNS = (
+    "client_name",
+    "product_description",
+    "point_of_sale_channel",
+    "status",
+    "source_file",
+    "ingest_id",
+)
+_DICT = pa.dictionary(pa.int32(), pa.string())
+# What the writer is given: text as dictionaries (cheap to sort and encode). The files do not
+# store this Arrow schema, so readers see plain strings: exactly RAW_SCHEMA.
+WRITE_SCHEMA = pa.schema(
+    [pa.field(f.name, _DICT) if f.name in DICT_COLUMNS else f for f in rules.RAW_SCHEMA]
+)
 PARTITION_SCHEMA = pa.schema(
-    [f for f in rules.RAW_SCHEMA if f.name not in CONSTANT_COLUMNS]
-    + [pa.field("pa_date", pa.date32())]
+    [f for f in WRITE_SCHEMA if f.name not in CONSTANT_COLUMNS] + [pa.field("pa_date", pa.date32())]
 )
 WRITE_THREADS = 2
 PARTITIONS_PER_VIEW = 64
@@ -210,12 +223,11 @@ class DateSpill:
     """
 
     def __init__(self, directory: str, buffer_bytes: int) -> None:
-        self.path = os.path.join(directory, "valid.arrow")
+        self.directory = directory
         self.buffer_bytes = buffer_bytes
         self._pending: list[pa.Table] = []
         self._pending_bytes = 0
-        self._sink: Any = None
-        self._writer: Any = None
+        self.run_paths: list[str] = []  # one IPC file per run (dictionaries differ per run)
         self.runs = 0
         self.memory_run: pa.RecordBatch | None = None  # the last run, when it stays in memory
         self.ranges: dict[int, list[tuple[int, int, int]]] = {}  # day -> (run, start, length)
@@ -238,15 +250,15 @@ class DateSpill:
             order = np.argsort(days, kind="stable")
             table = table.take(pa.array(order))
             days = days[order]
-        batch = table.combine_chunks().to_batches()[0] if table.num_rows else None
+        batch = table.unify_dictionaries().combine_chunks().to_batches()[0]
         del table
         run = self.runs
         self.runs += 1
         if to_disk:
-            if self._writer is None:
-                self._sink = pa.OSFile(self.path, "wb")
-                self._writer = ipc.new_file(self._sink, PARTITION_SCHEMA)
-            self._writer.write_batch(batch)
+            path = os.path.join(self.directory, f"run-{run}.arrow")
+            with pa.OSFile(path, "wb") as sink, ipc.new_file(sink, PARTITION_SCHEMA) as writer:
+                writer.write_batch(batch)
+            self.run_paths.append(path)
         else:
             self.memory_run = batch
         cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
@@ -258,29 +270,24 @@ class DateSpill:
     def close(self) -> None:
         """No more rows: the last buffer stays in memory as the last run."""
         self._flush(to_disk=False)
-        if self._writer is not None:
-            self._writer.close()
-            self._sink.close()
 
     def partitions(self) -> list[int]:
         return sorted(self.ranges)
 
     @contextlib.contextmanager
     def views(self) -> Iterator[list[pa.RecordBatch | None]]:
-        """Every run as a record batch (zero-copy over a fresh memory map for runs on disk)."""
-        source = pa.memory_map(self.path, "r") if self._writer is not None else None
+        """Every run as a record batch (zero-copy over fresh memory maps for runs on disk)."""
+        sources = [pa.memory_map(path, "r") for path in self.run_paths]
         try:
-            batches: list[pa.RecordBatch | None] = []
-            if source is not None:
-                reader = ipc.open_file(source)
-                batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
-                del reader
+            batches: list[pa.RecordBatch | None] = [
+                ipc.open_file(source).get_batch(0) for source in sources
+            ]
             if self.memory_run is not None:
                 batches.append(self.memory_run)
             yield batches
             batches.clear()
         finally:
-            if source is not None:
+            for source in sources:
                 source.close()
 
     def read(
@@ -587,9 +594,9 @@ def _write_partition(
     date = day_text(day)
     ingest_id = lineage["ingest_id"]
     constants = {
-        "source_file": pa.scalar(lineage["source_file"], pa.string()),
-        "ingest_id": pa.scalar(ingest_id, pa.string()),
-        "landed_at": pa.scalar(lineage["landed_at"], pa.timestamp("us", tz="UTC")),
+        "source_file": pa.array([lineage["source_file"]], pa.string()),
+        "ingest_id": pa.array([ingest_id], pa.string()),
+        "landed_at": pa.array([lineage["landed_at"]], pa.timestamp("us", tz="UTC")),
     }
     moves = []
     n = 0
@@ -606,22 +613,28 @@ def _write_partition(
                 key = f"{RAW_PREFIX}pa_date={date}/{ingest_id}-{n}.parquet"
                 staged = f"{stage}{date}-{n}.parquet"  # flat: one directory to clean up
                 sink = stack.enter_context(lake.open_write(staged))
-                writer = pq.ParquetWriter(sink, rules.RAW_SCHEMA, **PARQUET_OPTIONS)
+                writer = pq.ParquetWriter(sink, WRITE_SCHEMA, store_schema=False, **PARQUET_OPTIONS)
                 moves.append((staged, key))
                 rows_in_file = 0
             n_rows = table.num_rows
-            columns = {
-                name: (
-                    pa.repeat(constants[name], n_rows) if name in constants else table.column(name)
-                )
-                for name in rules.RAW_SCHEMA.names
-            }
-            writer.write_table(pa.table(columns, schema=rules.RAW_SCHEMA), row_group_size=n_rows)
+            zeros = pa.array(np.zeros(n_rows, dtype=np.int32))
+            columns = {}
+            for name in WRITE_SCHEMA.names:
+                if name == "landed_at":
+                    columns[name] = constants[name].take(zeros)
+                elif name in constants:
+                    columns[name] = pa.DictionaryArray.from_arrays(zeros, constants[name])
+                else:
+                    columns[name] = table.column(name)
+            writer.write_table(pa.table(columns, schema=WRITE_SCHEMA), row_group_size=n_rows)
             rows_in_file += table.num_rows
         if writer is not None:
             writer.close()
         stack.close()
     except BaseException:
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
         with contextlib.suppress(Exception):
             stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
         raise
@@ -651,15 +664,15 @@ def _process_block(
         reason[dup_idx] = rules.DUPLICATE
         column[dup_idx] = rules.CHECK_ORDER.index("order_id")
         ok[dup_idx] = False
-    valid_idx = pa.array(np.flatnonzero(ok))
-    n = len(valid_idx)
+    n = int(ok.sum())
     if n:
+        keep = pa.array(ok)
         cols: dict[str, pa.Array] = {}
-        for name in rules.RAW_SCHEMA.names:
-            if name in checked.values:
-                cols[name] = checked.values[name].take(valid_idx)
-        cols["source_line"] = pa.array(block.lines[np.flatnonzero(ok)])
-        cols["pa_date"] = checked.values["pa_date"].take(valid_idx)
+        for name in PARTITION_SCHEMA.names:
+            if name == "source_line":
+                cols[name] = pa.array(block.lines[ok])
+            else:
+                cols[name] = checked.values[name].filter(keep)
         spill.add(pa.table(cols, schema=PARTITION_SCHEMA))
     # Hand the row-level verdicts to _collect through the block.
     block.reason = reason  # type: ignore[attr-defined]

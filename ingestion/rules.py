@@ -128,6 +128,8 @@ class Checked:
 
 
 _STR = pa.string()
+_CHANNEL_NAMES = pa.array(list(CHANNELS.values()))
+_STATUS_NAMES = pa.array(STATUSES)
 _MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
@@ -162,7 +164,8 @@ def check(raw: dict[str, pa.Array], fallback_date: dt.date) -> Checked:
             values[name] = pc.cast(_fill(ok, stripped, "0"), typ)
         elif name in ("client_name", "product_description"):
             ok = None
-            values[name] = t
+            # Few distinct names: dictionary-encoded, sorting and writing them is cheap.
+            values[name] = pc.dictionary_encode(t)
         elif name in ("product_price", "product_volume"):
             ok = pc.match_substring_regex(t, _PRICE_RE if name == "product_price" else _VOLUME_RE)
             if name == "product_volume":  # > 0: some digit is not a zero
@@ -172,11 +175,11 @@ def check(raw: dict[str, pa.Array], fallback_date: dt.date) -> Checked:
         elif name == "point_of_sale_channel":
             pos = pc.index_in(pc.utf8_lower(t), value_set=pa.array(list(CHANNELS)))
             ok = pc.is_valid(pos)
-            values[name] = pc.take(pa.array(list(CHANNELS.values())), pos)
+            values[name] = pa.DictionaryArray.from_arrays(pos, _CHANNEL_NAMES)
         elif name == "status":
-            low = pc.utf8_lower(t)
-            ok = pc.is_in(low, value_set=pa.array(STATUSES))
-            values[name] = low
+            pos = pc.index_in(pc.utf8_lower(t), value_set=_STATUS_NAMES)
+            ok = pc.is_valid(pos)
+            values[name] = pa.DictionaryArray.from_arrays(pos, _STATUS_NAMES)
         else:  # order_date: a real calendar date (2024-02-30 is not one)
             shaped = pc.match_substring_regex(t, _DATE_RE)
             cand = _fill(shaped, t, "1970-01-01")
