@@ -409,6 +409,10 @@ class LocalBackend:
                     log.error("cannot serve build %s: %s", name, err)
                     self._bad.add(name)
                     continue
+                except Exception:  # unexpected data (e.g. nulls where none belong): skip it too
+                    log.exception("cannot serve build %s", name)
+                    self._bad.add(name)
+                    continue
                 self._current = snap  # the one swap: every later request sees the new build
                 log.info(
                     "serving build %s (build_id %s), loaded in %.2fs",

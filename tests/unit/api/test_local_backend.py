@@ -82,3 +82,20 @@ def test_checks_at_most_every_reload_interval(tmp_path, small_orders):
 def test_refuses_an_s3_lake():
     with pytest.raises(ValueError):
         LocalBackend("s3://bucket/lake")
+
+
+def test_a_build_with_impossible_values_is_skipped_not_retried_forever(tmp_path, small_orders):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    build(tmp_path, small_orders, 1, "good")
+    bad = build(tmp_path, small_orders, 2, "nulls")
+    path = bad / "mart_client_sales.parquet"
+    table = pq.read_table(path)
+    spend = table.schema.get_field_index("total_spend")
+    nulls = pa.nulls(len(table), table.schema.field(spend).type)
+    pq.write_table(table.set_column(spend, "total_spend", nulls), path)
+    backend = LocalBackend(tmp_path)
+    assert backend.refresh() is True
+    assert backend.snapshot().build_id == "good"
+    assert backend.refresh() is False  # remembered as bad
