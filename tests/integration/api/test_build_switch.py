@@ -92,10 +92,12 @@ def test_switch_is_atomic_fast_and_monotonic(tmp_path, api_it_tools):
         for t in threads:
             t.join(timeout=10)
 
-    # Then no errors, no mixed answers, every route switched, within 3 s of the build landing
+    # Then no errors, no mixed answers, every route switched, within seconds of the build landing
     assert not errors, errors[:3]
     first_b = min(f for _s, f, _r, w in log if w == "B")
-    assert first_b - landed <= 3.0, f"switched after {first_b - landed:.2f}s"
+    # (the server looks every 2 s and loads this small build in well under a second; 4 s leaves
+    # room for a loaded CI machine, the contract allows 30 s)
+    assert first_b - landed <= 4.0, f"switched after {first_b - landed:.2f}s"
     # and all routes together: any request started after some answer showed B shows B
     late_a = [(r, s) for s, _f, r, w in log if w == "A" and s > first_b]
     assert not late_a, late_a[:5]
