@@ -38,7 +38,7 @@ def test_refuses_to_start_without_a_key(tmp_path):
     assert "DUFF_API_KEY" in done.stderr
 
 
-def wait_for_line(proc, pattern, timeout=30):
+def wait_for_line(proc, pattern, timeout=60):
     deadline = time.monotonic() + timeout
     lines = []
     while time.monotonic() < deadline:
@@ -53,7 +53,7 @@ def wait_for_line(proc, pattern, timeout=30):
     raise AssertionError(f"no line matching {pattern!r} in {lines}")
 
 
-def wait_http(url, headers=None, timeout=30):
+def wait_http(url, headers=None, timeout=60):
     deadline = time.monotonic() + timeout
     while True:
         try:
