@@ -271,6 +271,7 @@ def main() -> int:
                 if name == "api":
                     print(f"API up (build loaded) in {time.perf_counter() - t1:.1f} s")
                 load(port, args.concurrency, 1.0, 10**9, name == "api", ids, pids)  # warm-up
+                cpu0 = cpu_seconds(proc.pid)
                 lat, errors, elapsed = load(
                     port,
                     args.concurrency,
@@ -280,7 +281,10 @@ def main() -> int:
                     ids,
                     pids,
                 )
+                cpu = cpu_seconds(proc.pid) - cpu0
                 results[name] = summary(name, lat, errors, elapsed)
+                results[name]["cpu_us"] = cpu / max(1, len(lat)) * 1e6
+                print(f"           server CPU per request: {results[name]['cpu_us']:.0f} us")
                 if name == "api":
                     conn = http.client.HTTPConnection("127.0.0.1", port)
                     conn.request("GET", "/health")
