@@ -179,11 +179,14 @@ class AthenaClient:
 
 
 class AthenaSnapshot(SqlSnapshot):
-    def __init__(self, runner: AthenaClient, schema: str, build_id: str, data_as_of) -> None:
+    def __init__(
+        self, runner: AthenaClient, schema: str, build_id: str, data_as_of, built_at=None
+    ) -> None:
         self._runner = runner
         self._schema = schema
         self.build_id = build_id
         self.data_as_of = data_as_of
+        self.built_at = built_at
         tag = build_id if _SAFE_BUILD_ID.match(build_id) else "unknown"
         self._tag = f"/* duff build {tag} */ "
 
@@ -195,7 +198,11 @@ class AthenaSnapshot(SqlSnapshot):
 
 
 class AthenaBackend:
-    """Snapshots over Athena; the build id is re-read at most every ``build_check_seconds``."""
+    """Snapshots over Athena; the build id is re-read at most every ``build_check_seconds``.
+
+    A build whose ``built_at`` is older than the one already served is ignored (never older),
+    within this execution environment.
+    """
 
     def __init__(
         self,
@@ -239,16 +246,25 @@ class AthenaBackend:
         with self._lock:
             if self._snap is None or self._clock() - self._checked >= self.build_check_seconds:
                 rows = self.runner.run(
-                    f'select build_id, data_as_of from "{self.schema}"."mart_build_info"',
+                    f'select build_id, built_at, data_as_of from "{self.schema}"."mart_build_info"',
                     [],
                     reuse=False,
                 )
                 self._checked = self._clock()
                 if not rows:
-                    return None
-                build_id, data_as_of = str(rows[0][0]), rows[0][1]
-                if self._snap is None or self._snap.build_id != build_id:
-                    self._snap = AthenaSnapshot(self.runner, self.schema, build_id, data_as_of)
+                    return self._snap
+                build_id, built_at, data_as_of = str(rows[0][0]), rows[0][1], rows[0][2]
+                current = self._snap
+                newer = (
+                    current is None
+                    or current.built_at is None
+                    or built_at is None
+                    or built_at >= current.built_at
+                )
+                if (current is None or current.build_id != build_id) and newer:
+                    self._snap = AthenaSnapshot(
+                        self.runner, self.schema, build_id, data_as_of, built_at
+                    )
             return self._snap
 
     def close(self) -> None:

@@ -194,8 +194,8 @@ def test_timeout_becomes_504_error_body(athena_stub):
     results(
         stubber,
         "b",
-        [("build_id", "varchar"), ("data_as_of", "timestamp(3)")],
-        [["inv-1", "2024-04-01 11:59:30.000"]],
+        [("build_id", "varchar"), ("built_at", "timestamp(3)"), ("data_as_of", "timestamp(3)")],
+        [["inv-1", "2024-04-01 12:00:00.000", "2024-04-01 11:59:30.000"]],
     )
     # the data query does not
     stubber.add_response("start_query_execution", {"QueryExecutionId": "p"}, None)
@@ -226,7 +226,9 @@ def test_health_reads_build_info_without_reuse_and_caches_it(athena_stub):
         "start_query_execution",
         {"QueryExecutionId": "b1"},
         {
-            "QueryString": f'select build_id, data_as_of from "{SCHEMA}"."mart_build_info"',
+            "QueryString": (
+                f'select build_id, built_at, data_as_of from "{SCHEMA}"."mart_build_info"'
+            ),
             "QueryExecutionContext": {"Database": SCHEMA},
             "WorkGroup": "duff-test-api",
             "ResultConfiguration": {"OutputLocation": "s3://results/api/"},
@@ -236,8 +238,8 @@ def test_health_reads_build_info_without_reuse_and_caches_it(athena_stub):
     results(
         stubber,
         "b1",
-        [("build_id", "varchar"), ("data_as_of", "timestamp(6)")],
-        [["inv-9", "2024-04-01 11:59:30.123456"]],
+        [("build_id", "varchar"), ("built_at", "timestamp(6)"), ("data_as_of", "timestamp(6)")],
+        [["inv-9", "2024-04-01 12:00:00.000000", "2024-04-01 11:59:30.123456"]],
     )
     app = App(Settings(api_key=KEY, backend="athena", lake="s3://x"), backend)
     # When /health is asked twice within the check interval
@@ -297,3 +299,32 @@ def test_throttling_is_503(athena_stub):
 
     with pytest.raises(BackendUnavailable):
         r.run("select 1", [], reuse=False)
+
+
+def build_info(stubber, qid, build_id, built_at):
+    stubber.add_response("start_query_execution", {"QueryExecutionId": qid}, None)
+    state(stubber, qid, "SUCCEEDED")
+    results(
+        stubber,
+        qid,
+        [("build_id", "varchar"), ("built_at", "timestamp(3)"), ("data_as_of", "timestamp(3)")],
+        [[build_id, built_at, built_at]],
+    )
+
+
+def test_switches_to_newer_builds_only(athena_stub):
+    # Given a backend that re-reads mart_build_info every 10 s
+    client, stubber = athena_stub
+    fake = FakeTime()
+    backend = AthenaBackend(runner(client, fake), SCHEMA, build_check_seconds=10, clock=fake.clock)
+    build_info(stubber, "b1", "new-1", "2024-04-01 12:00:00.000")
+    build_info(stubber, "b2", "old-0", "2024-04-01 11:00:00.000")  # an older build reappears
+    build_info(stubber, "b3", "new-2", "2024-04-01 13:00:00.000")
+    # When it is asked over time / Then it moves forward only
+    assert backend.snapshot().build_id == "new-1"
+    fake.now += 5
+    assert backend.snapshot().build_id == "new-1"  # not re-read yet
+    fake.now += 6
+    assert backend.snapshot().build_id == "new-1"  # re-read: older, ignored
+    fake.now += 11
+    assert backend.snapshot().build_id == "new-2"
