@@ -46,9 +46,11 @@
 
 
 {% macro incremental_cutoff(landed_at_column='landed_at') -%}
-    {#- The earliest landed_at an incremental run reads again, as a literal: the newest
-        landed_at already in this model minus var('fact_orders_lookback_minutes'); the epoch
-        while the model is empty (or when not executing). A literal, not a subquery, so the
+    {#- An incremental run reads the versions landed strictly after this literal: the newest
+        landed_at already in this model minus var('fact_orders_lookback_minutes') (so with
+        the default lookback the newest landings are read again, which also catches an
+        ingest stamped with the very same landed_at); the epoch while the model is empty (or
+        when not executing). A literal, not a subquery, so the
         engine can prune: DuckDB skips Parquet row groups by their landed_at statistics. -#}
     {%- set epoch = modules.datetime.datetime(1970, 1, 1) -%}
     {%- set cutoff = namespace(value=epoch) -%}

@@ -18,7 +18,7 @@ order_versions as (
 
     select * from {{ ref('stg_raw__orders') }}
     {% if is_incremental() %}
-    where landed_at >= {{ incremental_cutoff('name_landed_at') }}
+    where landed_at > {{ incremental_cutoff('name_landed_at') }}
     {% endif %}
 
 ),

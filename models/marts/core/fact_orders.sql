@@ -24,7 +24,7 @@ with
 new_versions as (
 
     select * from {{ ref('stg_raw__orders') }}
-    where landed_at >= {{ incremental_cutoff() }}
+    where landed_at > {{ incremental_cutoff() }}
 
 ),
 

@@ -210,9 +210,9 @@ def test_models_read_the_glue_table_and_branch_on_incremental(athena_compiles):
     assert "cast(landed_at as timestamp(6))" in stg
     fact_first = (first / "models/marts/core/fact_orders.sql").read_text()
     fact_incremental = (incremental / "models/marts/core/fact_orders.sql").read_text()
-    assert "int_orders__latest" in fact_first and "where landed_at >=" not in fact_first
+    assert "int_orders__latest" in fact_first and "where landed_at >" not in fact_first
     assert "int_orders__latest" not in fact_incremental
-    assert re.search(r"where landed_at >= cast\('[0-9 :.-]+' as timestamp\(6\)\)", fact_incremental)
+    assert re.search(r"where landed_at > cast\('[0-9 :.-]+' as timestamp\(6\)\)", fact_incremental)
     build_info = (first / "models/marts/served/mart_build_info.sql").read_text()
     assert "timestamp(6)" not in build_info  # Hive-format marts hold milliseconds only
 
