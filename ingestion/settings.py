@@ -36,7 +36,7 @@ class Settings:
     ``log_level``          DUFF_LOG_LEVEL (``INFO``).
     ``block_bytes``        DUFF_INGEST_BLOCK_BYTES: CSV bytes parsed per step (16 MiB).
     ``row_group_rows``     DUFF_INGEST_ROW_GROUP_ROWS: Parquet rows per row group (262144).
-    ``buffer_bytes``       DUFF_INGEST_BUFFER_BYTES: Arrow bytes buffered before a flush (128 MiB).
+    ``buffer_bytes``       DUFF_INGEST_BUFFER_BYTES: Arrow bytes buffered before a flush (64 MiB).
     ``spill_dir``          DUFF_SPILL_DIR: local scratch directory for the sort by pa_date
                            (the system temp directory, ``/tmp`` in Lambda).
     ``stale_staging_seconds``  DUFF_STAGING_TTL_SECONDS: age after which another run's
@@ -52,7 +52,7 @@ class Settings:
     log_level: str = "INFO"
     block_bytes: int = 16 * 1024 * 1024
     row_group_rows: int = 262_144
-    buffer_bytes: int = 128 * 1024 * 1024
+    buffer_bytes: int = 64 * 1024 * 1024
     stale_staging_seconds: int = 3600
     spill_dir: str | None = None
 
@@ -71,7 +71,7 @@ class Settings:
             log_level=(env.get("DUFF_LOG_LEVEL", "").strip() or "INFO").upper(),
             block_bytes=_int(env, "DUFF_INGEST_BLOCK_BYTES", 16 * 1024 * 1024, 64 * 1024),
             row_group_rows=_int(env, "DUFF_INGEST_ROW_GROUP_ROWS", 262_144, 1),
-            buffer_bytes=_int(env, "DUFF_INGEST_BUFFER_BYTES", 128 * 1024 * 1024, 1024 * 1024),
+            buffer_bytes=_int(env, "DUFF_INGEST_BUFFER_BYTES", 64 * 1024 * 1024, 1024 * 1024),
             stale_staging_seconds=_int(env, "DUFF_STAGING_TTL_SECONDS", 3600, 0),
             spill_dir=env.get("DUFF_SPILL_DIR", "").strip() or None,
         )
