@@ -1,8 +1,8 @@
 with
 
-mart_orders as (
+agg_sales__daily as (
 
-    select * from {{ ref('mart_orders') }}
+    select * from {{ ref('agg_sales__daily') }}
 
 ),
 
@@ -16,11 +16,11 @@ channel_totals as (
 
     select
         channel,
-        count(*) as orders,
+        sum(orders) as orders,
         sum(units) as units,
         sum(liters) as liters,
-        sum(total_amount) as revenue
-    from mart_orders
+        sum(revenue) as revenue
+    from agg_sales__daily
     group by channel
 
 ),

@@ -12,29 +12,31 @@ dim_clients as (
 
 ),
 
-client_totals as (
-
-    select
-        client_id,
-        count(*) as orders,
-        sum(units) as units,
-        sum(liters) as liters,
-        sum(total_amount) as total_spend
-    from mart_orders
-    group by client_id
-
-),
-
 client_products as (
 
     select
         client_id,
         product_id,
         product_description,
+        count(*) as orders,
         sum(units) as units,
+        sum(liters) as liters,
         sum(total_amount) as spend
     from mart_orders
     group by client_id, product_id, product_description
+
+),
+
+client_totals as (
+
+    select
+        client_id,
+        sum(orders) as orders,
+        sum(units) as units,
+        sum(liters) as liters,
+        sum(spend) as total_spend
+    from client_products
+    group by client_id
 
 ),
 

@@ -1,8 +1,8 @@
 with
 
-mart_orders as (
+agg_sales__daily as (
 
-    select * from {{ ref('mart_orders') }}
+    select * from {{ ref('agg_sales__daily') }}
 
 ),
 
@@ -11,11 +11,11 @@ final as (
     select
         product_id,
         product_description,
-        cast(count(*) as bigint) as orders,
+        cast(sum(orders) as bigint) as orders,
         cast(sum(units) as bigint) as units,
         cast(sum(liters) as decimal(38, 3)) as liters,
-        cast(sum(total_amount) as decimal(38, 2)) as revenue
-    from mart_orders
+        cast(sum(revenue) as decimal(38, 2)) as revenue
+    from agg_sales__daily
     group by product_id, product_description
 
 )
