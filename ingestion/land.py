@@ -169,6 +169,17 @@ def fingerprint(source: str) -> Fingerprint:
 # --- duplicate detection ----------------------------------------------------------------------
 
 
+def _merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Merge two sorted arrays with no common value, in one output array (no sort buffer)."""
+    out = np.empty(len(a) + len(b), dtype=a.dtype)
+    pos = np.searchsorted(a, b) + np.arange(len(b))
+    rest = np.ones(len(out), dtype=bool)
+    rest[pos] = False
+    out[pos] = b
+    out[rest] = a
+    return out
+
+
 class SeenIds:
     """The set of order_ids already landed from this file, as a few sorted numpy runs.
 
@@ -203,7 +214,7 @@ class SeenIds:
             while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
                 b = self.runs.pop()
                 a = self.runs.pop()
-                self.runs.append(np.sort(np.concatenate([a, b]), kind="stable"))
+                self.runs.append(_merge_sorted(a, b))
         return first
 
 
@@ -359,6 +370,16 @@ def prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
 @dataclass
 class _Raised:
     exc: BaseException
+
+
+def peak_rss_mb() -> int | None:
+    """The process's peak resident set so far, in MiB (for the logs)."""
+    try:
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    except (ImportError, OSError):
+        return None
 
 
 def day_text(day: int) -> str:
@@ -550,6 +571,7 @@ def _stage_rows(
                 "fast_blocks": scanner.fast_blocks,
                 "slow_blocks": scanner.slow_blocks,
                 "seconds": round(time.monotonic() - t0, 3),
+                "peak_rss_mb": peak_rss_mb(),
             },
         )
         t0 = time.monotonic()
@@ -572,7 +594,11 @@ def _stage_rows(
             moves.append((stage + "rejects.parquet", rejects_key))
         log.info(
             "staged",
-            extra={"files": len(moves), "seconds": round(time.monotonic() - t0, 3)},
+            extra={
+                "files": len(moves),
+                "seconds": round(time.monotonic() - t0, 3),
+                "peak_rss_mb": peak_rss_mb(),
+            },
         )
         return Staged(counts, ignored, partitions, moves)
     except BaseException:

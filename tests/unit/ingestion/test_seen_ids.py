@@ -1,0 +1,35 @@
+"""Duplicate detection across batches: SeenIds against a plain Python set."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ingestion.land import SeenIds, _merge_sorted
+
+
+def test_first_seen_matches_a_python_set_across_many_batches() -> None:
+    # Given batches of ids with repeats inside and across batches
+    rng = np.random.default_rng(7)
+    seen = SeenIds()
+    reference: set[int] = set()
+    for _ in range(60):
+        ids = rng.integers(-3, 4000, rng.integers(0, 400)).astype(np.int64)
+        # When each batch is checked
+        first = seen.first_seen(ids)
+        # Then exactly the ids never seen before are marked first (the earliest occurrence)
+        expected = []
+        for x in ids.tolist():
+            expected.append(x not in reference)
+            reference.add(x)
+        assert first.tolist() == expected
+    # And the state is a few sorted runs holding each id once
+    assert len(seen) == len(reference)
+    assert len(seen.runs) <= 12
+    assert all(np.all(r[1:] > r[:-1]) for r in seen.runs)
+
+
+def test_merge_sorted_keeps_order() -> None:
+    a = np.array([1, 5, 9], dtype=np.int64)
+    b = np.array([0, 2, 3, 10], dtype=np.int64)
+    assert _merge_sorted(a, b).tolist() == [0, 1, 2, 3, 5, 9, 10]
+    assert _merge_sorted(a, b[:0]).tolist() == [1, 5, 9]
