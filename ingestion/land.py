@@ -117,7 +117,7 @@ PARTITION_SCHEMA = pa.schema(
     [f for f in WRITE_SCHEMA if f.name not in CONSTANT_COLUMNS] + [pa.field("pa_date", pa.date32())]
 )
 WRITE_THREADS = 2
-PARTITIONS_PER_VIEW = 64
+PARTITIONS_PER_VIEW = 4
 
 
 class Quarantine(Exception):
@@ -575,6 +575,7 @@ def _stage_rows(
             },
         )
         t0 = time.monotonic()
+        pa.default_memory_pool().release_unused()  # the scan's buffers, before writing
         days = spill.partitions()
         partitions = [day_text(day) for day in days]
         # Parquet encoding and zstd release the GIL: write partitions two at a time, a group
