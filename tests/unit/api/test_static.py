@@ -71,3 +71,15 @@ def test_real_dashboard_index_is_served():
     resp = get(app, "/")
     assert resp.status == 200
     assert b"<html" in resp.body.lower()
+
+
+def test_page_and_files_carry_a_strict_content_security_policy(static_app):
+    # Given the dashboard / When its page and a script are fetched
+    for path in ("/", "/static/app.js"):
+        policy = get(static_app, path).headers["content-security-policy"]
+        # Then only the app's own scripts, styles and API may be used, and no framing
+        directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+        assert directives["default-src"] == "'none'"
+        assert directives["script-src"] == "'self'"
+        assert directives["connect-src"] == "'self'"
+        assert directives["frame-ancestors"] == "'none'"
