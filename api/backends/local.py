@@ -291,7 +291,8 @@ class LocalSnapshot:
 
     def _prepare_json(self) -> pa.Array | None:
         """Every order's item as JSON text (one Arrow string array, rendered in C++ once per
-        build: about 260 bytes an order), when the column types make that exact."""
+        build: about 260 bytes an order, as large_string so 10 M orders fit), when the column types
+        make that exact."""
         schema = self._orders.schema
 
         def is_decimal(name: str, scale: int) -> bool:
@@ -320,12 +321,15 @@ class LocalSnapshot:
             cols[name + "_json"] = pc.fill_null(pc.take(escaped, enc.indices), "null")
         day = pc.cast(t.column("pa_date"), pa.string())
         cols["pa_date_json"] = pc.fill_null(pc.binary_join_element_wise('"', day, '"', ""), "null")
+        # large_string (64-bit offsets): at ~260 bytes an order, 10 M orders are ~2.6 GB of
+        # text, past the 2 GB a plain string array can hold (ArrowCapacityError).
+        text = pa.large_string()
         pieces: list[object] = []
         for label, column in _JSON_LAYOUT:
-            pieces.append(label)
-            pieces.append(cols[column])
-        pieces.append("}")
-        return pc.binary_join_element_wise(*pieces, "").combine_chunks()
+            pieces.append(pa.scalar(label, text))
+            pieces.append(pc.cast(cols[column], text))
+        pieces.append(pa.scalar("}", text))
+        return pc.binary_join_element_wise(*pieces, pa.scalar("", text)).combine_chunks()
 
     def close(self) -> None:
         """Nothing to release: memory goes when the last request holding it finishes."""
