@@ -308,13 +308,19 @@ class Scanner:
         lines = self.line + np.searchsorted(nl_all, starts)
         good = ~empty & (nfields == self.ncols)
         bad = ~empty & (nfields != self.ncols)
-        table = pacsv.read_csv(
-            pa.py_buffer(memoryview(buf)[:consumed]),
-            read_options=self.read_options,
-            parse_options=self.parse_options,
-            convert_options=self.convert_options,
-        )
-        if table.num_rows != int(good.sum()):
+        if not good.any():
+            table = pa.table({name: pa.array([], pa.string()) for name in self.names})
+        else:
+            try:
+                table = pacsv.read_csv(
+                    pa.py_buffer(memoryview(buf)[:consumed]),
+                    read_options=self.read_options,
+                    parse_options=self.parse_options,
+                    convert_options=self.convert_options,
+                )
+            except pa.ArrowInvalid:
+                table = None
+        if table is None or table.num_rows != int(good.sum()):
             # The parser and the scan disagree (should not happen): trust the reference reader.
             self.slow_blocks += 1
             return self._slow(buf[:consumed] if not eof else buf, True)
