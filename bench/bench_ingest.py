@@ -142,7 +142,10 @@ def main() -> int:
     args = p.parse_args()
     if args.child:
         child(*args.child)
-        return 0
+        sys.stdout.flush()
+        # Skip interpreter teardown: pyarrow's thread pools can abort ("terminate called
+        # without an active exception") while pandas unloads, after the work is measured.
+        os._exit(0)
 
     from ingestion.sample import write_csv
 
