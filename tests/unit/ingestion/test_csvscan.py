@@ -137,3 +137,10 @@ def test_parse_records_reports_incomplete_tail() -> None:
     records, consumed = parse_records(b'1,2\n3,"4\n5', eof=False)
     assert records == [(0, [b"1", b"2"])]
     assert consumed == 4
+
+
+def test_block_with_only_short_rows() -> None:
+    # Given data rows that all have the wrong field count (pyarrow would keep none of them)
+    _, rows = scan(b"a,b,c\n \n\t\nx\n")
+    # Then each is still a row, on its own line, with its fields as read
+    assert rows == [(2, [" "], False), (3, ["\t"], False), (4, ["x"], False)]
