@@ -34,7 +34,7 @@ lint-python: setup
 
 lint-sql: setup
 	@mkdir -p "$(DUFF_LAKE)/warehouse"
-	$(BIN)/sqlfluff lint models tests/singular macros --processes 2
+	$(BIN)/sqlfluff lint models tests/singular --processes 2
 
 lint-infra: setup
 	@if [ -f infra/template.yaml ]; then $(BIN)/cfn-lint infra/template.yaml; fi
@@ -45,7 +45,7 @@ format: setup ## apply the Python formatter and SQL fixes
 	$(BIN)/ruff check --fix .
 
 test: setup lint ## set up, lint and run every test (what .ci/run calls)
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 test-unit: setup
 	$(BIN)/pytest tests/unit
