@@ -65,6 +65,7 @@ log = logging.getLogger("ingestion.land")
 
 STAGING = "_staging/"
 STATE = "_state/sources/"
+CLAIMS = "_state/claims/"
 RAW_PREFIX = "raw/orders/"
 REJECTS_PREFIX = "rejects/orders/"
 MANIFESTS = "manifests/"
@@ -122,6 +123,12 @@ PARTITIONS_PER_VIEW = 4
 
 class Quarantine(Exception):
     """The whole file is refused; ``str(exc)`` is the manifest's ``error``."""
+
+
+class LandingBusy(RuntimeError):
+    """Another run is landing this very object (same name, same SHA-256) right now and did not
+    finish within ``claim_wait_seconds``. Retryable: the retry reports ``skipped`` once that
+    run has landed, or lands the file itself if that run died."""
 
 
 # --- step 1: fingerprint ----------------------------------------------------------------------
@@ -409,6 +416,116 @@ def make_ingest_id(landed_at: dt.datetime, sha256: str) -> str:
 def state_key(source_file: str, sha256: str) -> str:
     name_hash = hashlib.sha256(source_file.encode("utf-8")).hexdigest()
     return f"{STATE}{name_hash}/{sha256}.json"
+
+
+def claim_prefix(state: str) -> str:
+    """Where the claims on the object of idempotency marker ``state`` live."""
+    return CLAIMS + state[len(STATE) :].removesuffix(".json") + "/"
+
+
+# --- claims: one landing per object at a time ---------------------------------------------------
+#
+# A run claims the object it lands (source name + SHA-256) by creating
+# ``_state/claims/<name hash>/<sha256>/<generation>.json`` with ``put_if_absent`` (a conditional
+# PutObject on S3, a hard link locally), so of two deliveries racing each other exactly one
+# lands; the other waits for its manifest and reports ``skipped``, or raises LandingBusy.
+# A claim whose holder is provably dead (same kernel boot, its process gone) or that is older
+# than ``claim_ttl_seconds`` (holder elsewhere, e.g. a Lambda that timed out) is taken over
+# by creating the next generation, again with put_if_absent, so two takers cannot both win.
+
+
+def _boot_id() -> str | None:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time (clock ticks since boot) of process ``pid``; None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _holder() -> dict[str, Any]:
+    return {
+        "boot_id": _boot_id(),
+        "pid": os.getpid(),
+        "process_started": _process_start(os.getpid()),
+    }
+
+
+def _holder_alive(info: dict[str, Any]) -> bool | None:
+    """True/False when the claim's holder ran on this machine's kernel; None when unknowable."""
+    boot = _boot_id()
+    if boot is None or info.get("boot_id") != boot or not info.get("process_started"):
+        return None
+    return _process_start(int(info.get("pid", -1))) == info["process_started"]
+
+
+def _live_claim(lake: Lake, prefix: str, ttl: float) -> tuple[str | None, dict[str, Any] | None]:
+    """The newest claim under ``prefix`` and its content when its holder may still be at work
+    (``(key, None)`` when it is stale, ``(None, None)`` when there is no claim)."""
+    keys = [k for k in lake.list(prefix) if k.endswith(".json")]
+    if not keys:
+        return None, None
+    top = keys[-1]
+    raw = lake.read_bytes(top)
+    if raw is None:  # released meanwhile
+        return top, None
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        info = {}
+    alive = _holder_alive(info)
+    if alive is None:
+        modified = lake.modified_at(top)
+        alive = modified is not None and time.time() - modified <= ttl
+    return top, (info if alive else None)
+
+
+def claim(
+    lake: Lake, settings: Settings, source_file: str, sha256: str, ingest_id: str
+) -> str | dict[str, Any]:
+    """Claim the object for this run: the claim's key, or the manifest of the landing that
+    already happened (the object is to be skipped). Waits up to ``claim_wait_seconds`` for
+    a live holder to finish, then raises :class:`LandingBusy`."""
+    marker = state_key(source_file, sha256)
+    prefix = claim_prefix(marker)
+    token = json.dumps({**_holder(), "ingest_id": ingest_id}).encode()
+    deadline = time.monotonic() + settings.claim_wait_seconds
+    delay = 0.05
+    while True:
+        previous = lake.read_bytes(marker)
+        if previous is not None:
+            return json.loads(previous)
+        top, holder = _live_claim(lake, prefix, settings.claim_ttl_seconds)
+        if holder is None:
+            if top is not None:
+                log.warning("taking over a stale claim", extra={"claim": top})
+            generation = 0 if top is None else int(top.rsplit("/", 1)[1].split(".")[0]) + 1
+            key = f"{prefix}{generation:010d}.json"
+            if lake.put_if_absent(key, token):
+                previous = lake.read_bytes(marker)  # landed between our check and our claim?
+                if previous is None:
+                    return key
+                lake.delete([key])
+                return json.loads(previous)
+            continue  # another run claimed it first: look again
+        if time.monotonic() >= deadline:
+            raise LandingBusy(
+                f"{source_file} (sha256 {sha256[:12]}) is being landed by another run "
+                f"(ingest {holder.get('ingest_id')}); not landed after waiting "
+                f"{settings.claim_wait_seconds} s. Retry later: the retry is skipped once "
+                "that run has landed it"
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 def source_name(source_file: str) -> str:
@@ -759,6 +876,7 @@ def _publish(lake: Lake, catalog: Catalog, intent: dict[str, Any], write_intent:
     lake.put_atomic(f"{MANIFESTS}{intent['manifest']['ingest_id']}.json", manifest_bytes)
     lake.put_atomic(intent["state_key"], manifest_bytes)
     lake.delete_prefix(stage)
+    lake.delete_prefix(claim_prefix(intent["state_key"]))  # after staging: see recover()
 
 
 def recover(
@@ -766,7 +884,11 @@ def recover(
 ) -> dict[str, Any] | None:
     """Finish or remove what crashed runs left in ``_staging/``.
 
-    Returns the manifest of a rolled-forward publication of this very object, if any.
+    Runs while this run holds the claim on (``source_file``, ``sha256``). A publication with an
+    intent is rolled forward, unless another object's run still holds a live claim (it is
+    publishing right now). Staging without an intent is removed when it is this object's (its
+    run is dead: we hold the claim) or when no live claim protects it. Returns the manifest
+    of a rolled-forward publication of this very object, if any.
     """
     result = None
     by_id: dict[str, list[str]] = {}
@@ -780,20 +902,34 @@ def recover(
         raw_intent = lake.read_bytes(stage + INTENT) if stage + INTENT in keys else None
         if raw_intent is not None:
             intent = json.loads(raw_intent)
+            m = intent["manifest"]
+            mine = m["source_file"] == source_file and m.get("sha256") == sha256
+            if (
+                not mine
+                and _live_claim(
+                    lake, claim_prefix(intent["state_key"]), settings.claim_ttl_seconds
+                )[1]
+            ):
+                continue  # its run is alive and publishing it
             log.warning("rolling forward an interrupted publication", extra={"of": ingest_id})
             _publish(lake, catalog, intent, write_intent=False)
-            m = intent["manifest"]
-            if m["source_file"] == source_file and m.get("sha256") == sha256:
+            if mine:
                 result = m
             continue
         started = lake.read_bytes(stage + STARTED)
         info = json.loads(started) if started else {}
-        ages = [lake.modified_at(k) for k in keys]
-        newest = max((a for a in ages if a is not None), default=0.0)
         mine = info.get("source_file") == source_file and info.get("sha256") == sha256
-        if mine or now - newest > settings.stale_staging_seconds:
-            log.warning("removing unpublished staging", extra={"of": ingest_id})
-            lake.delete_prefix(stage)
+        if not mine:
+            if info.get("source_file") and info.get("sha256"):
+                marker = state_key(info["source_file"], info["sha256"])
+                if _live_claim(lake, claim_prefix(marker), settings.claim_ttl_seconds)[1]:
+                    continue  # its run is alive and staging it
+            ages = [lake.modified_at(k) for k in keys]
+            newest = max((a for a in ages if a is not None), default=0.0)
+            if not info and now - newest <= settings.stale_staging_seconds:
+                continue  # no record of its owner yet: only its age can tell
+        log.warning("removing unpublished staging", extra={"of": ingest_id})
+        lake.delete_prefix(stage)
     return result
 
 
@@ -829,13 +965,9 @@ def land(
         },
     )
 
-    recovered = recover(lake, catalog, settings, source_file, fp.sha256)
-    if recovered is not None:
-        log.info("landed by finishing an interrupted run", extra=extra)
-        return recovered
-    previous = lake.read_bytes(state_key(source_file, fp.sha256))
-    if previous is not None:
-        manifest = json.loads(previous)
+    claimed = claim(lake, settings, source_file, fp.sha256, ingest_id)
+    if not isinstance(claimed, str):
+        manifest = claimed
         manifest["previous_status"] = manifest["status"]
         manifest["status"] = "skipped"
         manifest["error"] = None
@@ -843,6 +975,32 @@ def land(
             "skipped: this object has landed before", extra={**extra, "as": manifest["ingest_id"]}
         )
         return manifest
+    try:
+        return _land_claimed(
+            lake, catalog, settings, source_file, fp, ingest_id, landed_at, started, progress
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            lake.delete([claimed])  # let the retry claim it at once
+        raise
+
+
+def _land_claimed(
+    lake: Lake,
+    catalog: Catalog,
+    settings: Settings,
+    source_file: str,
+    fp: Fingerprint,
+    ingest_id: str,
+    landed_at: dt.datetime,
+    started: float,
+    progress: Callable[[int], None] | None,
+) -> dict[str, Any]:
+    extra = {"ingest_id": ingest_id, "source_file": source_file}
+    recovered = recover(lake, catalog, settings, source_file, fp.sha256)
+    if recovered is not None:
+        log.info("landed by finishing an interrupted run", extra=extra)
+        return recovered
 
     stage = f"{STAGING}{ingest_id}/"
     lake.put_atomic(

@@ -42,6 +42,11 @@ class Settings:
     ``stale_staging_seconds``  DUFF_STAGING_TTL_SECONDS: age after which another run's
                            unpublished staging is abandoned and removed (3600; a Lambda runs
                            for 15 minutes at most).
+    ``claim_ttl_seconds``  DUFF_CLAIM_TTL_SECONDS: age after which another run's claim on the
+                           same object is taken over when its holder cannot be checked (on
+                           another host); 900, the longest a Lambda runs.
+    ``claim_wait_seconds`` DUFF_CLAIM_WAIT_SECONDS: how long a second delivery of an object
+                           that is being landed waits for it before failing as busy (60).
     """
 
     lake: str = "./lake"
@@ -55,6 +60,8 @@ class Settings:
     buffer_bytes: int = 64 * 1024 * 1024
     stale_staging_seconds: int = 3600
     spill_dir: str | None = None
+    claim_ttl_seconds: int = 900
+    claim_wait_seconds: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,4 +81,6 @@ class Settings:
             buffer_bytes=_int(env, "DUFF_INGEST_BUFFER_BYTES", 64 * 1024 * 1024, 1024 * 1024),
             stale_staging_seconds=_int(env, "DUFF_STAGING_TTL_SECONDS", 3600, 0),
             spill_dir=env.get("DUFF_SPILL_DIR", "").strip() or None,
+            claim_ttl_seconds=_int(env, "DUFF_CLAIM_TTL_SECONDS", 900, 0),
+            claim_wait_seconds=_int(env, "DUFF_CLAIM_WAIT_SECONDS", 60, 0),
         )

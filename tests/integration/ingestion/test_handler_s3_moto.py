@@ -301,12 +301,6 @@ def test_landed_at_is_recent_and_utc(aws_lake):
     assert summary["files"][0]["ingest_id"] in set(table.column("ingest_id").to_pylist())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingestion.land checks its idempotency marker without a claim: two deliveries of "
-    "one event racing each other both land (needs a put_if_absent claim; see "
-    "docs/ingestion-aws.md, 'Known gaps')",
-)
 def test_two_concurrent_deliveries_of_one_event_land_once(aws_lake, monkeypatch):
     # Given one file, and a lake that holds both deliveries at the "landed before?" check until
     # both have reached it (the widest possible race, made deterministic)
