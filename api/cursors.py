@@ -69,6 +69,10 @@ class CursorCodec:
             raise invalid_cursor() from None
         if not hmac.compare_digest(given, self._mac(payload)):
             raise invalid_cursor()
+        # Base64 has several spellings of the same bytes (padding, unused low bits of the last
+        # character); only the exact text this server issued is a cursor.
+        if _b64e(payload) != body or _b64e(given) != mac:
+            raise invalid_cursor()
         try:
             data = json.loads(payload)
         except ValueError:

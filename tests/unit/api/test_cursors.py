@@ -47,3 +47,35 @@ def test_cursor_signed_with_another_secret_is_refused():
 def test_garbage_is_refused(raw):
     with pytest.raises(ApiError):
         CursorCodec(b"secret").decode(raw, FP)
+
+
+def test_other_spellings_of_an_issued_cursor_are_refused():
+    # Given an issued cursor
+    codec = CursorCodec(b"secret")
+    cursor = codec.encode(FP, [42])
+    body, mac = cursor.split(".")
+    # When it is re-spelled: padding added, or unused low bits of a last base64 char changed
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+    def sibling(text):
+        # the same bytes with different trailing bits, when the length leaves bits unused
+        i = alphabet.index(text[-1])
+        for j in range(64):
+            alt = text[:-1] + alphabet[j]
+            if j != i and base64.urlsafe_b64decode(alt + "=" * (-len(alt) % 4)) == (
+                base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            ):
+                return alt
+        return None
+
+    variants = [cursor + "==", body + "==." + mac, body + "." + mac + "=="]
+    variants += [v for v in (sibling(mac) and body + "." + sibling(mac),) if v]
+    variants += [v for v in (sibling(body) and sibling(body) + "." + mac,) if v]
+    assert len(variants) >= 4
+    # Then each is refused as not issued by the server
+    for variant in variants:
+        with pytest.raises(ApiError) as err:
+            codec.decode(variant, FP)
+        assert (err.value.status, err.value.code) == (400, "invalid_cursor")
+    # And the issued spelling still works
+    assert codec.decode(cursor, FP) == [42]
