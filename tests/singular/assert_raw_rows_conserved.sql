@@ -4,7 +4,9 @@
     landed_at, then ingest_id, then source_line). Superseded rows are found independently of
     the models' ranking, with a self-join. Fails with one row holding the counts when
     raw rows != fact rows + superseded rows, or when a fact row is not its order's newest
-    version. -#}
+    version. Only orders with two or more landed versions can have a superseded one, so the
+    self-join runs over those alone (one cheap group-by finds them): the same result, without
+    joining every raw row to itself (10 M orders: ~6 s of every build). -#}
 
 with
 
@@ -20,14 +22,36 @@ fact_orders as (
 
 ),
 
+resent_orders as (
+
+    select order_id
+    from raw_versions
+    group by order_id
+    having count(*) > 1
+
+),
+
+resent_versions as (
+
+    select
+        raw_versions.order_id,
+        raw_versions.ingest_id,
+        raw_versions.source_line,
+        raw_versions.landed_at
+    from raw_versions
+    inner join resent_orders
+        on raw_versions.order_id = resent_orders.order_id
+
+),
+
 superseded as (
 
     select distinct
         older.order_id,
         older.ingest_id,
         older.source_line
-    from raw_versions as older
-    inner join raw_versions as newer
+    from resent_versions as older
+    inner join resent_versions as newer
         on
             older.order_id = newer.order_id
             and {{ is_newer_version('newer', 'older') }}

@@ -1,0 +1,71 @@
+"""The conservation test (tests/singular/assert_raw_rows_conserved.sql) catches a fact that
+lost a row or kept a superseded version.
+
+It only self-joins the versions of orders landed more than once (the cheap form); this proves
+that form still fails on both kinds of damage, so it is not a test that cannot fail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+
+from .conftest import Order, RawLake
+
+UTC = dt.UTC
+D = dt.date
+T1 = dt.datetime(2024, 4, 1, 8, 0, tzinfo=UTC)
+T2 = dt.datetime(2024, 4, 2, 8, 0, tzinfo=UTC)
+BASE = [
+    Order(1, 10, "Moe", 100, "Duff", "1.50", 2, "0.330", "Retail", "created", D(2024, 3, 30)),
+    Order(2, 11, "Barney", 100, "Duff", "1.50", 5, "0.330", "Online", "created", D(2024, 3, 30)),
+    Order(3, 10, "Moe", 101, "Duff Dry", "2.00", 3, "0.500", "B2B", "created", D(2024, 3, 31)),
+]
+# order 2 re-sent: delivered, on a later day
+RESENT = [
+    Order(2, 11, "Barney", 100, "Duff", "1.50", 5, "0.330", "Online", "delivered", D(2024, 4, 1)),
+]
+TEST = ("test", "--select", "assert_raw_rows_conserved")
+
+
+def execute(lake: RawLake, sql: str) -> None:
+    con = duckdb.connect(str(lake.root / "warehouse" / "duff.duckdb"))
+    try:
+        con.execute(sql)
+    finally:
+        con.close()
+
+
+def test_conservation_fails_on_a_superseded_fact_row_and_on_a_lost_row(dbt_project_factory):
+    # Given three orders, one of them re-sent later, built once (the test passes)
+    project = dbt_project_factory("dbt_conservation")
+    lake = RawLake(project.lake)
+    first_ingest = lake.land(BASE, T1)
+    lake.land(RESENT, T2)
+    project.run("build")
+    assert project.run(*TEST).returncode == 0
+
+    # When the fact's row of order 2 is put back to its superseded first version
+    execute(
+        lake,
+        f"update fact_orders set ingest_id = '{first_ingest}', source_line = 3, "
+        "pa_date = date '2024-03-30' where order_id = 2",
+    )
+    # Then the conservation test fails
+    stale = project.run(*TEST, check=False)
+    assert stale.returncode != 0 and "FAIL 1" in stale.output, stale.output[-3000:]
+
+    # When that is undone but order 1 (landed once) disappears from the fact
+    lake_rows = lake.latest_versions()[2]
+    execute(
+        lake,
+        f"update fact_orders set ingest_id = '{lake_rows['ingest_id']}', "
+        f"source_line = {lake_rows['source_line']}, pa_date = date '2024-04-01' "
+        "where order_id = 2",
+    )
+    assert project.run(*TEST).returncode == 0
+    execute(lake, "delete from fact_orders where order_id = 1")
+    # Then it fails again: raw rows != fact rows + superseded rows
+    lost = project.run(*TEST, check=False)
+    assert lost.returncode != 0 and "FAIL 1" in lost.output, lost.output[-3000:]
