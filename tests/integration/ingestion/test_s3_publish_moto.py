@@ -133,3 +133,37 @@ def test_a_refused_s3_file_is_copied_to_quarantine_server_side_byte_for_byte(
     key = f"lake/quarantine/{m['ingest_id']}/zipped.csv"
     assert s3.get_object(Bucket=buckets["lake"], Key=key)["Body"].read() == body
     assert objects(s3, buckets["lake"], "lake/raw/") == []
+
+
+def test_a_claim_on_s3_from_another_sandbox_makes_a_delivery_busy_until_it_is_stale(
+    buckets,
+) -> None:
+    # Given an S3 source and a claim on it written by a run in another sandbox (unknown kernel)
+    import hashlib
+    import json
+    import time
+
+    from ingestion.land import LandingBusy, claim_prefix, state_key
+
+    s3 = buckets["s3"]
+    body = orders(8, 2)
+    s3.put_object(Bucket=buckets["incoming"], Key="in/claimed.csv", Body=body)
+    source = f"s3://{buckets['incoming']}/in/claimed.csv"
+    lake = S3Lake(f"s3://{buckets['lake']}/lake")
+    prefix = claim_prefix(state_key(source, hashlib.sha256(body).hexdigest()))
+    holder = {"boot_id": "another-sandbox", "pid": 8, "process_started": "77", "ingest_id": "x"}
+    lake.put_atomic(f"{prefix}0000000000.json", json.dumps(holder).encode())
+    # When it is delivered while the claim is young (TTL 900 s), with no patience
+    settings = Settings(lake=lake.root_uri, claim_wait_seconds=0)
+    with pytest.raises(LandingBusy, match="being landed by another run"):
+        land(source, settings=settings, lake=lake)
+    # Then nothing landed and the holder's claim is untouched
+    assert objects(s3, buckets["lake"], "lake/raw/") == []
+    assert lake.list(prefix) == [f"{prefix}0000000000.json"]
+    # When it is delivered again once the claim is older than the TTL (here 0 s)
+    time.sleep(1.1)  # S3's LastModified has one-second resolution
+    stale = Settings(lake=lake.root_uri, claim_wait_seconds=0, claim_ttl_seconds=0)
+    m = land(source, settings=stale, lake=lake)
+    # Then the claim is taken over, the file lands, and every claim is released
+    assert m["status"] == "landed" and m["valid"] == 8
+    assert lake.list(prefix) == []
