@@ -60,46 +60,14 @@ class Lake(Protocol):
         """A writable binary stream for ``key``; the object appears only on a clean exit."""
         ...
 
-    def _staged_copy(self, key: str, data: bytes) -> tuple[Path, str]:
-        """Write ``data`` whole and fsynced under a temporary name beside ``key``'s file."""
-        self._sync_pending()
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        return target, tmp
-
     def put_atomic(self, key: str, data: bytes) -> None:
-        target, tmp = self._staged_copy(key, data)
-        try:
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(target.parent)
+        """Write a small object all-or-nothing (manifests, intents, markers)."""
+        ...
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
-        # Written whole under a temporary name, then hard-linked to the key: link() fails when
-        # the key exists, so exactly one of several racing callers creates it, with all its bytes.
-        target, tmp = self._staged_copy(key, data)
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            return False
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        _fsync_dir(target.parent)
-        return True
+        """Create a small object only if none exists at ``key``, atomically (a claim);
+        True when this call created it, False when an object was already there."""
+        ...
 
     def read_bytes(self, key: str) -> bytes | None:
         """The object's bytes, or None when it does not exist."""
