@@ -177,7 +177,8 @@ class LocalLake:
                 tmp.unlink()
             raise
 
-    def put_atomic(self, key: str, data: bytes) -> None:
+    def _staged_copy(self, key: str, data: bytes) -> tuple[Path, str]:
+        """Write ``data`` whole and fsynced under a temporary name beside ``key``'s file."""
         self._sync_pending()
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -187,6 +188,15 @@ class LocalLake:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return target, tmp
+
+    def put_atomic(self, key: str, data: bytes) -> None:
+        target, tmp = self._staged_copy(key, data)
+        try:
             os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -197,19 +207,11 @@ class LocalLake:
     def put_if_absent(self, key: str, data: bytes) -> bool:
         # Written whole under a temporary name, then hard-linked to the key: link() fails when
         # the key exists, so exactly one of several racing callers creates it, with all its bytes.
-        self._sync_pending()
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        target, tmp = self._staged_copy(key, data)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                return False
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
