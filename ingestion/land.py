@@ -98,6 +98,34 @@ PARQUET_OPTIONS: dict[str, Any] = {
         "column",
     ],
 }
+# The raw partition files (measured on 731 partitions of ~14.6k rows, docs/ingestion.md):
+# dictionary pages for every low-cardinality column (few prices, products, clients per day:
+# smaller files and less for zstd to compress), delta encoding for the two increasing integer
+# columns, and min/max statistics only where a reader can use them cheaply (ids, dates,
+# lineage): decimal and text statistics cost ~20% of the write and no query filters on them
+# inside a pa_date partition. Together 42% less write CPU and 26% smaller files than before.
+RAW_PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 1,
+    "use_dictionary": [
+        "client_id",
+        "client_name",
+        "product_id",
+        "product_description",
+        "product_price",
+        "product_ccf",
+        "product_volume",
+        "point_of_sale_channel",
+        "status",
+        "total_amount",
+        "total_liters",
+        "source_file",
+        "ingest_id",
+        "landed_at",
+    ],
+    "column_encoding": {"order_id": "DELTA_BINARY_PACKED", "source_line": "DELTA_BINARY_PACKED"},
+    "write_statistics": ["order_id", "order_date", "source_line", "ingest_id", "landed_at"],
+}
 MAX_ROWS_PER_FILE = 16_000_000
 CONSTANT_COLUMNS = ("source_file", "ingest_id", "landed_at")  # the same on every row: added
 # when a partition is written, not carried through the spill
@@ -763,9 +791,14 @@ def _write_partition(
                 key = f"{RAW_PREFIX}pa_date={date}/{ingest_id}-{n}.parquet"
                 staged = f"{stage}{date}-{n}.parquet"  # flat: one directory to clean up
                 sink = stack.enter_context(lake.open_write(staged))
-                writer = pq.ParquetWriter(sink, WRITE_SCHEMA, store_schema=False, **PARQUET_OPTIONS)
+                writer = pq.ParquetWriter(
+                    sink, WRITE_SCHEMA, store_schema=False, **RAW_PARQUET_OPTIONS
+                )
                 moves.append((staged, key))
                 rows_in_file = 0
+            # One dictionary per text column: slices of several spill runs carry different
+            # ones, and the writer re-encodes (and grows the file) at each change.
+            table = table.unify_dictionaries().combine_chunks()
             n_rows = table.num_rows
             zeros = pa.array(np.zeros(n_rows, dtype=np.int32))
             columns = {}
