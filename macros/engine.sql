@@ -102,3 +102,19 @@
     {#- The served marts are Hive-format tables on Athena: milliseconds. -#}
     timestamp
 {%- endmacro %}
+
+
+{% macro run_started_literal() -%}
+    {#- This invocation's start (dbt's run_started_at, UTC) as a literal: fact_orders stamps it
+        on every row a run writes (merged_at), which is how later models, the export and the
+        data tests find the rows of the latest batch. Iceberg keeps microseconds. -#}
+    {{- return(adapter.dispatch('run_started_literal', 'duff')()) -}}
+{%- endmacro %}
+
+{% macro default__run_started_literal() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
+{%- endmacro %}
+
+{% macro athena__run_started_literal() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp(6))
+{%- endmacro %}

@@ -95,7 +95,8 @@ final as (
         latest_versions.source_line,
         latest_versions.ingest_id,
         latest_versions.landed_at,
-        latest_versions.pa_date
+        latest_versions.pa_date,
+        {{ run_started_literal() }} as merged_at
 
     from latest_versions
     left join dim_status

@@ -1,8 +1,8 @@
 with
 
-mart_orders as (
+client_product_days as (
 
-    select * from {{ ref('mart_orders') }}
+    select * from {{ ref('agg_sales__client_product_daily') }}
 
 ),
 
@@ -12,18 +12,29 @@ dim_clients as (
 
 ),
 
+dim_products as (
+
+    select * from {{ ref('dim_products') }}
+
+),
+
 client_products as (
 
     select
-        client_id,
-        product_id,
-        product_description,
-        count(*) as orders,
-        sum(units) as units,
-        sum(liters) as liters,
-        sum(total_amount) as spend
-    from mart_orders
-    group by client_id, product_id, product_description
+        client_product_days.client_id,
+        client_product_days.product_id,
+        dim_products.product_description,
+        sum(client_product_days.orders) as orders,
+        sum(client_product_days.units) as units,
+        sum(client_product_days.liters) as liters,
+        sum(client_product_days.spend) as spend
+    from client_product_days
+    inner join dim_products
+        on client_product_days.product_id = dim_products.product_id
+    group by
+        client_product_days.client_id,
+        client_product_days.product_id,
+        dim_products.product_description
 
 ),
 

@@ -6,17 +6,38 @@ agg_sales__daily as (
 
 ),
 
-final as (
+dim_products as (
+
+    select * from {{ ref('dim_products') }}
+
+),
+
+product_totals as (
 
     select
         product_id,
-        product_description,
-        cast(sum(orders) as bigint) as orders,
-        cast(sum(units) as bigint) as units,
-        cast(sum(liters) as decimal(38, 3)) as liters,
-        cast(sum(revenue) as decimal(38, 2)) as revenue
+        sum(orders) as orders,
+        sum(units) as units,
+        sum(liters) as liters,
+        sum(revenue) as revenue
     from agg_sales__daily
-    group by product_id, product_description
+    group by product_id
+
+),
+
+final as (
+
+    select
+        product_totals.product_id,
+        dim_products.product_description,
+        cast(product_totals.orders as bigint) as orders,
+        cast(product_totals.units as bigint) as units,
+        cast(product_totals.liters as decimal(38, 3)) as liters,
+        cast(product_totals.revenue as decimal(38, 2)) as revenue
+
+    from product_totals
+    inner join dim_products
+        on product_totals.product_id = dim_products.product_id
 
 )
 
