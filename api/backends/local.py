@@ -1,7 +1,10 @@
 """Local twin of the Athena backend: the newest complete exported build, in memory.
 
 A build is ``$DUFF_LAKE/marts/builds/<YYYYMMDDTHHMMSSffffffZ>_<invocation_id>/`` holding one
-Parquet file per served relation and ``_SUCCESS.parquet`` (mart_build_info's row, written last).
+Parquet file per served relation, except mart_orders: one file per day,
+``mart_orders/pa_date=YYYY-MM-DD/<file>.parquet`` (an empty lake's build has none), and
+``_SUCCESS.parquet`` (mart_build_info's row, written last). Builds of the earlier layout, one
+``mart_orders.parquet``, are still read.
 The backend loads a complete build whole into memory with pyarrow (never the DuckDB warehouse
 file, which dbt locks while it builds), then swaps one reference: every request takes
 that reference once, so all routes switch together and no answer mixes two builds. It only ever
@@ -103,6 +106,58 @@ def _rows(table: pa.Table, columns: Sequence[str], path: Path) -> list[tuple]:
     return list(zip(*(table.column(c).to_pylist() for c in columns), strict=True))
 
 
+# mart_orders' columns as the export writes them (docs/architecture.md section 2); a build with
+# no order file at all (an empty lake) serves zero orders of these types.
+ORDERS_SCHEMA = pa.schema(
+    [
+        ("order_id", pa.int64()),
+        ("client_id", pa.int64()),
+        ("product_id", pa.int64()),
+        ("product_description", pa.string()),
+        ("units", pa.int64()),
+        ("unit_price", pa.decimal128(12, 2)),
+        ("total_amount", pa.decimal128(22, 2)),
+        ("liters", pa.decimal128(20, 3)),
+        ("channel", pa.string()),
+        ("status", pa.string()),
+        ("pa_date", pa.date32()),
+    ]
+)
+DAY_DIR = re.compile(r"^pa_date=[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _read_orders(build_dir: Path) -> pa.Table:
+    """mart_orders of a build with ORDER_COLUMNS, in no particular order: every file under
+    ``mart_orders/pa_date=*/`` (none is zero orders), or the earlier ``mart_orders.parquet``."""
+    single = build_dir / "mart_orders.parquet"
+    folder = build_dir / "mart_orders"
+    if folder.is_dir():
+        paths = sorted(
+            f
+            for day in folder.iterdir()
+            if DAY_DIR.match(day.name) and day.is_dir()
+            for f in day.iterdir()
+            if f.name.endswith(".parquet")
+        )
+    elif single.exists():
+        paths = [single]
+    else:
+        raise BuildError(f"{folder} is missing")
+    tables = []
+    for path in paths:
+        table = _read(path)
+        missing = [c for c in ORDER_COLUMNS if c not in table.column_names]
+        if missing:
+            raise BuildError(f"{path}: missing columns {missing}")
+        tables.append(table.select(list(ORDER_COLUMNS)))
+    if not tables:
+        return ORDERS_SCHEMA.empty_table().select(list(ORDER_COLUMNS))
+    try:
+        return pa.concat_tables(tables)
+    except pa.ArrowInvalid as err:  # the days disagree on a column's type
+        raise BuildError(f"{folder}: {err}") from err
+
+
 class LocalSnapshot:
     """One build held in memory: small marts as Python rows, mart_orders as an Arrow table.
 
@@ -139,18 +194,12 @@ class LocalSnapshot:
         self._daily = sorted(rows("mart_daily_sales", DAILY_COLUMNS), key=lambda r: r[0])
         self._daily_dates = [r[0] for r in self._daily]
 
-        path = build_dir / "mart_orders.parquet"
-        orders = _read(path)
-        missing = [c for c in ORDER_COLUMNS if c not in orders.column_names]
-        if missing:
-            raise BuildError(f"{path}: missing columns {missing}")
-        orders = orders.select(list(ORDER_COLUMNS))
-        ids = orders.column("order_id").to_pylist()
-        if any(ids[i] >= ids[i + 1] for i in range(len(ids) - 1)):  # documented sorted; be safe
-            orders = orders.sort_by("order_id")
-            ids = orders.column("order_id").to_pylist()
+        orders = _read_orders(build_dir)
+        ids = orders.column("order_id")
+        if len(ids) > 1 and not pc.all(pc.greater(ids[1:], ids[:-1])).as_py():
+            orders = orders.sort_by("order_id")  # the days interleave: sort once per build
         self._orders = orders.combine_chunks()
-        self._order_ids = array("q", ids)
+        self._order_ids = array("q", self._orders.column("order_id").to_pylist())
         by_client = pc.sort_indices(
             self._orders, sort_keys=[("client_id", "ascending"), ("order_id", "ascending")]
         )
