@@ -168,11 +168,11 @@ def parse_records(
     return records, pos
 
 
-def _cut_fast(a: np.ndarray, eof: bool) -> tuple[np.ndarray, np.ndarray, int] | None:
+def _cut_fast(a: np.ndarray, eof: bool) -> tuple[np.ndarray, np.ndarray, int, np.ndarray] | None:
     """Record ends (positions of their LF, or len at EOF) of a block, if the fast path applies.
 
-    Returns (record_ends, quote_positions, consumed), or None when the block needs the
-    reference reader.
+    Returns (record_ends, quote_positions, consumed, lf_positions), or None when the block
+    needs the reference reader.
     """
     n = len(a)
     cr = np.flatnonzero(a == CR)
@@ -212,7 +212,7 @@ def _cut_fast(a: np.ndarray, eof: bool) -> tuple[np.ndarray, np.ndarray, int] | 
         consumed = int(ends[-1]) + 1 if len(ends) else 0
         if consumed and a[consumed - 2 : consumed - 1].tobytes() == b"\r":
             pass
-    return ends, q, consumed
+    return ends, q, consumed, nl
 
 
 class Scanner:
@@ -289,7 +289,7 @@ class Scanner:
         if cut is None:
             self.slow_blocks += 1
             return self._slow(buf, eof)
-        ends, q, consumed = cut
+        ends, q, consumed, nl = cut
         if consumed == 0:
             return None, 0
         ends = ends[ends < consumed] if not eof else ends
@@ -298,14 +298,31 @@ class Scanner:
             starts[0] = 0
             starts[1:] = ends[:-1] + 1
         length = ends - starts
-        first = a[np.minimum(starts, len(a) - 1)]
-        empty = (length == 0) | ((length == 1) & (first == CR))
+        empty = length == 0
+        one = np.flatnonzero(length == 1)
+        empty[one[a[starts[one]] == CR]] = True
+        # Fields = commas outside quotes + 1. Records are contiguous (each starts right after
+        # the previous one's LF, never on a comma), so one search gives every record's commas.
         commas = np.flatnonzero(a[:consumed] == COMMA)
+        upto = np.searchsorted(commas, ends)
+        nfields = np.diff(upto, prepend=0) + 1
         if len(q):
-            commas = commas[(np.searchsorted(q, commas) & 1) == 0]
-        nfields = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
-        nl_all = np.flatnonzero(a[:consumed] == LF)
-        lines = self.line + np.searchsorted(nl_all, starts)
+            # Quote i opens a quoted stretch when i is even; it closes at quote i+1 (or the
+            # end of the block). Remove the commas inside each stretch from its record.
+            opens = q[0::2]
+            closes = np.append(q[1::2], consumed)[: len(opens)]
+            inside = np.searchsorted(commas, closes) - np.searchsorted(commas, opens)
+            record = np.searchsorted(ends, opens)
+            keep = record < len(ends)
+            nfields -= np.bincount(record[keep], weights=inside[keep], minlength=len(ends)).astype(
+                nfields.dtype
+            )
+        nl_all = nl[nl < consumed]
+        lf_ends = len(ends) - int(eof and len(ends) > 0 and ends[-1] >= len(a))
+        if lf_ends == len(nl_all):  # every LF ends a record: record i starts on line i
+            lines = self.line + np.arange(len(ends))
+        else:
+            lines = self.line + np.searchsorted(nl_all, starts)
         good = ~empty & (nfields == self.ncols)
         bad = ~empty & (nfields != self.ncols)
         if not good.any():

@@ -138,64 +138,114 @@ def _fill(ok: pa.Array, values: pa.Array, placeholder: str) -> pa.Array:
     return pc.if_else(ok, values, pa.scalar(placeholder, _STR))
 
 
+def _ids(t: pa.Array, name: str) -> tuple[pa.Array, pa.Array]:
+    """(ok, value) of trimmed integer texts: plain ASCII digits (``ascii_is_decimal`` is false
+    for '' and any other byte), then the range, compared as text once leading zeros are gone."""
+    stripped = pc.ascii_ltrim(t, characters="0")
+    limit = INT32_MAX if name == "product_ccf" else INT64_MAX
+    ok = pc.and_(pc.ascii_is_decimal(t), _fits(stripped, limit))
+    typ = pa.int32() if name == "product_ccf" else pa.int64()
+    return ok, pc.cast(_fill(ok, stripped, "0"), typ)
+
+
+def _column(name: str, t: pa.Array) -> tuple[pa.Array | None, pa.Array]:
+    """(ok or None when only emptiness matters, normalised value) of trimmed texts ``t``."""
+    if name in ("order_id", "client_id", "product_id", "product_ccf"):
+        return _ids(t, name)
+    if name in ("client_name", "product_description"):
+        return None, t
+    if name in ("product_price", "product_volume"):
+        ok = pc.match_substring_regex(t, _PRICE_RE if name == "product_price" else _VOLUME_RE)
+        if name == "product_volume":  # > 0: some digit is not a zero
+            ok = pc.and_(ok, pc.match_substring_regex(t, "[1-9]"))
+        typ = PRICE_TYPE if name == "product_price" else VOLUME_TYPE
+        return ok, pc.cast(_fill(ok, t, "0"), typ)
+    if name in ("point_of_sale_channel", "status"):
+        known = pa.array(list(CHANNELS)) if name == "point_of_sale_channel" else _STATUS_NAMES
+        pos = pc.index_in(pc.utf8_lower(t), value_set=known)
+        return pc.is_valid(pos), pos
+    # order_date: a real calendar date (2024-02-30 is not one)
+    shaped = pc.match_substring_regex(t, _DATE_RE)
+    cand = _fill(shaped, t, "1970-01-01")
+    y, m, d = (
+        pc.cast(pc.utf8_slice_codeunits(cand, a, b), pa.int32()).to_numpy(zero_copy_only=False)
+        for a, b in ((0, 4), (5, 7), (8, 10))
+    )
+    leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
+    month_days = _MONTH_DAYS[np.clip(m, 0, 12)] + ((m == 2) & leap)
+    real = (y >= 1) & (m >= 1) & (m <= 12) & (d >= 1) & (d <= month_days)
+    ok = pa.array(_np_mask(shaped) & real)
+    return ok, pc.cast(_fill(ok, cand, "1970-01-01"), pa.date32())
+
+
+def _unscaled(values: pa.Array) -> np.ndarray:
+    """The unscaled integers of a decimal128 array of non-negative values below 2**63."""
+    words = np.frombuffer(values.buffers()[1], dtype=np.int64)
+    return words[2 * values.offset : 2 * (values.offset + len(values)) : 2]
+
+
+def _decimal(units: np.ndarray, typ: pa.DataType) -> pa.Array:
+    """A decimal128 array of ``typ`` from non-negative unscaled int64 values."""
+    words = np.zeros((len(units), 2), dtype=np.int64)
+    words[:, 0] = units
+    return pa.Array.from_buffers(typ, len(units), [None, pa.py_buffer(words)])
+
+
+def _total(values: pa.Array, units: np.ndarray, ccf: pa.Array, typ: pa.DataType) -> pa.Array:
+    """``values * ccf`` exactly: in int64 when no product can overflow it, else in decimal."""
+    ccf_np = ccf.to_numpy().astype(np.int64)
+    if len(units) == 0 or int(units.max()) * int(ccf_np.max()) < 2**63:
+        return _decimal(units * ccf_np, typ)
+    return pc.cast(pc.multiply(values, pc.cast(ccf, pa.decimal128(10, 0))), typ)
+
+
 def check(raw: dict[str, pa.Array], fallback_date: dt.date) -> Checked:
     """Apply the row rules to a batch of raw (untrimmed) string columns.
 
     ``raw`` maps each required column, and ``order_date`` when the file has it, to a string
     array; all arrays have the same length.
+
+    Every column but ``order_id`` holds few distinct texts (clients, products, prices, dates,
+    enums), so each is dictionary-encoded once and the rules run on its distinct values only;
+    per row it is then one lookup. ``order_id`` (unique per row) is checked row by row.
     """
     n = len(raw["order_id"])
     missing_col = np.full(n, -1, dtype=np.int16)
     invalid_col = np.full(n, -1, dtype=np.int16)
     values: dict[str, pa.Array] = {}
+    units: dict[str, np.ndarray] = {}
 
     for idx, name in enumerate(CHECK_ORDER):
         if name not in raw:
             continue
-        t = pc.utf8_trim_whitespace(raw[name])
-        empty = _np_mask(pc.equal(pc.binary_length(t), pa.scalar(0, pa.int32())))
-        if name in ("order_id", "client_id", "product_id", "product_ccf"):
-            # Plain ASCII digits (ascii_is_decimal is false for '' and any other byte), then
-            # the range, compared as text once leading zeros are gone.
-            stripped = pc.ascii_ltrim(t, characters="0")
-            limit = INT32_MAX if name == "product_ccf" else INT64_MAX
-            ok = pc.and_(pc.ascii_is_decimal(t), _fits(stripped, limit))
-            typ = pa.int32() if name == "product_ccf" else pa.int64()
-            values[name] = pc.cast(_fill(ok, stripped, "0"), typ)
-        elif name in ("client_name", "product_description"):
-            ok = None
-            # Few distinct names: dictionary-encoded, sorting and writing them is cheap.
-            values[name] = pc.dictionary_encode(t)
-        elif name in ("product_price", "product_volume"):
-            ok = pc.match_substring_regex(t, _PRICE_RE if name == "product_price" else _VOLUME_RE)
-            if name == "product_volume":  # > 0: some digit is not a zero
-                ok = pc.and_(ok, pc.match_substring_regex(t, "[1-9]"))
-            typ = PRICE_TYPE if name == "product_price" else VOLUME_TYPE
-            values[name] = pc.cast(_fill(ok, t, "0"), typ)
-        elif name == "point_of_sale_channel":
-            pos = pc.index_in(pc.utf8_lower(t), value_set=pa.array(list(CHANNELS)))
-            ok = pc.is_valid(pos)
-            values[name] = pa.DictionaryArray.from_arrays(pos, _CHANNEL_NAMES)
-        elif name == "status":
-            pos = pc.index_in(pc.utf8_lower(t), value_set=_STATUS_NAMES)
-            ok = pc.is_valid(pos)
-            values[name] = pa.DictionaryArray.from_arrays(pos, _STATUS_NAMES)
-        else:  # order_date: a real calendar date (2024-02-30 is not one)
-            shaped = pc.match_substring_regex(t, _DATE_RE)
-            cand = _fill(shaped, t, "1970-01-01")
-            y, m, d = (
-                pc.cast(pc.utf8_slice_codeunits(cand, a, b), pa.int32()).to_numpy(
-                    zero_copy_only=False
+        if name == "order_id":
+            t = pc.utf8_trim_whitespace(raw[name])
+            empty = _np_mask(pc.equal(pc.binary_length(t), pa.scalar(0, pa.int32())))
+            ok, values[name] = _column(name, t)
+            okm = ~empty if ok is None else _np_mask(ok)
+        else:
+            encoded = pc.dictionary_encode(raw[name])
+            codes = encoded.indices
+            at = codes.to_numpy()
+            t = pc.utf8_trim_whitespace(encoded.dictionary)
+            empty_d = _np_mask(pc.equal(pc.binary_length(t), pa.scalar(0, pa.int32())))
+            ok, value = _column(name, t)
+            empty = empty_d[at]
+            okm = ~empty if ok is None else _np_mask(ok)[at]
+            if name in ("client_name", "product_description"):
+                # Texts that differ only by spaces are one dictionary value.
+                again = pc.dictionary_encode(value)
+                values[name] = pa.DictionaryArray.from_arrays(
+                    again.indices.take(codes), again.dictionary
                 )
-                for a, b in ((0, 4), (5, 7), (8, 10))
-            )
-            leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
-            month_days = _MONTH_DAYS[np.clip(m, 0, 12)] + ((m == 2) & leap)
-            real = (y >= 1) & (m >= 1) & (m <= 12) & (d >= 1) & (d <= month_days)
-            okm_date = _np_mask(shaped) & real
-            ok = pa.array(okm_date)
-            values[name] = pc.cast(_fill(ok, cand, "1970-01-01"), pa.date32())
-        okm = ~empty if ok is None else _np_mask(ok)
+            elif name == "point_of_sale_channel":
+                values[name] = pa.DictionaryArray.from_arrays(value.take(codes), _CHANNEL_NAMES)
+            elif name == "status":
+                values[name] = pa.DictionaryArray.from_arrays(value.take(codes), _STATUS_NAMES)
+            else:
+                values[name] = value.take(codes)
+                if name in ("product_price", "product_volume"):
+                    units[name] = _unscaled(value)[at]
         missing_col[(missing_col < 0) & empty] = idx
         invalid_col[(invalid_col < 0) & ~empty & ~okm] = idx
 
@@ -210,9 +260,13 @@ def check(raw: dict[str, pa.Array], fallback_date: dt.date) -> Checked:
         values["pa_date"] = pa.array(np.full(n, epoch_day, np.int32)).cast(pa.date32())
     else:
         values["pa_date"] = values["order_date"]
-    ccf = pc.cast(values["product_ccf"], pa.decimal128(10, 0))
-    values["total_amount"] = pc.cast(pc.multiply(values["product_price"], ccf), AMOUNT_TYPE)
-    values["total_liters"] = pc.cast(pc.multiply(values["product_volume"], ccf), LITERS_TYPE)
+    ccf = values["product_ccf"]
+    values["total_amount"] = _total(
+        values["product_price"], units["product_price"], ccf, AMOUNT_TYPE
+    )
+    values["total_liters"] = _total(
+        values["product_volume"], units["product_volume"], ccf, LITERS_TYPE
+    )
     return Checked(reason=reason, column=column, values=values)
 
 
