@@ -118,3 +118,20 @@
 {% macro athena__run_started_literal() -%}
     cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp(6))
 {%- endmacro %}
+
+
+{% macro cluster_by(column) -%}
+    {#- Physical order of a table's rows where the engine keeps it: DuckDB keeps insertion
+        order and skips whole row groups by min/max statistics, so a fact written in pa_date
+        order lets a filter on a few days read only their row groups (the incremental
+        rollups, the export, the batch-scoped tests). Athena's Iceberg fact is partitioned
+        by pa_date instead: nothing to add there. -#}
+    {{- return(adapter.dispatch('cluster_by', 'duff')(column)) -}}
+{%- endmacro %}
+
+{% macro default__cluster_by(column) -%}
+{%- endmacro %}
+
+{% macro duckdb__cluster_by(column) -%}
+    order by {{ column }}
+{%- endmacro %}

@@ -7,19 +7,24 @@
     version. Only orders with two or more landed versions can have a superseded one, so the
     self-join runs over those alone (one cheap group-by finds them): the same result, without
     joining every raw row to itself (10 M orders: ~6 s of every build). On an incremental
-    run the check covers the orders of fact_orders' latest batch (all their versions, all
-    their rows); a first build, a full refresh or var data_tests_scope = 'all' checks every
-    order (macros/test_scope.sql). -#}
+    run the check covers the orders of fact_orders' latest batch: every landed version of
+    them (they lie on the days int_orders__changed_days logged for the batch, so only those
+    days' files are read) and every fact row holding their ids on those days (a stale copy
+    left behind fails it too). A first build, a full refresh or var data_tests_scope = 'all'
+    check every order (macros/test_scope.sql). -#}
 
-{%- set batch_ids = latest_batch_order_ids(ref('fact_orders')) %}
+-- depends_on: {{ ref('int_orders__changed_days') }}
+{%- set batch = latest_batch() %}
 
 with
 
 raw_versions as (
 
     select * from {{ ref('stg_raw__orders') }}
-    {%- if batch_ids is not none %}
-    where order_id in ({{ batch_ids }})
+    {%- if batch is not none and batch.days %}
+    where
+        pa_date in ({{ batch.days }})
+        and order_id in ({{ batch.order_ids }})
     {%- endif %}
 
 ),
@@ -27,8 +32,10 @@ raw_versions as (
 fact_orders as (
 
     select * from {{ ref('fact_orders') }}
-    {%- if batch_ids is not none %}
-    where order_id in ({{ batch_ids }})
+    {%- if batch is not none and batch.days %}
+    where
+        pa_date in ({{ batch.days }})
+        and order_id in ({{ batch.order_ids }})
     {%- endif %}
 
 ),

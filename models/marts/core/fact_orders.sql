@@ -107,3 +107,4 @@ final as (
 )
 
 select * from final
+{{ cluster_by('pa_date') }}

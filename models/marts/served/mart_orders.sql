@@ -3,6 +3,8 @@
     export: ~0.4 s of join each; the export even sorts faster from the fact's order). On
     Athena a table, which the API queries directly. -#}
 {{ config(materialized='view' if target.type == 'duckdb' else 'table') }}
+{#- Built after the change log, which its batch-scoped data tests read (macros/test_scope.sql). #}
+-- depends_on: {{ ref('int_orders__changed_days') }}
 
 with
 

@@ -8,6 +8,7 @@ that form still fails on both kinds of damage, so it is not a test that cannot f
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import duckdb
 
@@ -69,3 +70,49 @@ def test_conservation_fails_on_a_superseded_fact_row_and_on_a_lost_row(dbt_proje
     # Then it fails again: raw rows != fact rows + superseded rows
     lost = project.run(*TEST, check=False)
     assert lost.returncode != 0 and "FAIL 1" in lost.output, lost.output[-3000:]
+
+
+def failed_tests(output: str) -> set[str]:
+    return set(re.findall(r"Failure in test (\S+)", output))
+
+
+def test_incremental_runs_test_the_latest_batch_and_still_catch_a_stale_copy(
+    dbt_project_factory,
+):
+    # Given a first build, then order 2 re-sent to a later day and an incremental build:
+    # the data tests of fact_orders and mart_orders now cover the latest batch only
+    project = dbt_project_factory("dbt_batch_scope")
+    lake = RawLake(project.lake)
+    first_ingest = lake.land(BASE, T1)
+    project.run("build")
+    lake.land(RESENT, T2)
+    project.run("build")
+    assert project.run("test").returncode == 0
+
+    # When order 3 (not in the batch) loses its client key: the batch-scoped tests do not
+    # read its row, and the whole-table run does
+    execute(lake, "update fact_orders set client_key = null where order_id = 3")
+    assert project.run("test").returncode == 0
+    whole = project.run("test", "--vars", "{data_tests_scope: all}", check=False)
+    assert whole.returncode != 0
+    assert any("not_null_fact_orders_client_key" in t for t in failed_tests(whole.output))
+    execute(lake, "update fact_orders set client_key = md5('10') where order_id = 3")
+    assert project.run("test", "--vars", "{data_tests_scope: all}").returncode == 0
+
+    # When a stale copy of re-sent order 2 is left on its old day (as a delete+insert that
+    # forgot the delete would), with the old batch's stamp
+    execute(
+        lake,
+        "insert into fact_orders select * replace ("
+        f"'{first_ingest}' as ingest_id, 3 as source_line, date '2024-03-30' as pa_date, "
+        "(select min(merged_at) from fact_orders) as merged_at) "
+        "from fact_orders where order_id = 2",
+    )
+    # Then the batch-scoped unique tests of the fact and mart_orders and the conservation
+    # test all fail on it
+    stale = project.run("test", check=False)
+    failed = failed_tests(stale.output)
+    assert stale.returncode != 0
+    assert any(t.startswith("unique_fact_orders_order_id") for t in failed), failed
+    assert any(t.startswith("unique_mart_orders_order_id") for t in failed), failed
+    assert "assert_raw_rows_conserved" in failed, failed

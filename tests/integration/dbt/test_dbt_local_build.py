@@ -40,7 +40,9 @@ FIRST = [
     Order(6, 13, "Homer", 104, "Duff Stout", "3.00", 2, "0.500", "B2B", "created", D(2024, 3, 3)),
     Order(7, 13, "Homer", 103, "Fudd", "3.00", 2, "0.330", "B2B", "delivered", D(2024, 3, 3)),
     # the only order of 2024-03-04; re-sent to 2024-03-05 later, which leaves that day empty
-    Order(9, 11, "Barney", 102, "Duff Lite", "1.00", 1, "0.330", "Retail", "created", D(2024, 3, 4)),
+    Order(
+        9, 11, "Barney", 102, "Duff Lite", "1.00", 1, "0.330", "Retail", "created", D(2024, 3, 4)
+    ),  # noqa: E501
 ]
 # re-sent orders 1 and 9 (new status, channel and date), a renamed client 10, a renamed product
 SECOND = [
