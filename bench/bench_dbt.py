@@ -44,6 +44,13 @@ def run(cmd: list[str], env: dict[str, str], label: str) -> float:
     return elapsed
 
 
+def elapsed_in_dbt(target: Path) -> float:
+    """The run's own time as dbt records it: executing every node and the on-run-end export,
+    without the Python start-up, import of dbt and manifest loading that every invocation
+    pays whatever the data."""
+    return float(json.loads((target / "run_results.json").read_text())["elapsed_time"])
+
+
 def slowest_nodes(target: Path, n: int = 6) -> str:
     results = json.loads((target / "run_results.json").read_text())["results"]
     top = sorted(results, key=lambda r: r["execution_time"], reverse=True)[:n]
@@ -108,7 +115,9 @@ def main() -> None:
         run([DBT, "parse", *dbt_args], env, "dbt parse")  # parse once, outside the timings
 
         full = run([DBT, "build", *dbt_args], env, "full dbt build")
-        print(f"full build:        {full:8.1f}s   slowest: {slowest_nodes(target)}")
+        full_in = elapsed_in_dbt(target)
+        print(f"full build:        {full:8.1f}s   ({full_in:.1f}s in dbt's run)")
+        print(f"   slowest: {slowest_nodes(target)}")
 
         new_rows = max(1, args.rows // DAYS)
         run(
@@ -123,10 +132,17 @@ def main() -> None:
         print(f"landed one new day: {new_rows:,} new orders and {n_resent:,} re-sent ones")
 
         incremental = run([DBT, "build", *dbt_args], env, "incremental dbt build")
-        print(f"incremental build: {incremental:8.1f}s   slowest: {slowest_nodes(target)}")
+        incremental_in = elapsed_in_dbt(target)
+        print(f"incremental build: {incremental:8.1f}s   ({incremental_in:.1f}s in dbt's run)")
+        print(f"   slowest: {slowest_nodes(target)}")
         ratio = incremental / full
         verdict = "meets" if ratio < 0.10 else "misses"
-        print(f"ratio incremental / full = {ratio:.3f} ({verdict} the < 0.10 goal)")
+        print(f"ratio incremental / full, wall clock = {ratio:.3f} ({verdict} the < 0.10 goal)")
+        ratio_in = incremental_in / full_in
+        print(
+            f"ratio inside dbt's run              = {ratio_in:.3f} (the start-up every `dbt` "
+            f"command pays, {incremental - incremental_in:.1f}s here, left out)"
+        )
     finally:
         if args.keep or args.work:
             print(f"scratch kept in {work}")
