@@ -27,6 +27,7 @@ partition, and 8 bytes per distinct ``order_id`` for duplicate detection.
 from __future__ import annotations
 
 import codecs
+import collections
 import contextlib
 import datetime as dt
 import hashlib
@@ -39,7 +40,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -147,7 +148,8 @@ PARTITION_SCHEMA = pa.schema(
     [f for f in WRITE_SCHEMA if f.name not in CONSTANT_COLUMNS] + [pa.field("pa_date", pa.date32())]
 )
 WRITE_THREADS = 2
-PARTITIONS_PER_VIEW = 4
+CHECK_THREADS = 2  # row rules of up to two blocks at once
+CHECK_AHEAD = 2  # blocks handed to the rules pool beyond the one being consumed
 
 
 class Quarantine(Exception):
@@ -267,16 +269,20 @@ class SeenIds:
 # --- partition spill (external sort by pa_date) -----------------------------------------------
 
 
+Runs = Callable[[], list[Any]]  # this thread's readers of the spilled runs (see views)
+
+
 class DateSpill:
     """Valid rows grouped by pa_date, to be written one partition at a time (external sort).
 
     Rows are buffered in memory; each time ``buffer_bytes`` is reached the buffer is sorted by
-    pa_date and appended to an uncompressed Arrow IPC file in a local scratch directory as one
-    record batch (a *run*); an index remembers, per date, which row range of which run holds
-    it. A file whose rows fit in the buffer never touches the disk.
+    pa_date and written to an uncompressed Arrow IPC file in a local scratch directory (a
+    *run*) as one record batch per date; an index remembers, per date, which batch of which run
+    holds it. A file whose rows fit in the buffer never touches the disk.
 
-    :meth:`views` memory-maps the file and hands out zero-copy slices; callers drop a view
-    after a few partitions so that the pages it touched leave the process's resident set.
+    Partitions read their batches with positioned reads (no memory map: touching a few rows of
+    a mapped file maps whole 2 MB page-cache folios into the resident set, ~400 MB for four
+    partitions of a 1 GB file), so the memory of writing is that of the partitions in hand.
     """
 
     def __init__(self, directory: str, buffer_bytes: int) -> None:
@@ -287,7 +293,8 @@ class DateSpill:
         self.run_paths: list[str] = []  # one IPC file per run (dictionaries differ per run)
         self.runs = 0
         self.memory_run: pa.RecordBatch | None = None  # the last run, when it stays in memory
-        self.ranges: dict[int, list[tuple[int, int, int]]] = {}  # day -> (run, start, length)
+        # day -> [(run, first row in the run, rows, batch number in the run's file)]
+        self.ranges: dict[int, list[tuple[int, int, int, int]]] = {}
 
     def add(self, table: pa.Table) -> None:
         if table.num_rows == 0:
@@ -311,18 +318,19 @@ class DateSpill:
         del table
         run = self.runs
         self.runs += 1
-        if to_disk:
-            path = os.path.join(self.directory, f"run-{run}.arrow")
-            with pa.OSFile(path, "wb") as sink, ipc.new_file(sink, PARTITION_SCHEMA) as writer:
-                writer.write_batch(batch)
-            self.run_paths.append(path)
-        else:
-            self.memory_run = batch
         cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
         starts = np.concatenate([[0], cuts]).tolist()
         stops = np.concatenate([cuts, [len(days)]]).tolist()
-        for a, b in zip(starts, stops, strict=True):
-            self.ranges.setdefault(int(days[a]), []).append((run, a, b - a))
+        if to_disk:
+            path = os.path.join(self.directory, f"run-{run}.arrow")
+            with pa.OSFile(path, "wb") as sink, ipc.new_file(sink, PARTITION_SCHEMA) as writer:
+                for a, b in zip(starts, stops, strict=True):
+                    writer.write_batch(batch.slice(a, b - a))
+            self.run_paths.append(path)
+        else:
+            self.memory_run = batch
+        for k, (a, b) in enumerate(zip(starts, stops, strict=True)):
+            self.ranges.setdefault(int(days[a]), []).append((run, a, b - a, k))
 
     def close(self) -> None:
         """No more rows: the last buffer stays in memory as the last run."""
@@ -332,30 +340,43 @@ class DateSpill:
         return sorted(self.ranges)
 
     @contextlib.contextmanager
-    def views(self) -> Iterator[list[pa.RecordBatch | None]]:
-        """Every run as a record batch (zero-copy over fresh memory maps for runs on disk)."""
-        sources = [pa.memory_map(path, "r") for path in self.run_paths]
-        try:
-            batches: list[pa.RecordBatch | None] = [
-                ipc.open_file(source).get_batch(0) for source in sources
-            ]
-            if self.memory_run is not None:
-                batches.append(self.memory_run)
-            yield batches
-            batches.clear()
-        finally:
-            for source in sources:
-                source.close()
+    def views(self) -> Iterator[Runs]:
+        """A function giving the calling thread its own readers of every run (an IPC file
+        reader per run on disk, then the in-memory run); all are closed on exit."""
+        local = threading.local()
+        lock = threading.Lock()
+        files: list[Any] = []
 
-    def read(
-        self, day: int, runs: list[pa.RecordBatch | None], chunk_rows: int
-    ) -> Iterator[pa.Table]:
+        def runs() -> list[Any]:
+            mine = getattr(local, "runs", None)
+            if mine is None:
+                opened = [pa.OSFile(path, "r") for path in self.run_paths]
+                with lock:
+                    files.extend(opened)
+                mine = [ipc.open_file(f) for f in opened]
+                if self.memory_run is not None:
+                    mine.append(self.memory_run)
+                local.runs = mine
+            return mine
+
+        try:
+            yield runs
+        finally:
+            with lock:
+                for f in files:
+                    f.close()
+
+    def read(self, day: int, runs: Runs, chunk_rows: int) -> Iterator[pa.Table]:
         """The rows of one partition, in file order, as tables of about ``chunk_rows`` rows."""
+        readers = runs()
         pending: list[pa.RecordBatch] = []
         count = 0
-        for run, start, length in self.ranges[day]:
-            batch = runs[run]
-            assert batch is not None
+        for run, start, length, k in self.ranges[day]:
+            source = readers[run]
+            if isinstance(source, pa.RecordBatch):
+                batch = source
+            else:
+                batch, start = source.get_batch(k), 0
             while length:
                 take = min(length, chunk_rows - count)
                 pending.append(batch.slice(start, take))
@@ -714,14 +735,18 @@ def _stage_rows(
                 block_bytes=settings.block_bytes,
             )
             try:
-                # Scanning and the row rules of block i+1 (a background thread) overlap
-                # duplicates, spill and rejects of block i (this thread).
-                checked_blocks = (_check_block(b, positions, landing_date) for b in scanner)
-                for block, checked in prefetch(checked_blocks):
-                    _process_block(block, checked, names, seen, spill)
-                    _collect(block, counts, rejects)
-                    if progress is not None:
-                        progress(block.nbytes)
+                # A background thread scans blocks and hands each to a pool that applies the
+                # row rules (blocks are independent); this thread takes them in file order for
+                # duplicates, spill and rejects. All of it releases the GIL, so both cores work.
+                with ThreadPoolExecutor(CHECK_THREADS) as checkers:
+                    checked_blocks = _checked_in_order(
+                        iter(scanner), positions, landing_date, checkers
+                    )
+                    for block, checked in prefetch(checked_blocks):
+                        _process_block(block, checked, names, seen, spill)
+                        _collect(block, counts, rejects)
+                        if progress is not None:
+                            progress(block.nbytes)
             except ScanError as exc:
                 raise Quarantine(str(exc)) from None
             finally:
@@ -737,22 +762,18 @@ def _stage_rows(
             },
         )
         t0 = time.monotonic()
+        seen.runs.clear()  # 8 bytes per order_id: not needed to write
         pa.default_memory_pool().release_unused()  # the scan's buffers, before writing
         days = spill.partitions()
         partitions = [day_text(day) for day in days]
-        # Parquet encoding and zstd release the GIL: write partitions two at a time, a group
-        # of them per memory map of the spill (see DateSpill.views).
-        with ThreadPoolExecutor(WRITE_THREADS) as pool:
-            for g in range(0, len(days), PARTITIONS_PER_VIEW):
-                with spill.views() as runs:
-                    futures = [
-                        pool.submit(
-                            _write_partition, lake, settings, spill, runs, day, lineage, stage
-                        )
-                        for day in days[g : g + PARTITIONS_PER_VIEW]
-                    ]
-                    for future in futures:
-                        moves.extend(future.result())
+        # Parquet encoding and zstd release the GIL: write partitions two at a time.
+        with ThreadPoolExecutor(WRITE_THREADS) as pool, spill.views() as runs:
+            futures = [
+                pool.submit(_write_partition, lake, settings, spill, runs, day, lineage, stage)
+                for day in days
+            ]
+            for future in futures:
+                moves.extend(future.result())
         if rejects.close():
             moves.append((stage + "rejects.parquet", rejects_key))
         log.info(
@@ -775,7 +796,7 @@ def _write_partition(
     lake: Lake,
     settings: Settings,
     spill: DateSpill,
-    runs: list[pa.RecordBatch | None],
+    runs: Runs,
     day: int,
     lineage: dict[str, Any],
     stage: str,
@@ -842,6 +863,26 @@ def _check_block(
     table = block.table
     raw = {name: table.column(i).combine_chunks() for name, i in positions.items()}
     return block, rules.check(raw, landing_date)
+
+
+def _checked_in_order(
+    blocks: Iterator[Block],
+    positions: dict[str, int],
+    landing_date: dt.date,
+    pool: ThreadPoolExecutor,
+) -> Iterator[tuple[Block, rules.Checked]]:
+    """``_check_block`` of each block on ``pool``, at most CHECK_AHEAD blocks ahead; in order."""
+    pending: collections.deque[Future[tuple[Block, rules.Checked]]] = collections.deque()
+    try:
+        for block in blocks:
+            pending.append(pool.submit(_check_block, block, positions, landing_date))
+            if len(pending) > CHECK_AHEAD:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def _process_block(
