@@ -214,16 +214,13 @@
         select built_at from read_parquet('{{ staged }}/_SUCCESS.parquet')
     ),
 
-    merged_orders as (
-        select order_id
-        from {{ duff_model_relation('fact_orders') }}
-        where merged_at > (select built_at from previous)
-    ),
-
+    {#- int_orders__changed_days logs, per fact_orders batch (merged_at), the day of every
+        raw version of each order merged: the day a re-sent order left as well as its new
+        one. -#}
     merged_order_days as (
         select distinct pa_date
-        from {{ duff_model_relation('stg_raw__orders') }}
-        where order_id in (select order_id from merged_orders)
+        from {{ duff_model_relation('int_orders__changed_days') }}
+        where merged_at > (select built_at from previous)
     ),
 
     daily_now as (
@@ -265,15 +262,25 @@
         mart_orders/pa_date=<day>/<invocation_id>.parquet sorted by order_id (one COPY per
         day: DuckDB's PARTITION_BY neither keeps the order inside a partition nor always
         writes one file per partition). Returns how many days it wrote. -#}
-    {%- set skip = [] -%}
-    {%- for day in linked -%}
-        {%- do skip.append("date '" ~ day ~ "'") -%}
-    {%- endfor -%}
+    {#- The rows of every day not linked: with links, an IN list of the fact's other days,
+        which DuckDB pushes down to the fact's scan. Grouped by day, so that each day's COPY
+        below reads only its own row groups. -#}
+    {%- if linked -%}
+        {%- set candidates = run_query(
+            "select distinct strftime(pa_date, '%Y-%m-%d') as day from "
+            ~ duff_model_relation('fact_orders') ~ " where pa_date is not null order by day"
+        ).columns[0].values() | reject('in', linked) | list -%}
+    {%- endif -%}
     {%- call statement('export_mart_orders_rows') -%}
         create or replace temp table duff_export_orders as
         select * from {{ mart_orders }}
-        {% if skip -%} where pa_date not in ({{ skip | join(', ') }}) {%- endif %}
-        order by pa_date, order_id
+        {% if linked -%}
+        where pa_date in (
+            {%- for day in candidates %}date '{{ day }}'{{ ', ' if not loop.last }}{% endfor -%}
+            {{- 'null' if not candidates -}}
+        )
+        {%- endif %}
+        order by pa_date
     {%- endcall -%}
     {%- set days = run_query(
         "select distinct strftime(pa_date, '%Y-%m-%d') as day from duff_export_orders order by day"
