@@ -34,7 +34,7 @@ class Settings:
     ``aws_region``         AWS_REGION / AWS_DEFAULT_REGION (``us-east-1``).
     ``aws_endpoint_url``   AWS_ENDPOINT_URL: a local S3/Glue endpoint (moto) or None.
     ``log_level``          DUFF_LOG_LEVEL (``INFO``).
-    ``block_bytes``        DUFF_INGEST_BLOCK_BYTES: CSV bytes parsed per step (16 MiB).
+    ``block_bytes``        DUFF_INGEST_BLOCK_BYTES: CSV bytes parsed per step (8 MiB).
     ``row_group_rows``     DUFF_INGEST_ROW_GROUP_ROWS: Parquet rows per row group (262144).
     ``buffer_bytes``       DUFF_INGEST_BUFFER_BYTES: Arrow bytes buffered before a flush (64 MiB).
     ``spill_dir``          DUFF_SPILL_DIR: local scratch directory for the sort by pa_date
@@ -55,7 +55,7 @@ class Settings:
     aws_region: str = "us-east-1"
     aws_endpoint_url: str | None = None
     log_level: str = "INFO"
-    block_bytes: int = 16 * 1024 * 1024
+    block_bytes: int = 8 * 1024 * 1024
     row_group_rows: int = 262_144
     buffer_bytes: int = 64 * 1024 * 1024
     stale_staging_seconds: int = 3600
@@ -76,7 +76,7 @@ class Settings:
             ),
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL", "").strip() or None,
             log_level=(env.get("DUFF_LOG_LEVEL", "").strip() or "INFO").upper(),
-            block_bytes=_int(env, "DUFF_INGEST_BLOCK_BYTES", 16 * 1024 * 1024, 64 * 1024),
+            block_bytes=_int(env, "DUFF_INGEST_BLOCK_BYTES", 8 * 1024 * 1024, 64 * 1024),
             row_group_rows=_int(env, "DUFF_INGEST_ROW_GROUP_ROWS", 262_144, 1),
             buffer_bytes=_int(env, "DUFF_INGEST_BUFFER_BYTES", 64 * 1024 * 1024, 1024 * 1024),
             stale_staging_seconds=_int(env, "DUFF_STAGING_TTL_SECONDS", 3600, 0),
