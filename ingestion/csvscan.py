@@ -250,6 +250,7 @@ class Scanner:
         )
         self.fast_blocks = 0
         self.slow_blocks = 0
+        self._lf_count: int | None = None  # LFs in the bytes the last fast block consumed
 
     def __iter__(self) -> Iterator[Block]:
         eof = False
@@ -266,7 +267,11 @@ class Scanner:
                 return
             block, consumed = self._block(buf, eof)
             self.carry = buf[consumed:]
-            self.line += buf.count(b"\n", 0, consumed)
+            if self._lf_count is not None:  # counted by the fast path
+                self.line += self._lf_count
+                self._lf_count = None
+            else:
+                self.line += buf.count(b"\n", 0, consumed)
             if block is not None and block.rows_in:
                 yield block
             if consumed == 0:
@@ -342,6 +347,7 @@ class Scanner:
             self.slow_blocks += 1
             return self._slow(buf[:consumed] if not eof else buf, True)
         self.fast_blocks += 1
+        self._lf_count = len(nl_all)
         bad_rows: list[tuple[int, list[str]]] = []
         for i in np.flatnonzero(bad):
             recs, _ = parse_records(buf[int(starts[i]) : int(ends[i])], eof=True, limit=1)

@@ -237,6 +237,7 @@ class SeenIds:
 
     def __init__(self) -> None:
         self.runs: list[np.ndarray] = []
+        self.top: int | None = None  # the largest id added
 
     def __len__(self) -> int:
         return sum(len(r) for r in self.runs)
@@ -251,13 +252,19 @@ class SeenIds:
         s = ids[order]
         first = np.ones(n, dtype=bool)
         first[order[1:][s[1:] == s[:-1]]] = False
-        for run in self.runs:
-            pos = np.searchsorted(run, ids)
-            hit = pos < len(run)
-            hit[hit] = run[pos[hit]] == ids[hit]
-            first &= ~hit
-        new = np.sort(ids[first])
+        # Only ids up to the largest one added can be in a run (exports mostly come in
+        # order_id order, so this is usually a few re-sent ids, not the whole batch).
+        old = np.flatnonzero(first & (ids <= self.top)) if self.top is not None else []
+        if len(old):
+            probe = ids[old]
+            for run in self.runs:
+                pos = np.searchsorted(run, probe)
+                hit = pos < len(run)
+                hit[hit] = run[pos[hit]] == probe[hit]
+                first[old[hit]] = False
+        new = s[first[order]]  # the first ids, sorted (s is ids in sorted order)
         if len(new):
+            self.top = int(new[-1]) if self.top is None else max(self.top, int(new[-1]))
             self.runs.append(new)
             while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
                 b = self.runs.pop()

@@ -33,3 +33,26 @@ def test_merge_sorted_keeps_order() -> None:
     b = np.array([0, 2, 3, 10], dtype=np.int64)
     assert _merge_sorted(a, b).tolist() == [0, 1, 2, 3, 5, 9, 10]
     assert _merge_sorted(a, b[:0]).tolist() == [1, 5, 9]
+
+
+def test_mostly_increasing_ids_with_resent_ones_match_a_python_set() -> None:
+    # Given batches in order_id order (only ids above everything seen are new without a
+    # lookup) with some ids re-sent from earlier batches and some repeated inside a batch
+    rng = np.random.default_rng(11)
+    seen = SeenIds()
+    reference: set[int] = set()
+    next_id = 1
+    for _ in range(40):
+        fresh = np.arange(next_id, next_id + 300, dtype=np.int64)
+        next_id += 300
+        resent = rng.integers(1, next_id, 12).astype(np.int64)
+        ids = np.concatenate([fresh, resent, fresh[:3]])
+        rng.shuffle(ids[250:])  # the tail of the batch out of order
+        first = seen.first_seen(ids)
+        expected = []
+        for x in ids.tolist():
+            expected.append(x not in reference)
+            reference.add(x)
+        assert first.tolist() == expected
+    assert seen.top == max(reference)
+    assert len(seen) == len(reference)
