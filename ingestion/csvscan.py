@@ -248,6 +248,11 @@ class Scanner:
             ignore_empty_lines=True,
             invalid_row_handler=lambda _row: "skip",
         )
+        self.line_options = pacsv.ParseOptions(
+            newlines_in_values=False,
+            ignore_empty_lines=True,
+            invalid_row_handler=lambda _row: "skip",
+        )
         self.fast_blocks = 0
         self.slow_blocks = 0
         self._lf_count: int | None = None  # LFs in the bytes the last fast block consumed
@@ -324,7 +329,8 @@ class Scanner:
             )
         nl_all = nl[nl < consumed]
         lf_ends = len(ends) - int(eof and len(ends) > 0 and ends[-1] >= len(a))
-        if lf_ends == len(nl_all):  # every LF ends a record: record i starts on line i
+        one_line_records = lf_ends == len(nl_all)
+        if one_line_records:  # every LF ends a record: record i starts on line i
             lines = self.line + np.arange(len(ends))
         else:
             lines = self.line + np.searchsorted(nl_all, starts)
@@ -337,7 +343,9 @@ class Scanner:
                 table = pacsv.read_csv(
                     pa.py_buffer(memoryview(buf)[:consumed]),
                     read_options=self.read_options,
-                    parse_options=self.parse_options,
+                    # No line break inside quotes: the parser may split the block at any LF
+                    # (a third less work than quote-aware splitting).
+                    parse_options=self.line_options if one_line_records else self.parse_options,
                     convert_options=self.convert_options,
                 )
             except pa.ArrowInvalid:
