@@ -267,8 +267,8 @@
         below reads only its own row groups. -#}
     {%- if linked -%}
         {%- set candidates = run_query(
-            "select distinct strftime(pa_date, '%Y-%m-%d') as day from "
-            ~ duff_model_relation('fact_orders') ~ " where pa_date is not null order by day"
+            "select strftime(pa_date, '%Y-%m-%d') as day from (select distinct pa_date from "
+            ~ duff_model_relation('fact_orders') ~ " where pa_date is not null) order by day"
         ).columns[0].values() | reject('in', linked) | list -%}
     {%- endif -%}
     {%- call statement('export_mart_orders_rows') -%}
@@ -283,7 +283,8 @@
         order by pa_date
     {%- endcall -%}
     {%- set days = run_query(
-        "select distinct strftime(pa_date, '%Y-%m-%d') as day from duff_export_orders order by day"
+        "select strftime(pa_date, '%Y-%m-%d') as day"
+        ~ " from (select distinct pa_date from duff_export_orders) order by day"
     ).columns[0].values() | list -%}
     {%- do duff_export_hook(build_dir, 'make_day_dirs', days) -%}
     {%- if days -%}
