@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ingestion.land import SeenIds, _merge_sorted
+from ingestion.land import IdRun, SeenIds, _merge_sorted
 
 
 def test_first_seen_matches_a_python_set_across_many_batches() -> None:
@@ -25,7 +25,7 @@ def test_first_seen_matches_a_python_set_across_many_batches() -> None:
     # And the state is a few sorted runs holding each id once
     assert len(seen) == len(reference)
     assert len(seen.runs) <= 12
-    assert all(np.all(r[1:] > r[:-1]) for r in seen.runs)
+    assert all(np.all(r.starts[1:] > r.ends[:-1]) for r in seen.runs)
 
 
 def test_merge_sorted_keeps_order() -> None:
@@ -56,3 +56,46 @@ def test_mostly_increasing_ids_with_resent_ones_match_a_python_set() -> None:
         assert first.tolist() == expected
     assert seen.top == max(reference)
     assert len(seen) == len(reference)
+
+
+def test_numbered_ids_are_kept_as_intervals() -> None:
+    # Given 200 batches of 1000 ids numbered in order, with every 100th id missing (an invalid
+    # row) and one id re-sent per batch
+    seen = SeenIds()
+    reference: set[int] = set()
+    for b in range(200):
+        ids = np.array(
+            [i for i in range(b * 1000 + 1, b * 1000 + 1001) if i % 100] + [b * 7 + 1],
+            dtype=np.int64,
+        )
+        first = seen.first_seen(ids)
+        expected = []
+        for x in ids.tolist():
+            expected.append(x not in reference)
+            reference.add(x)
+        assert first.tolist() == expected
+    # Then the ~198,000 ids take memory per gap, not per id
+    assert len(seen) == len(reference) > 198_000
+    assert seen.nbytes <= 2 * 16 * 2_000
+    missing = np.array([200, 5_000, 199_900, 200_001], dtype=np.int64)
+    assert seen.first_seen(missing).tolist() == [True, True, True, True]
+
+
+def test_runs_merge_exactly_in_every_form() -> None:
+    # Given runs as intervals, as plain arrays and mixed, merged in both orders
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        universe = rng.permutation(np.arange(0, 400, dtype=np.int64))
+        cut = rng.integers(0, 400)
+        a_ids = np.sort(universe[:cut])
+        b_ids = np.sort(universe[cut : cut + rng.integers(0, 400 - cut + 1)])
+        if rng.random() < 0.5:  # dense ranges: interval form
+            a_ids = np.arange(0, cut, dtype=np.int64)
+            b_ids = np.arange(cut + 5, cut + 5 + rng.integers(0, 50), dtype=np.int64)
+        a = IdRun.of(a_ids, a_ids, len(a_ids))
+        b = IdRun.of(b_ids, b_ids, len(b_ids))
+        for merged in (a.merge(b), b.merge(a)):
+            assert merged.count == len(a_ids) + len(b_ids)
+            probe = np.arange(-2, 460, dtype=np.int64)
+            want = np.isin(probe, np.concatenate([a_ids, b_ids]))
+            assert merged.contains(probe).tolist() == want.tolist()
