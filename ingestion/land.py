@@ -10,8 +10,9 @@ The steps of :func:`land` (CONTRACT.md section 2, docs/architecture.md section 1
 3. **Skip**: when ``_state/sources/<sha256 of the source name>/<content sha256>.json`` exists,
    the same object has landed before: nothing is written, the status is ``skipped``.
 4. **Stage**: a second streaming pass parses and checks the rows block by block. Valid rows are
-   buffered, and sorted by ``pa_date`` in runs spilled to a local scratch file (Arrow IPC); at the
-   end each partition's rows are read back and written as one staged Parquet file, published
+   buffered, and sorted by ``pa_date`` in runs spilled to local scratch files (Arrow IPC, one
+   batch per date); at the end each partition's batches are read back with positioned reads
+   and written as one staged Parquet file, published
    as ``raw/orders/pa_date=D/<ingest_id>-0.parquet`` (zstd, row groups of ``row_group_rows``).
    Rejected rows go to one file, ``rejects/orders/ingest_date=D/<ingest_id>.parquet``.
    A whole-file fault stages a byte-for-byte copy under ``quarantine/<ingest_id>/<name>``.
@@ -20,8 +21,9 @@ The steps of :func:`land` (CONTRACT.md section 2, docs/architecture.md section 1
    ``manifests/<ingest_id>.json`` is written, then the idempotency marker, and the staging
    prefix is removed. A crash after the intent is rolled forward by the next run.
 
-Memory stays bounded: one block of CSV, its Arrow columns, one row group while writing a
-partition, and 8 bytes per distinct ``order_id`` for duplicate detection.
+Memory stays bounded: a few blocks of CSV in flight (scan thread, rules pool, consumer) with
+their Arrow columns, the sort buffer, two partitions' row groups while writing, and the seen
+``order_id``s (intervals of consecutive ids; 8 bytes per id when they come in no order).
 """
 
 from __future__ import annotations
