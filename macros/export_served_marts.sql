@@ -259,45 +259,26 @@
 
 {% macro duff_write_order_days(build_dir, mart_orders, linked) -%}
     {#- Writes every day of mart_orders not in `linked` as
-        mart_orders/pa_date=<day>/<invocation_id>.parquet sorted by order_id (one COPY per
-        day: DuckDB's PARTITION_BY neither keeps the order inside a partition nor always
-        writes one file per partition). Returns how many days it wrote. -#}
-    {#- The rows of every day not linked: with links, an IN list of the fact's other days,
-        which DuckDB pushes down to the fact's scan. Grouped by day, so that each day's COPY
-        below reads only its own row groups. -#}
-    {%- if linked -%}
-        {%- set candidates = run_query(
-            "select strftime(pa_date, '%Y-%m-%d') as day from (select distinct pa_date from "
-            ~ duff_model_relation('fact_orders') ~ " where pa_date is not null) order by day"
-        ).columns[0].values() | reject('in', linked) | list -%}
-    {%- endif -%}
-    {%- call statement('export_mart_orders_rows') -%}
-        create or replace temp table duff_export_orders as
-        select * from {{ mart_orders }}
-        {% if linked -%}
-        where pa_date in (
-            {%- for day in candidates %}date '{{ day }}'{{ ', ' if not loop.last }}{% endfor -%}
-            {{- 'null' if not candidates -}}
-        )
-        {%- endif %}
-        order by pa_date
-    {%- endcall -%}
+        mart_orders/pa_date=<day>/<invocation_id>.parquet sorted by order_id, and returns how
+        many days it wrote. The days with orders are mart_daily_sales' (one row per day of
+        mart_orders). One COPY per day: DuckDB's PARTITION_BY neither keeps the order inside
+        a partition nor always writes one file per partition. Each COPY reads the view
+        filtered to its day, which skips all but that day's row groups of fact_orders (kept
+        in pa_date order, macros/engine.sql: cluster_by); a temporary table of the rows to
+        write cost more than it saved. -#}
     {%- set days = run_query(
-        "select strftime(pa_date, '%Y-%m-%d') as day"
-        ~ " from (select distinct pa_date from duff_export_orders) order by day"
-    ).columns[0].values() | list -%}
+        "select strftime(pa_date, '%Y-%m-%d') as day from "
+        ~ duff_model_relation('mart_daily_sales') ~ " order by day"
+    ).columns[0].values() | reject('in', linked) | list -%}
     {%- do duff_export_hook(build_dir, 'make_day_dirs', days) -%}
     {%- if days -%}
         {%- call statement('export_mart_orders_days') -%}
             {%- for day in days %}
             copy (
-                select * from duff_export_orders where pa_date = date '{{ day }}' order by order_id
+                select * from {{ mart_orders }} where pa_date = date '{{ day }}' order by order_id
             ) to '{{ build_dir }}/mart_orders/pa_date={{ day }}/{{ invocation_id }}.parquet' (format parquet);
             {%- endfor %}
         {%- endcall -%}
     {%- endif -%}
-    {%- call statement('export_mart_orders_done') -%}
-        drop table duff_export_orders
-    {%- endcall -%}
     {{- return(days | length) -}}
 {%- endmacro %}
