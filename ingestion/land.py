@@ -665,8 +665,11 @@ def source_name(source_file: str) -> str:
 # --- step 4: stage ------------------------------------------------------------------------------
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False)  # what json.dumps(..., ensure_ascii=False) uses
+
+
 def _json_row(values: list[Any]) -> str:
-    return json.dumps(values, ensure_ascii=False)
+    return _JSON.encode(values)
 
 
 class RejectsWriter:
@@ -998,10 +1001,12 @@ def _collect(block: Block, counts: Counts, rejects: RejectsWriter) -> None:
     counts.valid += block.valid  # type: ignore[attr-defined]
     bad_idx = np.flatnonzero(reason != rules.OK)
     if len(bad_idx):
-        rows = block.table.take(pa.array(bad_idx)).to_pylist()
+        taken = block.table.take(pa.array(bad_idx))
+        rows = zip(*(c.to_pylist() for c in taken.columns), strict=True)
         position = {n.strip().lower(): i for i, n in enumerate(names)}
-        for i, row in zip(bad_idx.tolist(), rows, strict=True):
-            values = list(row.values())
+        lines = block.lines[bad_idx].tolist()
+        for k, (i, row) in enumerate(zip(bad_idx.tolist(), rows, strict=True)):
+            values = list(row)
             why = int(reason[i])
             col = rules.CHECK_ORDER[int(column[i])]
             raw_value = values[position[col]]
@@ -1013,7 +1018,7 @@ def _collect(block: Block, counts: Counts, rejects: RejectsWriter) -> None:
                 detail = rules.explain(col, raw_value, why)
             label = rules.REASONS[why]
             counts.rejected[label] += 1
-            rejects.add(int(block.lines[i]), _json_row(values), label, col, detail)
+            rejects.add(lines[k], _json_row(values), label, col, detail)
     ncols = len(names)
     for line, fields in block.bad:
         counts.rejected["invalid"] += 1
