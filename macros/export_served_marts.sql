@@ -261,24 +261,18 @@
     {#- Writes every day of mart_orders not in `linked` as
         mart_orders/pa_date=<day>/<invocation_id>.parquet sorted by order_id, and returns how
         many days it wrote. The days with orders are mart_daily_sales' (one row per day of
-        mart_orders). One COPY per day: DuckDB's PARTITION_BY neither keeps the order inside
-        a partition nor always writes one file per partition. Each COPY reads the view
-        filtered to its day, which skips all but that day's row groups of fact_orders (kept
-        in pa_date order, macros/engine.sql: cluster_by); a temporary table of the rows to
-        write cost more than it saved. -#}
+        mart_orders). One COPY per day (DuckDB's PARTITION_BY neither keeps the order inside
+        a partition nor always writes one file per partition), run by the plugin over the
+        profile's threads, each on its own cursor: a day's COPY uses one core. Each reads the
+        view filtered to its day, which skips all but that day's row groups of fact_orders
+        (kept in pa_date order, macros/engine.sql: cluster_by); a temporary table of the rows
+        to write cost more than it saved. -#}
     {%- set days = run_query(
         "select strftime(pa_date, '%Y-%m-%d') as day from "
         ~ duff_model_relation('mart_daily_sales') ~ " order by day"
     ).columns[0].values() | reject('in', linked) | list -%}
-    {%- do duff_export_hook(build_dir, 'make_day_dirs', days) -%}
-    {%- if days -%}
-        {%- call statement('export_mart_orders_days') -%}
-            {%- for day in days %}
-            copy (
-                select * from {{ mart_orders }} where pa_date = date '{{ day }}' order by order_id
-            ) to '{{ build_dir }}/mart_orders/pa_date={{ day }}/{{ invocation_id }}.parquet' (format parquet);
-            {%- endfor %}
-        {%- endcall -%}
-    {%- endif -%}
+    {%- do adapter.store_relation('duff', none, [], build_dir, 'duff', {
+        'action': 'write_days', 'days': days, 'relation': mart_orders,
+        'file_name': invocation_id ~ '.parquet'}) -%}
     {{- return(days | length) -}}
 {%- endmacro %}

@@ -189,3 +189,28 @@ def test_the_plugin_registers_no_python_udf():
     Plugin(name="duff", plugin_config={}).configure_connection(con)
     names = {r[0] for r in con.execute("select function_name from duckdb_functions()").fetchall()}
     assert "duff_makedirs" not in names
+
+
+def test_write_days_copies_each_day_sorted_by_order_id_over_two_cursors(tmp_path):
+    # Given a database with orders of three days in no particular order
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute(
+        "create table mart_orders as select (1000 - i) as order_id, "
+        "date '2024-03-01' + (i % 3)::int as pa_date from range(300) as r(i)"
+    )
+    # When two of the days are written
+    duff_duckdb.write_days(
+        con, "mart_orders", tmp_path / "b", DAYS[:2], "inv.parquet", {"TimeZone": "UTC"}
+    )
+    # Then each has one file holding exactly its rows, sorted by order_id; the third has none
+    for day in DAYS[:2]:
+        path = tmp_path / "b" / "mart_orders" / f"pa_date={day}" / "inv.parquet"
+        got = [r[0] for r in duckdb.connect().execute(f"select order_id from '{path}'").fetchall()]
+        want = [
+            r[0]
+            for r in con.execute(
+                f"select order_id from mart_orders where pa_date = date '{day}' order by 1"
+            ).fetchall()
+        ]
+        assert got == want and len(got) == 100
+    assert not (tmp_path / "b" / "mart_orders" / f"pa_date={DAYS[2]}").exists()
