@@ -49,14 +49,6 @@ PREVIOUS_FILES = (
 )
 
 
-def makedirs(path: str) -> str:
-    """Create ``path`` and its parents when missing; return it as an absolute path."""
-    if not path or not path.strip():
-        raise ValueError("duff_makedirs needs a non-empty path")
-    os.makedirs(path, exist_ok=True)
-    return os.path.abspath(path)
-
-
 def link_or_copy(source: Path, target: Path) -> None:
     """Hard-link ``source`` as ``target``; copy it where the filesystem refuses links.
 

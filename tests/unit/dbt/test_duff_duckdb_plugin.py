@@ -16,7 +16,6 @@ from dbt_plugins.duff_duckdb import (
     Plugin,
     keep_days,
     make_day_dirs,
-    makedirs,
     previous_build,
     stage_previous,
 )
@@ -45,19 +44,6 @@ def complete_build(builds, name, days=DAYS):
             build / "mart_orders" / f"pa_date={day}" / f"{name}.parquet", f"select '{day}' as d"
         )
     return build
-
-
-def test_makedirs_creates_nested_directories_and_returns_the_absolute_path(tmp_path):
-    target = tmp_path / "marts" / "builds" / "20240308T100000000000Z_abc"
-    first = makedirs(str(target))
-    second = makedirs(str(target))
-    assert target.is_dir() and first == second == str(target)
-
-
-@pytest.mark.parametrize("bad", ["", "   "])
-def test_makedirs_refuses_an_empty_path(bad):
-    with pytest.raises(ValueError, match="non-empty"):
-        makedirs(bad)
 
 
 def test_the_warehouse_directory_is_created_before_duckdb_opens_it(tmp_path):
