@@ -245,3 +245,21 @@ def test_explain_is_readable(column: str, value: str, reason: int, needle: str) 
     detail = rules.explain(column, value, reason)
     assert column in detail
     assert needle in detail
+
+
+def test_empty_batch_gives_empty_columns() -> None:
+    # Given a block whose every record was malformed (no row reaches the rules)
+    checked = check_rows([])
+    # Then every normalised column is empty and typed
+    assert len(checked.reason) == 0
+    assert checked.values["total_amount"].type == rules.AMOUNT_TYPE
+    assert len(checked.values["total_liters"]) == 0
+
+
+def test_texts_differing_by_spaces_share_one_dictionary_value() -> None:
+    # Given the same client name written with and without surrounding spaces
+    rows = [{**GOOD, "client_name": n} for n in ("Homer", " Homer ", "Homer  ", "Marge")]
+    names = check_rows(rows).values["client_name"]
+    # Then the values are trimmed, and the dictionary holds each distinct name once
+    assert names.to_pylist() == ["Homer", "Homer", "Homer", "Marge"]
+    assert sorted(names.dictionary.to_pylist()) == ["Homer", "Marge"]
