@@ -834,7 +834,7 @@ def _stage_rows(
             },
         )
         t0 = time.monotonic()
-        seen.runs.clear()  # 8 bytes per order_id: not needed to write
+        seen.runs.clear()  # the seen order_ids: not needed to write
         pa.default_memory_pool().release_unused()  # the scan's buffers, before writing
         days = spill.partitions()
         partitions = [day_text(day) for day in days]
