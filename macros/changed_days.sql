@@ -28,10 +28,15 @@
         {{- return('null') -}}
     {%- endif -%}
     {%- set watermark = scalar_query('select max(' ~ column ~ ') as watermark from ' ~ this) -%}
+    {#- A channel or status removed from (or renamed in) the seeds changes which orders
+        mart_orders serves on every day: then every day is recomputed. -#}
+    {%- set stale_members = scalar_query(
+        'select count(*) from ' ~ this ~ ' where served_members != ' ~ served_members_fingerprint()
+    ) -%}
     {%- set sql -%}
         select distinct pa_date
         from {{ ref('int_orders__changed_days') }}
-        {%- if watermark is not none %}
+        {%- if watermark is not none and not stale_members %}
         where merged_at > {{ timestamp_value_literal(watermark) }}
         {%- endif %}
         order by pa_date
@@ -48,16 +53,43 @@
 {%- endmacro %}
 
 
+{% macro served_members_fingerprint() -%}
+    {#- A scalar subquery: md5 of the served (known) channels and statuses, stored on every
+        rollup row (served_members) so an incremental run can tell that the seeds changed. -#}
+    (
+        select {{ dbt.hash(dbt.listagg('member', "','", 'order by member')) }}
+        from (
+            select {{ dbt.concat(["'channel:'", 'channel']) }} as member
+            from {{ ref('dim_channels') }}
+            where not is_unknown
+            union all
+            select {{ dbt.concat(["'status:'", 'status']) }} as member
+            from {{ ref('dim_status') }}
+            where not is_unknown
+        ) as members
+    )
+{%- endmacro %}
+
+
 {% macro timestamp_value_literal(value) -%}
     {#- A timestamp read back with run_query (a datetime, or text on some adapters) as the
-        same literal type as run_started_literal(). -#}
+        same literal type as batch_stamp() (Athena: timestamp(6), the Iceberg fact's
+        type; a plain timestamp there has milliseconds and would never equal merged_at). -#}
     {%- if value is string -%}
         {%- set value = modules.datetime.datetime.fromisoformat(value[:26]) -%}
     {%- endif -%}
     {%- if value.tzinfo is not none -%}
         {%- set value = value.astimezone(modules.pytz.utc).replace(tzinfo=none) -%}
     {%- endif -%}
+    {{- return(adapter.dispatch('timestamp_value_literal', 'duff')(value)) -}}
+{%- endmacro %}
+
+{% macro default__timestamp_value_literal(value) -%}
     cast('{{ value.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
+{%- endmacro %}
+
+{% macro athena__timestamp_value_literal(value) -%}
+    cast('{{ value.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp(6))
 {%- endmacro %}
 
 

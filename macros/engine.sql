@@ -104,19 +104,26 @@
 {%- endmacro %}
 
 
-{% macro run_started_literal() -%}
-    {#- This invocation's start (dbt's run_started_at, UTC) as a literal: fact_orders stamps it
-        on every row a run writes (merged_at), which is how later models, the export and the
-        data tests find the rows of the latest batch. Iceberg keeps microseconds. -#}
-    {{- return(adapter.dispatch('run_started_literal', 'duff')()) -}}
-{%- endmacro %}
-
-{% macro default__run_started_literal() -%}
-    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
-{%- endmacro %}
-
-{% macro athena__run_started_literal() -%}
-    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp(6))
+{% macro batch_stamp(relation=none) -%}
+    {#- The stamp of this run's batch (fact_orders.merged_at): the invocation's start (dbt's
+        run_started_at, UTC), or one microsecond after the newest stamp already in
+        `relation` when that is not earlier (a clock stepped back, or another machine's
+        clock ahead), so batches always sort in the order they were merged: the change log,
+        the rollups' watermarks and the batch-scoped tests rely on it. -#}
+    {%- set stamp = run_started_at.astimezone(modules.pytz.utc).replace(tzinfo=none) -%}
+    {%- if relation is not none -%}
+        {%- set newest = scalar_query('select max(merged_at) from ' ~ relation) -%}
+        {%- if newest is string -%}
+            {%- set newest = modules.datetime.datetime.fromisoformat(newest[:26]) -%}
+        {%- endif -%}
+        {%- if newest is not none and newest.tzinfo is not none -%}
+            {%- set newest = newest.astimezone(modules.pytz.utc).replace(tzinfo=none) -%}
+        {%- endif -%}
+        {%- if newest is not none and newest >= stamp -%}
+            {%- set stamp = newest + modules.datetime.timedelta(microseconds=1) -%}
+        {%- endif -%}
+    {%- endif -%}
+    {{- return(timestamp_value_literal(stamp)) -}}
 {%- endmacro %}
 
 

@@ -3,8 +3,9 @@
 {% macro get_where_subquery(relation) -%}
     {#- dbt's hook for a data test's `where` config, extended with placeholders for the large
         tables, so that an incremental run tests what it changed:
-        - `__latest_batch__`: the rows fact_orders' latest batch wrote (merged_at = the
-          newest merged_at); row-level tests (not_null, relationships) on fact_orders.
+        - `__latest_batch__`: the rows fact_orders' latest batches wrote (see latest_batch:
+          every batch since the last build that passed, or the newest); row-level tests
+          (not_null, relationships) on fact_orders.
         - `__latest_batch_ids__`: the rows whose order_id the latest batch wrote; `unique`
           on fact_orders then still sees an old row sharing an id with the batch.
         - `__latest_batch_days__`: every row on a day the latest batch touched (the days
@@ -20,7 +21,7 @@
         {%- set scopes = {
             '__latest_batch_days__': 'pa_date in (' ~ batch.days ~ ')' if batch and batch.days else '1 = 1',
             '__latest_batch_ids__': 'order_id in (' ~ batch.order_ids ~ ')' if batch else '1 = 1',
-            '__latest_batch__': 'merged_at = ' ~ batch.merged_at if batch else '1 = 1',
+            '__latest_batch__': batch.merged_at if batch else '1 = 1',
         } -%}
         {%- set scoped = namespace(where=where) -%}
         {%- for placeholder, condition in scopes.items() -%}
@@ -39,12 +40,15 @@
 
 
 {% macro latest_batch() -%}
-    {#- fact_orders' latest batch as {'merged_at': timestamp literal, 'order_ids': subquery,
-        'days': date literals or ''}, or none when whole tables are to be tested: on a full
-        refresh, with var data_tests_scope = 'all', when the fact holds a single batch (a
-        first build), or while not executing. fact_orders and int_orders__changed_days are
+    {#- The batches of fact_orders not yet validated, as {'merged_at': SQL condition on
+        merged_at, 'order_ids': subquery, 'days': date literals or ''}: every batch stamped
+        after the last build that got through its tests to mart_build_info (built last, on
+        every served mart, so a batch whose tests failed is tested again by the next build),
+        or else the newest batch (`dbt test` after a `dbt run`). None when whole tables are
+        to be tested: on a full refresh, with var data_tests_scope = 'all', when the fact
+        holds a single batch (a first build), or while not executing. The relations are
         looked up by name in the target schema, which the whole project shares; on Athena
-        the log is a view without days, so day-scoped tests cover whole tables there. -#}
+        the change log is a view without days, so day-scoped tests cover whole tables. -#}
     {%- if not execute or flags.FULL_REFRESH or var('data_tests_scope', 'latest_batch') == 'all' -%}
         {{- return(none) -}}
     {%- endif -%}
@@ -52,25 +56,41 @@
     {%- if fact is none -%}
         {{- return(none) -}}
     {%- endif -%}
-    {%- set newest = scalar_query('select max(merged_at) from ' ~ fact) -%}
-    {%- set oldest = scalar_query('select min(merged_at) from ' ~ fact) -%}
-    {%- if newest is none or newest == oldest -%}
+    {%- set build_info = adapter.get_relation(target.database, target.schema, 'mart_build_info') -%}
+    {%- set last_build = scalar_query('select max(built_at) from ' ~ build_info) if build_info is not none else none -%}
+    {%- set stamps -%}
+        select
+            max(merged_at) as newest,
+            min(merged_at) as oldest,
+            {%- if last_build is not none %}
+            count(distinct case when merged_at > {{ timestamp_value_literal(last_build) }} then merged_at end) as unvalidated
+            {%- else %}
+            0 as unvalidated
+            {%- endif %}
+        from {{ fact }}
+    {%- endset -%}
+    {%- set row = run_query(stamps).rows -%}
+    {%- if row | length == 0 or row[0][0] is none or row[0][0] == row[0][1] -%}
         {{- return(none) -}}
     {%- endif -%}
-    {%- set merged_at = timestamp_value_literal(newest) -%}
+    {%- if row[0][2] > 0 -%}
+        {%- set condition = 'merged_at > ' ~ timestamp_value_literal(last_build) -%}
+    {%- else -%}
+        {%- set condition = 'merged_at = ' ~ timestamp_value_literal(row[0][0]) -%}
+    {%- endif -%}
     {%- set literals = [] -%}
     {%- set log = adapter.get_relation(target.database, target.schema, 'int_orders__changed_days') -%}
     {%- if log is not none and log.type != 'view' -%}
         {%- set days = run_query(
-            'select distinct pa_date from ' ~ log ~ ' where merged_at = ' ~ merged_at ~ ' order by 1'
+            'select distinct pa_date from ' ~ log ~ ' where ' ~ condition ~ ' order by 1'
         ).columns[0].values() -%}
         {%- for day in days -%}
             {%- do literals.append("date '" ~ day ~ "'") -%}
         {%- endfor -%}
     {%- endif -%}
     {{- return({
-        'merged_at': merged_at,
-        'order_ids': 'select order_id from ' ~ fact ~ ' where merged_at = ' ~ merged_at,
+        'merged_at': condition,
+        'order_ids': 'select order_id from ' ~ fact ~ ' where ' ~ condition,
         'days': literals | join(', '),
     }) -}}
 {%- endmacro %}

@@ -58,7 +58,8 @@ final as (
         daily.units,
         daily.liters,
         daily.spend,
-        recomputed_days.merged_at
+        recomputed_days.merged_at,
+        {{ served_members_fingerprint() }} as served_members
     from recomputed_days
     {#- A recomputed day left without any served order keeps one placeholder row here
         (orders null), so replace_days deletes the day; a full build drops such days. #}

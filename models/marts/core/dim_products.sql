@@ -11,6 +11,10 @@
     on_schema_change='fail',
     **athena_config
 ) }}
+{#- Built after fact_orders (no column comes from it): the products it reads are then always
+    a superset of the fact's, even when an ingest lands mid-run or `--select fact_orders+`
+    is run, so mart_orders never drops an order for a product not yet in this table. #}
+-- depends_on: {{ ref('fact_orders') }}
 
 with
 

@@ -96,7 +96,7 @@ final as (
         latest_versions.ingest_id,
         latest_versions.landed_at,
         latest_versions.pa_date,
-        {{ run_started_literal() }} as merged_at
+        {{ batch_stamp(this if is_incremental() else none) }} as merged_at
 
     from latest_versions
     left join dim_status

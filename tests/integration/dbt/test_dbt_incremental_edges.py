@@ -1,0 +1,231 @@
+"""Incremental builds in the situations a schedule meets: part of the DAG run alone, a batch
+whose tests failed, a clock that stepped back, and a change of the served members.
+
+Each case compares the served marts after the incremental build with figures computed here
+in Python from the rows the test landed (never read back from the warehouse).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from decimal import Decimal
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .conftest import RAW_SCHEMA, Order, RawLake
+
+UTC = dt.UTC
+D = dt.date
+BASE = [
+    Order(1, 10, "Moe", 100, "Duff", "1.50", 2, "0.330", "Retail", "created", D(2024, 3, 1)),
+    Order(2, 11, "Barney", 100, "Duff", "1.50", 5, "0.330", "Online", "delivered", D(2024, 3, 2)),
+]
+
+
+def at(day: int, hour: int = 10) -> dt.datetime:
+    return dt.datetime(2024, 3, day, hour, tzinfo=UTC)
+
+
+def query(lake: RawLake, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(lake.root / "warehouse" / "duff.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def execute(lake: RawLake, sql: str) -> None:
+    con = duckdb.connect(str(lake.root / "warehouse" / "duff.duckdb"))
+    try:
+        con.execute(sql)
+    finally:
+        con.close()
+
+
+def failed_tests(output: str) -> set[str]:
+    return set(re.findall(r"Failure in test (\S+)", output))
+
+
+def expected_daily(lake: RawLake) -> list[tuple]:
+    days: dict[dt.date, list] = defaultdict(lambda: [0, 0, Decimal(0), Decimal(0)])
+    for row in lake.latest_versions().values():
+        d = days[row["pa_date"]]
+        d[0] += 1
+        d[1] += row["product_ccf"]
+        d[2] += row["total_liters"]
+        d[3] += row["total_amount"]
+    return sorted((day, *v) for day, v in days.items())
+
+
+def expected_clients(lake: RawLake) -> list[tuple]:
+    clients: dict[int, list] = defaultdict(lambda: [0, Decimal(0)])
+    for row in lake.latest_versions().values():
+        clients[row["client_id"]][0] += 1
+        clients[row["client_id"]][1] += row["total_amount"]
+    return sorted((cid, *v) for cid, v in clients.items())
+
+
+def assert_marts_match(lake: RawLake) -> None:
+    assert query(lake, "select * from mart_daily_sales order by pa_date") == expected_daily(lake)
+    assert query(
+        lake, "select client_id, orders, total_spend from mart_client_sales order by 1"
+    ) == expected_clients(lake)
+    products = {row["product_id"] for row in lake.latest_versions().values()}
+    assert {r[0] for r in query(lake, "select product_id from mart_product_sales")} == products
+
+
+def test_part_of_the_dag_run_alone_then_a_build_serves_every_order(dbt_project_factory):
+    # Given a build, then a new client and product landed and only `fact_orders+` run
+    project = dbt_project_factory("dbt_partial_dag")
+    lake = RawLake(project.lake)
+    lake.land(BASE, at(8))
+    project.run("build")
+    lake.land(
+        [
+            Order(
+                20,
+                30,
+                "Lenny",
+                300,
+                "Duff Red",
+                "2.00",
+                4,
+                "0.500",
+                "B2B",
+                "created",
+                D(2024, 3, 10),
+            ),
+            Order(
+                22, 10, "Moe", 100, "Duff", "1.50", 1, "0.330", "Retail", "created", D(2024, 3, 10)
+            ),
+        ],
+        at(9),
+    )
+    # the dimensions are downstream of the fact, so the selection builds them too
+    project.run("run", "-s", "fact_orders+")
+    # When another order lands and the scheduled build runs
+    lake.land(
+        [
+            Order(
+                21, 10, "Moe", 100, "Duff", "1.50", 3, "0.330", "Retail", "created", D(2024, 3, 12)
+            )
+        ],
+        at(11),
+    )
+    project.run("build")
+    # Then client 30, product 300 and both orders of 2024-03-10 are served
+    assert_marts_match(lake)
+    assert project.run("test", "--vars", "{data_tests_scope: all}").returncode == 0
+
+
+def test_a_batch_whose_tests_failed_is_tested_again_by_the_next_build(dbt_project_factory):
+    # Given a build, then a hand-written file whose row has no ingest_id: the build fails
+    project = dbt_project_factory("dbt_failed_batch")
+    lake = RawLake(project.lake)
+    lake.land(BASE, at(8))
+    project.run("build")
+    row = {
+        "order_id": 40, "client_id": 10, "client_name": "Moe", "product_id": 100,
+        "product_description": "Duff", "product_price": Decimal("1.50"), "product_ccf": 1,
+        "product_volume": Decimal("0.330"), "point_of_sale_channel": "Retail",
+        "status": "created", "order_date": D(2024, 3, 11), "total_amount": Decimal("1.50"),
+        "total_liters": Decimal("0.330"), "source_file": "/landing/broken.csv",
+        "source_line": 2, "ingest_id": None, "landed_at": at(10),
+    }  # fmt: skip
+    folder = lake.root / "raw" / "orders" / "pa_date=2024-03-11"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([row], schema=RAW_SCHEMA), folder / "broken-0.parquet")
+    first = project.run("build", check=False)
+    assert first.returncode != 0
+    assert any(t.startswith("not_null_fact_orders_ingest_id") for t in failed_tests(first.output))
+    # When an unrelated, valid batch lands and the next build runs
+    lake.land(
+        [
+            Order(
+                21, 10, "Moe", 100, "Duff", "1.50", 3, "0.330", "Retail", "created", D(2024, 3, 12)
+            )
+        ],
+        at(11),
+    )
+    second = project.run("build", check=False)
+    # Then the failed batch is tested again (and still fails) instead of being let through
+    assert second.returncode != 0
+    assert any(t.startswith("not_null_fact_orders_ingest_id") for t in failed_tests(second.output))
+
+
+def test_a_clock_that_stepped_back_loses_no_batch(dbt_project_factory):
+    # Given two builds whose stored batch stamps are an hour ahead of this machine's clock
+    project = dbt_project_factory("dbt_clock_back")
+    lake = RawLake(project.lake)
+    lake.land(BASE, at(8))
+    project.run("build")
+    lake.land(
+        [
+            Order(
+                3, 12, "Lenny", 101, "Duff Dry", "2.00", 1, "0.500", "B2B", "broken", D(2024, 3, 5)
+            )
+        ],
+        at(9),
+    )
+    project.run("build")
+    for table in (
+        "fact_orders",
+        "int_orders__changed_days",
+        "agg_sales__daily",
+        "agg_sales__client_product_daily",
+    ):
+        execute(lake, f"update {table} set merged_at = merged_at + interval 1 hour")
+    # When an order lands on a new day and the next build runs
+    lake.land(
+        [
+            Order(
+                50,
+                11,
+                "Barney",
+                100,
+                "Duff",
+                "1.50",
+                7,
+                "0.330",
+                "Retail",
+                "created",
+                D(2024, 3, 20),
+            )
+        ],
+        at(12),
+    )
+    project.run("build")
+    # Then its batch sorts after the others and every mart has it
+    stamps = query(lake, "select merged_at from fact_orders where order_id = 50")
+    assert (
+        stamps[0][0]
+        > query(lake, "select max(merged_at) from fact_orders where order_id < 50")[0][0]
+    )
+    assert_marts_match(lake)
+
+
+def test_a_change_of_the_served_members_recomputes_every_day(dbt_project_factory):
+    # Given a build whose rollups were computed under other seeds (a stale fingerprint, and
+    # figures that the current members would not give)
+    project = dbt_project_factory("dbt_members")
+    lake = RawLake(project.lake)
+    lake.land(BASE, at(8))
+    project.run("build")
+    for table in ("agg_sales__daily", "agg_sales__client_product_daily"):
+        execute(lake, f"update {table} set served_members = 'other seeds', orders = orders + 100")
+    # When a new day lands and the next build runs
+    lake.land(
+        [
+            Order(
+                21, 10, "Moe", 100, "Duff", "1.50", 3, "0.330", "Retail", "created", D(2024, 3, 12)
+            )
+        ],
+        at(11),
+    )
+    project.run("build")
+    # Then every day was recomputed, not only the new one
+    assert_marts_match(lake)
