@@ -58,25 +58,27 @@
     {%- endif -%}
     {%- set build_info = adapter.get_relation(target.database, target.schema, 'mart_build_info') -%}
     {%- set last_build = scalar_query('select max(built_at) from ' ~ build_info) if build_info is not none else none -%}
-    {%- set stamps -%}
-        select
-            max(merged_at) as newest,
-            min(merged_at) as oldest,
-            {%- if last_build is not none %}
-            count(distinct case when merged_at > {{ timestamp_value_literal(last_build) }} then merged_at end) as unvalidated
-            {%- else %}
-            0 as unvalidated
-            {%- endif %}
-        from {{ fact }}
-    {%- endset -%}
-    {%- set row = run_query(stamps).rows -%}
+    {%- set row = run_query('select max(merged_at), min(merged_at) from ' ~ fact).rows -%}
     {%- if row | length == 0 or row[0][0] is none or row[0][0] == row[0][1] -%}
         {{- return(none) -}}
     {%- endif -%}
-    {%- if row[0][2] > 0 -%}
+    {%- set newest = row[0][0] -%}
+    {%- if newest is string -%}
+        {%- set newest = modules.datetime.datetime.fromisoformat(newest[:26]) -%}
+    {%- endif -%}
+    {%- if newest.tzinfo is not none -%}
+        {%- set newest = newest.astimezone(modules.pytz.utc).replace(tzinfo=none) -%}
+    {%- endif -%}
+    {%- if last_build is string -%}
+        {%- set last_build = modules.datetime.datetime.fromisoformat(last_build[:26]) -%}
+    {%- endif -%}
+    {%- if last_build is not none and last_build.tzinfo is not none -%}
+        {%- set last_build = last_build.astimezone(modules.pytz.utc).replace(tzinfo=none) -%}
+    {%- endif -%}
+    {%- if last_build is not none and newest > last_build -%}
         {%- set condition = 'merged_at > ' ~ timestamp_value_literal(last_build) -%}
     {%- else -%}
-        {%- set condition = 'merged_at = ' ~ timestamp_value_literal(row[0][0]) -%}
+        {%- set condition = 'merged_at = ' ~ timestamp_value_literal(newest) -%}
     {%- endif -%}
     {%- set literals = [] -%}
     {%- set log = adapter.get_relation(target.database, target.schema, 'int_orders__changed_days') -%}
