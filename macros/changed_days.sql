@@ -75,21 +75,32 @@
     {#- A timestamp read back with run_query (a datetime, or text on some adapters) as the
         same literal type as batch_stamp() (Athena: timestamp(6), the Iceberg fact's
         type; a plain timestamp there has milliseconds and would never equal merged_at). -#}
+    {%- set value = utc_datetime(value) -%}
+    {{- return(adapter.dispatch('timestamp_value_literal', 'duff')(value)) -}}
+{%- endmacro %}
+
+{% macro default__timestamp_value_literal(value) -%}
+    {{ default__timestamp_literal(value) }}
+{%- endmacro %}
+
+{% macro athena__timestamp_value_literal(value) -%}
+    cast('{{ value.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp(6))
+{%- endmacro %}
+
+
+{% macro utc_datetime(value) -%}
+    {#- A timestamp as run_query returns it (a datetime, aware or naive, or ISO text on some
+        adapters) as a naive UTC datetime; none stays none. -#}
+    {%- if value is none -%}
+        {{- return(none) -}}
+    {%- endif -%}
     {%- if value is string -%}
         {%- set value = modules.datetime.datetime.fromisoformat(value[:26]) -%}
     {%- endif -%}
     {%- if value.tzinfo is not none -%}
         {%- set value = value.astimezone(modules.pytz.utc).replace(tzinfo=none) -%}
     {%- endif -%}
-    {{- return(adapter.dispatch('timestamp_value_literal', 'duff')(value)) -}}
-{%- endmacro %}
-
-{% macro default__timestamp_value_literal(value) -%}
-    cast('{{ value.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
-{%- endmacro %}
-
-{% macro athena__timestamp_value_literal(value) -%}
-    cast('{{ value.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp(6))
+    {{- return(value) -}}
 {%- endmacro %}
 
 

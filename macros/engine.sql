@@ -112,13 +112,7 @@
         the rollups' watermarks and the batch-scoped tests rely on it. -#}
     {%- set stamp = run_started_at.astimezone(modules.pytz.utc).replace(tzinfo=none) -%}
     {%- if relation is not none -%}
-        {%- set newest = scalar_query('select max(merged_at) from ' ~ relation) -%}
-        {%- if newest is string -%}
-            {%- set newest = modules.datetime.datetime.fromisoformat(newest[:26]) -%}
-        {%- endif -%}
-        {%- if newest is not none and newest.tzinfo is not none -%}
-            {%- set newest = newest.astimezone(modules.pytz.utc).replace(tzinfo=none) -%}
-        {%- endif -%}
+        {%- set newest = utc_datetime(scalar_query('select max(merged_at) from ' ~ relation)) -%}
         {%- if newest is not none and newest >= stamp -%}
             {%- set stamp = newest + modules.datetime.timedelta(microseconds=1) -%}
         {%- endif -%}

@@ -57,13 +57,7 @@
     {%- if execute and is_incremental() -%}
         {%- set newest = run_query('select max(' ~ landed_at_column ~ ') as newest from ' ~ this) -%}
         {%- if newest.rows | length > 0 and newest.rows[0][0] is not none -%}
-            {%- set value = newest.rows[0][0] -%}
-            {%- if value is string -%}
-                {%- set value = modules.datetime.datetime.fromisoformat(value[:26]) -%}
-            {%- endif -%}
-            {%- if value.tzinfo is not none -%}
-                {%- set value = value.astimezone(modules.pytz.utc).replace(tzinfo=none) -%}
-            {%- endif -%}
+            {%- set value = utc_datetime(newest.rows[0][0]) -%}
             {%- set cutoff.value = value - modules.datetime.timedelta(minutes=var('fact_orders_lookback_minutes') | int) -%}
         {%- endif -%}
     {%- endif -%}

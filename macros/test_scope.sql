@@ -62,19 +62,8 @@
     {%- if row | length == 0 or row[0][0] is none or row[0][0] == row[0][1] -%}
         {{- return(none) -}}
     {%- endif -%}
-    {%- set newest = row[0][0] -%}
-    {%- if newest is string -%}
-        {%- set newest = modules.datetime.datetime.fromisoformat(newest[:26]) -%}
-    {%- endif -%}
-    {%- if newest.tzinfo is not none -%}
-        {%- set newest = newest.astimezone(modules.pytz.utc).replace(tzinfo=none) -%}
-    {%- endif -%}
-    {%- if last_build is string -%}
-        {%- set last_build = modules.datetime.datetime.fromisoformat(last_build[:26]) -%}
-    {%- endif -%}
-    {%- if last_build is not none and last_build.tzinfo is not none -%}
-        {%- set last_build = last_build.astimezone(modules.pytz.utc).replace(tzinfo=none) -%}
-    {%- endif -%}
+    {%- set newest = utc_datetime(row[0][0]) -%}
+    {%- set last_build = utc_datetime(last_build) -%}
     {%- if last_build is not none and newest > last_build -%}
         {%- set condition = 'merged_at > ' ~ timestamp_value_literal(last_build) -%}
     {%- else -%}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -163,6 +165,29 @@ class DbtProject:
         if check and proc.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed:\n{result.output[-6000:]}")
         return result
+
+
+def warehouse_query(lake: RawLake, sql: str) -> list[tuple]:
+    """Rows of ``sql`` against the lake's DuckDB warehouse (read-only)."""
+    con = duckdb.connect(str(lake.root / "warehouse" / "duff.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def warehouse_execute(lake: RawLake, sql: str) -> None:
+    """Run ``sql`` against the lake's DuckDB warehouse: how a test damages it on purpose."""
+    con = duckdb.connect(str(lake.root / "warehouse" / "duff.duckdb"))
+    try:
+        con.execute(sql)
+    finally:
+        con.close()
+
+
+def failed_tests(output: str) -> set[str]:
+    """The data tests a dbt run reports as failed."""
+    return set(re.findall(r"Failure in test (\S+)", output))
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,9 @@ that form still fails on both kinds of damage, so it is not a test that cannot f
 from __future__ import annotations
 
 import datetime as dt
-import re
 
-import duckdb
-
-from .conftest import Order, RawLake
+from .conftest import Order, RawLake, failed_tests
+from .conftest import warehouse_execute as execute
 
 UTC = dt.UTC
 D = dt.date
@@ -28,14 +26,6 @@ RESENT = [
     Order(2, 11, "Barney", 100, "Duff", "1.50", 5, "0.330", "Online", "delivered", D(2024, 4, 1)),
 ]
 TEST = ("test", "--select", "assert_raw_rows_conserved")
-
-
-def execute(lake: RawLake, sql: str) -> None:
-    con = duckdb.connect(str(lake.root / "warehouse" / "duff.duckdb"))
-    try:
-        con.execute(sql)
-    finally:
-        con.close()
 
 
 def test_conservation_fails_on_a_superseded_fact_row_and_on_a_lost_row(dbt_project_factory):
@@ -70,10 +60,6 @@ def test_conservation_fails_on_a_superseded_fact_row_and_on_a_lost_row(dbt_proje
     # Then it fails again: raw rows != fact rows + superseded rows
     lost = project.run(*TEST, check=False)
     assert lost.returncode != 0 and "FAIL 1" in lost.output, lost.output[-3000:]
-
-
-def failed_tests(output: str) -> set[str]:
-    return set(re.findall(r"Failure in test (\S+)", output))
 
 
 def test_incremental_runs_test_the_latest_batch_and_still_catch_a_stale_copy(

@@ -8,15 +8,15 @@ in Python from the rows the test landed (never read back from the warehouse).
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import defaultdict
 from decimal import Decimal
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .conftest import RAW_SCHEMA, Order, RawLake
+from .conftest import RAW_SCHEMA, Order, RawLake, failed_tests
+from .conftest import warehouse_execute as execute
+from .conftest import warehouse_query as query
 
 UTC = dt.UTC
 D = dt.date
@@ -28,26 +28,6 @@ BASE = [
 
 def at(day: int, hour: int = 10) -> dt.datetime:
     return dt.datetime(2024, 3, day, hour, tzinfo=UTC)
-
-
-def query(lake: RawLake, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(lake.root / "warehouse" / "duff.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
-def execute(lake: RawLake, sql: str) -> None:
-    con = duckdb.connect(str(lake.root / "warehouse" / "duff.duckdb"))
-    try:
-        con.execute(sql)
-    finally:
-        con.close()
-
-
-def failed_tests(output: str) -> set[str]:
-    return set(re.findall(r"Failure in test (\S+)", output))
 
 
 def expected_daily(lake: RawLake) -> list[tuple]:

@@ -42,7 +42,7 @@ FIRST = [
     # the only order of 2024-03-04; re-sent to 2024-03-05 later, which leaves that day empty
     Order(
         9, 11, "Barney", 102, "Duff Lite", "1.00", 1, "0.330", "Retail", "created", D(2024, 3, 4)
-    ),  # noqa: E501
+    ),
 ]
 # re-sent orders 1 and 9 (new status, channel and date), a renamed client 10, a renamed product
 SECOND = [
