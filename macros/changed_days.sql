@@ -41,15 +41,33 @@
         {%- endif %}
         order by pa_date
     {%- endset -%}
-    {%- set days = run_query(sql).columns[0].values() -%}
-    {%- if days | length == 0 -%}
-        {{- return('null') -}}
-    {%- endif -%}
+    {{- return(date_literals(sql) or 'null') -}}
+{%- endmacro %}
+
+
+{% macro date_literals(sql) -%}
+    {#- The dates of the first column of `sql` as a comma-separated list of date literals
+        (empty text when there are none). -#}
     {%- set literals = [] -%}
-    {%- for day in days -%}
+    {%- for day in run_query(sql).columns[0].values() -%}
         {%- do literals.append("date '" ~ day ~ "'") -%}
     {%- endfor -%}
     {{- return(literals | join(', ')) -}}
+{%- endmacro %}
+
+
+{% macro recomputed_days(days) -%}
+    {#- The days a rollup writes, each with the newest batch that logged it (the rollup's
+        merged_at, its next watermark): the days listed in `days` (date literals) on an
+        incremental run, every logged day when `days` is none. -#}
+    select
+        pa_date,
+        max(merged_at) as merged_at
+    from {{ ref('int_orders__changed_days') }}
+    {%- if days is not none %}
+    where pa_date in ({{ days }})
+    {%- endif %}
+    group by pa_date
 {%- endmacro %}
 
 

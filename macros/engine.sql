@@ -110,7 +110,7 @@
         `relation` when that is not earlier (a clock stepped back, or another machine's
         clock ahead), so batches always sort in the order they were merged: the change log,
         the rollups' watermarks and the batch-scoped tests rely on it. -#}
-    {%- set stamp = run_started_at.astimezone(modules.pytz.utc).replace(tzinfo=none) -%}
+    {%- set stamp = utc_datetime(run_started_at) -%}
     {%- if relation is not none -%}
         {%- set newest = utc_datetime(scalar_query('select max(merged_at) from ' ~ relation)) -%}
         {%- if newest is not none and newest >= stamp -%}

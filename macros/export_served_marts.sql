@@ -177,11 +177,7 @@
 
     select
         (
-            select count(*) from (
-                (select * from columns_now except select * from columns_then)
-                union all
-                (select * from columns_then except select * from columns_now)
-            )
+            {{ duff_rows_differing('columns_now', 'columns_then') }}
         ) as mart_orders_columns,
         (
             select count(*)
@@ -191,19 +187,21 @@
             where products_now.product_description is distinct from products_then.product_description
         ) as product_descriptions,
         (
-            select count(*) from (
-                (select * from channels_now except select * from channels_then)
-                union all
-                (select * from channels_then except select * from channels_now)
-            )
+            {{ duff_rows_differing('channels_now', 'channels_then') }}
         ) as channels,
         (
-            select count(*) from (
-                (select * from statuses_now except select * from statuses_then)
-                union all
-                (select * from statuses_then except select * from statuses_now)
-            )
+            {{ duff_rows_differing('statuses_now', 'statuses_then') }}
         ) as statuses
+{%- endmacro %}
+
+
+{% macro duff_rows_differing(a, b) -%}
+    {#- A query counting the rows of `a` not in `b` plus those of `b` not in `a`. -#}
+    select count(*) from (
+        (select * from {{ a }} except select * from {{ b }})
+        union all
+        (select * from {{ b }} except select * from {{ a }})
+    )
 {%- endmacro %}
 
 

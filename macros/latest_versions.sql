@@ -55,10 +55,9 @@
     {%- set epoch = modules.datetime.datetime(1970, 1, 1) -%}
     {%- set cutoff = namespace(value=epoch) -%}
     {%- if execute and is_incremental() -%}
-        {%- set newest = run_query('select max(' ~ landed_at_column ~ ') as newest from ' ~ this) -%}
-        {%- if newest.rows | length > 0 and newest.rows[0][0] is not none -%}
-            {%- set value = utc_datetime(newest.rows[0][0]) -%}
-            {%- set cutoff.value = value - modules.datetime.timedelta(minutes=var('fact_orders_lookback_minutes') | int) -%}
+        {%- set newest = utc_datetime(scalar_query('select max(' ~ landed_at_column ~ ') as newest from ' ~ this)) -%}
+        {%- if newest is not none -%}
+            {%- set cutoff.value = newest - modules.datetime.timedelta(minutes=var('fact_orders_lookback_minutes') | int) -%}
         {%- endif -%}
     {%- endif -%}
     {{ landed_at_literal(cutoff.value) }}

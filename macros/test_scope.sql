@@ -69,19 +69,13 @@
     {%- else -%}
         {%- set condition = 'merged_at = ' ~ timestamp_value_literal(newest) -%}
     {%- endif -%}
-    {%- set literals = [] -%}
     {%- set log = adapter.get_relation(target.database, target.schema, 'int_orders__changed_days') -%}
-    {%- if log is not none and log.type != 'view' -%}
-        {%- set days = run_query(
-            'select distinct pa_date from ' ~ log ~ ' where ' ~ condition ~ ' order by 1'
-        ).columns[0].values() -%}
-        {%- for day in days -%}
-            {%- do literals.append("date '" ~ day ~ "'") -%}
-        {%- endfor -%}
-    {%- endif -%}
+    {%- set days = date_literals(
+        'select distinct pa_date from ' ~ log ~ ' where ' ~ condition ~ ' order by 1'
+    ) if log is not none and log.type != 'view' else '' -%}
     {{- return({
         'merged_at': condition,
         'order_ids': 'select order_id from ' ~ fact ~ ' where ' ~ condition,
-        'days': literals | join(', '),
+        'days': days,
     }) -}}
 {%- endmacro %}

@@ -23,14 +23,7 @@ mart_orders as (
 
 recomputed_days as (
 
-    select
-        pa_date,
-        max(merged_at) as merged_at
-    from {{ ref('int_orders__changed_days') }}
-    {%- if days is not none %}
-    where pa_date in ({{ days }})
-    {%- endif %}
-    group by pa_date
+    {{ recomputed_days(days) }}
 
 ),
 
