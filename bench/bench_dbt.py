@@ -10,6 +10,9 @@ new status, channel and date), times an incremental `dbt build`, and prints the 
 goal is an incremental build under 10% of the full one. Both builds run the same DAG: every
 model, seed, data test, unit test and the Parquet export of the served marts.
 
+Last, it times `dbt build` selecting no node at all, the fixed cost under any incremental
+build (docs/warehouse.md, "Where the incremental time goes").
+
 The lookback of the incremental models is set to 0 here: all files of the benchmark land
 within minutes of each other, so the default 60-minute lookback would re-read everything.
 """
@@ -142,6 +145,16 @@ def main() -> None:
         print(
             f"ratio inside dbt's run              = {ratio_in:.3f} (the start-up every `dbt` "
             f"command pays, {incremental - incremental_in:.1f}s here, left out)"
+        )
+        # The floor under any incremental build: the same command selecting no node at all
+        # (dbt's import, profile, manifest and artifacts; no query, no test, no export).
+        floor = run(
+            [DBT, "build", *dbt_args, "--select", "tag:__selects_no_node__"], env,
+            "dbt build selecting nothing",
+        )  # fmt: skip
+        print(
+            f"floor: `dbt build` selecting no node {floor:6.1f}s = {floor / full:.3f} of the "
+            f"full build; incremental minus floor = {(incremental - floor) / full:.3f} of it"
         )
     finally:
         if args.keep or args.work:
