@@ -12,7 +12,7 @@ import os
 import secrets
 import sys
 
-from api.server import configure_logging, serve
+from api.server import configure_logging, listen, serve
 from api.settings import Settings, SettingsError
 
 
@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     if settings.backend != "local":
         print("error: python -m api serves the local backend only", file=sys.stderr)
         return 2
-    if not settings.api_key:
+    generated = not settings.api_key
+    if generated:
         if not args.dev:
             print(
                 "error: DUFF_API_KEY is not set. Set it, or pass --dev to run with a "
@@ -56,11 +57,16 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        key = secrets.token_urlsafe(24)
-        settings = dataclasses.replace(settings, api_key=key)
-        print(f"--dev: generated API key (send it as x-api-key): {key}", flush=True)
+        settings = dataclasses.replace(settings, api_key=secrets.token_urlsafe(24))
+    try:
+        sock = listen(args.host, args.port)
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if generated:
+        print(f"--dev: generated API key (send it as x-api-key): {settings.api_key}", flush=True)
     print(f"Duff API on http://{args.host}:{args.port}/ (lake {settings.lake})", flush=True)
-    serve(settings, args.host, args.port, access_log=not args.no_access_log)
+    serve(settings, args.host, args.port, access_log=not args.no_access_log, sock=sock)
     return 0
 
 

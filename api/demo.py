@@ -13,7 +13,7 @@ import secrets
 import sys
 
 from api.__main__ import _port
-from api.server import configure_logging, serve
+from api.server import configure_logging, listen, serve
 from api.settings import Settings, SettingsError
 
 HOST = "127.0.0.1"
@@ -29,7 +29,7 @@ def banner(port: int, key: str, generated: bool) -> str:
             f"  Dashboard: {origin}/#key={key}",
             f"  API:       {origin}/openapi.json",
             f"  API key ({source}): {key}",
-            f"  Try:       curl -H 'x-api-key: {key}' {origin}/clients?limit=5",
+            f"  Try:       curl -H 'x-api-key: {key}' '{origin}/clients?limit=5'",
             "Press Ctrl+C to stop.",
             "",
         ]
@@ -55,8 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     generated = not settings.api_key
     key = settings.api_key or secrets.token_urlsafe(24)
     settings = dataclasses.replace(settings, api_key=key)
+    try:
+        sock = listen(HOST, args.port)
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(banner(args.port, key, generated), flush=True)
-    serve(settings, HOST, args.port)
+    serve(settings, HOST, args.port, sock=sock)
     return 0
 
 

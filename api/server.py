@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 
 from api.app import App
@@ -30,7 +31,33 @@ def build_asgi(settings: Settings, *, watch: bool = True) -> AsgiApp:
     return AsgiApp(App(settings, backend))
 
 
-def serve(settings: Settings, host: str, port: int, *, access_log: bool = True) -> None:
+def listen(host: str, port: int) -> socket.socket:
+    """Bind and listen before anything is printed, so that a taken port is an error the user
+    reads, not a URL that points at another program. Raises OSError with what went wrong."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as err:
+        sock.close()
+        raise OSError(
+            f"cannot listen on {host}:{port}: {err.strerror or err} "
+            "(another program has it? choose another port with --port or DUFF_PORT)"
+        ) from err
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    access_log: bool = True,
+    sock: socket.socket | None = None,
+) -> None:
     import threading
 
     import uvicorn
@@ -46,7 +73,7 @@ def serve(settings: Settings, host: str, port: int, *, access_log: bool = True) 
 
     threading.Thread(target=flush_metrics, name="duff-metrics", daemon=True).start()
     try:
-        uvicorn.run(
+        config = uvicorn.Config(
             asgi,
             host=host,
             port=port,
@@ -56,5 +83,6 @@ def serve(settings: Settings, host: str, port: int, *, access_log: bool = True) 
             lifespan="on",
             timeout_keep_alive=30,
         )
+        uvicorn.Server(config).run(sockets=[sock or listen(host, port)])
     finally:
         stop.set()

@@ -116,3 +116,25 @@ def test_demo_prints_url_with_key_fragment_and_uses_duff_api_key(tmp_path, api_i
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_a_taken_port_is_a_clear_error_before_any_url_is_printed(tmp_path):
+    # Given another program listening on the port
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(1)
+        port = other.getsockname()[1]
+        for module in ("api", "api.demo"):
+            # When the API or the demo is started on it
+            done = subprocess.run(
+                [sys.executable, "-m", module, "--port", str(port)],
+                cwd=ROOT,
+                env=env_for(tmp_path, DUFF_API_KEY="k"),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            # Then it exits 2 naming the port, and printed no URL that would lead elsewhere
+            assert done.returncode == 2, (module, done.stdout, done.stderr)
+            assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+            assert "http://" not in done.stdout
