@@ -3,7 +3,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-export DUFF_LAKE ?= $(CURDIR)/lake
+# Relative, as dbt's own default in profiles.yml: every command here runs in the repo root,
+# and the same value keeps dbt's partial parsing between `make build` and a plain `dbt build`.
+export DUFF_LAKE ?= lake
 DUFF_PORT ?= 8000
 DEMO_ROWS ?= 200000
 VENV := .venv
@@ -28,32 +30,32 @@ $(VENV)/.synced: pyproject.toml uv.lock
 
 lint: lint-python lint-sql lint-infra ## every linter CI runs
 
-lint-python: setup
+lint-python: setup ## ruff: lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-lint-sql: setup
+lint-sql: setup ## sqlfluff over models and singular tests (dbt templater)
 	@mkdir -p "$(DUFF_LAKE)/warehouse"
 	$(BIN)/sqlfluff lint models tests/singular --processes 2
 
-lint-infra: setup
+lint-infra: setup ## cfn-lint and checkov over infra/template.yaml
 	@if [ -f infra/template.yaml ]; then $(BIN)/cfn-lint infra/template.yaml; fi
 	@if [ -f infra/template.yaml ]; then $(BIN)/checkov --quiet --compact --skip-download --framework cloudformation -f infra/template.yaml; fi
 
-format: setup ## apply the Python formatter and SQL fixes
+format: setup ## apply ruff's formatter and its safe fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 test: setup lint ## set up, lint and run every test (what .ci/run calls)
 	$(BIN)/pytest --durations=15
 
-test-unit: setup
+test-unit: setup ## the unit tests only (seconds)
 	$(BIN)/pytest tests/unit
 
-test-integration: setup
+test-integration: setup ## the integration tests only (dbt, moto, browser)
 	$(BIN)/pytest tests/integration
 
-sample: setup ## write a sample orders file to $(DUFF_LAKE)/../sample/orders.csv
+sample: setup ## write sample/orders.csv (DEMO_ROWS orders, default 200000, seed 7)
 	@mkdir -p sample
 	$(PY) -m ingestion.sample --rows $(DEMO_ROWS) --bad-share 0.01 --seed 7 --out sample/orders.csv
 
@@ -66,7 +68,7 @@ build: setup ## dbt build on the local target
 demo: setup ingest-sample build ## the whole pipeline on sample data, then serve API and dashboard
 	$(PY) -m api.demo --port $(DUFF_PORT)
 
-serve: setup ## serve the API on 127.0.0.1:$(DUFF_PORT) (needs DUFF_API_KEY)
+serve: setup ## serve the API on 127.0.0.1:DUFF_PORT (default 8000; needs DUFF_API_KEY)
 	$(PY) -m api --port $(DUFF_PORT)
 
 package: setup ## build the two Lambda zips into dist/ from the lock (reproducible)

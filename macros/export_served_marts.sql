@@ -79,7 +79,8 @@
         to '{{ build_dir }}/_SUCCESS.parquet' (format parquet)
     {%- endcall -%}
     {{- log('duff: exported the served marts to ' ~ build_dir ~ ' (mart_orders: ' ~ written
-        ~ ' days written, ' ~ linked | length ~ ' linked from the previous build)', info=true) -}}
+        ~ (' day' if written == 1 else ' days') ~ ' written, ' ~ linked | length
+        ~ ' linked from the previous build)', info=true) -}}
     {{- return('') -}}
 {%- endmacro %}
 
