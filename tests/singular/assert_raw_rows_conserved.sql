@@ -11,16 +11,41 @@
     them (they lie on the days int_orders__changed_days logged for the batch, so only those
     days' files are read) and every fact row holding their ids on those days (a stale copy
     left behind fails it too). A first build, a full refresh or var data_tests_scope = 'all'
-    check every order (macros/test_scope.sql). -#}
+    check every order (macros/test_scope.sql).
+    Rows that landed after the fact's newest batch stamp (merged_at: the start of the build
+    that merged it) are left for the next build: a file landing while `dbt build` runs is
+    not yet the fact's business, and its re-sent versions must not make the build that
+    started before it fail. A fact row that landed after the stamp (a file published before
+    fact_orders read the lake) counts when its order has a version before the stamp. -#}
 
 -- depends_on: {{ ref('int_orders__changed_days') }}
 {%- set batch = latest_batch() %}
 
 with
 
+cutoff as (
+
+    select max(merged_at) as merged_at from {{ ref('fact_orders') }}
+
+),
+
 raw_versions as (
 
     select * from {{ ref('stg_raw__orders') }}
+    {%- if batch is not none and batch.days %}
+    where
+        landed_at <= (select cutoff.merged_at from cutoff)
+        and pa_date in ({{ batch.days }})
+        and order_id in ({{ batch.order_ids }})
+    {%- else %}
+    where landed_at <= (select cutoff.merged_at from cutoff)
+    {%- endif %}
+
+),
+
+fact_in_scope as (
+
+    select * from {{ ref('fact_orders') }}
     {%- if batch is not none and batch.days %}
     where
         pa_date in ({{ batch.days }})
@@ -31,12 +56,15 @@ raw_versions as (
 
 fact_orders as (
 
-    select * from {{ ref('fact_orders') }}
-    {%- if batch is not none and batch.days %}
+    select * from fact_in_scope
+    where landed_at <= (select cutoff.merged_at from cutoff)
+
+    union all
+
+    select * from fact_in_scope
     where
-        pa_date in ({{ batch.days }})
-        and order_id in ({{ batch.order_ids }})
-    {%- endif %}
+        landed_at > (select cutoff.merged_at from cutoff)
+        and order_id in (select raw_versions.order_id from raw_versions)
 
 ),
 
