@@ -1,7 +1,17 @@
 {#- Where the local lake lives, and how the raw orders are read from it. -#}
 
 {% macro duff_lake_root() -%}
-    {{- return((env_var('DUFF_LAKE', 'lake') | trim).rstrip('/')) -}}
+    {#- The lake's root as SQL string literals hold it. A single quote would end those
+        literals (read_parquet, glob, COPY ... TO), so such a path is refused here, with the
+        reason, before any SQL runs. -#}
+    {%- set root = (env_var('DUFF_LAKE', 'lake') | trim).rstrip('/') -%}
+    {%- if "'" in root -%}
+        {{- exceptions.raise_compiler_error(
+            "DUFF_LAKE=" ~ root ~ " holds a single quote ('), which the local warehouse's "
+            ~ "SQL cannot take in a path: use a lake directory without one"
+        ) -}}
+    {%- endif -%}
+    {{- return(root) -}}
 {%- endmacro %}
 
 

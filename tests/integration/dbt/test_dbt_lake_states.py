@@ -185,3 +185,14 @@ def test_docs_generate_writes_a_catalog_of_every_model(states):
     catalog = json.loads((states["work"] / "target" / "catalog.json").read_text())
     names = {node["metadata"]["name"] for node in catalog["nodes"].values()}
     assert {"fact_orders", "dim_clients", "mart_orders", "mart_build_info"} <= names
+
+
+def test_a_lake_path_with_a_single_quote_is_refused_with_the_reason(dbt_project_factory):
+    # Given a lake directory whose path holds a single quote (it would end SQL literals)
+    project = dbt_project_factory("dbt_quote_work")
+    project.lake = project.work / "o'brien" / "lake"
+    # When a model over the lake is compiled
+    done = project.run("compile", "--select", "stg_raw__orders", check=False)
+    # Then dbt stops before any SQL runs, saying which variable and why
+    assert done.returncode != 0
+    assert f"DUFF_LAKE={project.lake} holds a single quote" in done.output, done.output[-2000:]
