@@ -20,6 +20,19 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 DBT = str(Path(sys.executable).with_name("dbt"))
+# What one complete export holds (docs/architecture.md section 2), and nothing else.
+SERVED_FILES = frozenset(
+    {
+        "mart_client_sales.parquet",
+        "mart_product_sales.parquet",
+        "mart_channel_sales.parquet",
+        "mart_product_channel_sales.parquet",
+        "mart_status_summary.parquet",
+        "mart_daily_sales.parquet",
+        "mart_orders",  # a directory: one file per pa_date
+        "_SUCCESS.parquet",
+    }
+)
 
 RAW_SCHEMA = pa.schema(
     [

@@ -24,6 +24,10 @@ BASE = [
     Order(1, 10, "Moe", 100, "Duff", "1.50", 2, "0.330", "Retail", "created", D(2024, 3, 1)),
     Order(2, 11, "Barney", 100, "Duff", "1.50", 5, "0.330", "Online", "delivered", D(2024, 3, 2)),
 ]
+# one more order of Moe's, on a new day (2024-03-12)
+NEW_DAY = [
+    Order(21, 10, "Moe", 100, "Duff", "1.50", 3, "0.330", "Retail", "created", D(2024, 3, 12)),
+]
 
 
 def at(day: int, hour: int = 10) -> dt.datetime:
@@ -88,14 +92,7 @@ def test_part_of_the_dag_run_alone_then_a_build_serves_every_order(dbt_project_f
     # the dimensions are downstream of the fact, so the selection builds them too
     project.run("run", "-s", "fact_orders+")
     # When another order lands and the scheduled build runs
-    lake.land(
-        [
-            Order(
-                21, 10, "Moe", 100, "Duff", "1.50", 3, "0.330", "Retail", "created", D(2024, 3, 12)
-            )
-        ],
-        at(11),
-    )
+    lake.land(NEW_DAY, at(11))
     project.run("build")
     # Then client 30, product 300 and both orders of 2024-03-10 are served
     assert_marts_match(lake)
@@ -123,14 +120,7 @@ def test_a_batch_whose_tests_failed_is_tested_again_by_the_next_build(dbt_projec
     assert first.returncode != 0
     assert any(t.startswith("not_null_fact_orders_ingest_id") for t in failed_tests(first.output))
     # When an unrelated, valid batch lands and the next build runs
-    lake.land(
-        [
-            Order(
-                21, 10, "Moe", 100, "Duff", "1.50", 3, "0.330", "Retail", "created", D(2024, 3, 12)
-            )
-        ],
-        at(11),
-    )
+    lake.land(NEW_DAY, at(11))
     second = project.run("build", check=False)
     # Then the failed batch is tested again (and still fails) instead of being let through
     assert second.returncode != 0
@@ -198,14 +188,7 @@ def test_a_change_of_the_served_members_recomputes_every_day(dbt_project_factory
     for table in ("agg_sales__daily", "agg_sales__client_product_daily"):
         execute(lake, f"update {table} set served_members = 'other seeds', orders = orders + 100")
     # When a new day lands and the next build runs
-    lake.land(
-        [
-            Order(
-                21, 10, "Moe", 100, "Duff", "1.50", 3, "0.330", "Retail", "created", D(2024, 3, 12)
-            )
-        ],
-        at(11),
-    )
+    lake.land(NEW_DAY, at(11))
     project.run("build")
     # Then every day was recomputed, not only the new one
     assert_marts_match(lake)

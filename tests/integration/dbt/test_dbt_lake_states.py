@@ -18,18 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import RAW_SCHEMA, REPO, DbtProject, Order, RawLake
-
-SERVED_FILES = {
-    "mart_client_sales.parquet",
-    "mart_product_sales.parquet",
-    "mart_channel_sales.parquet",
-    "mart_product_channel_sales.parquet",
-    "mart_status_summary.parquet",
-    "mart_daily_sales.parquet",
-    "mart_orders",  # a directory: one file per pa_date
-    "_SUCCESS.parquet",
-}
+from .conftest import RAW_SCHEMA, REPO, SERVED_FILES, DbtProject, Order, RawLake
 
 
 def build_dirs(lake: Path) -> list[Path]:

@@ -7,6 +7,15 @@ import numpy as np
 from ingestion.land import IdRun, SeenIds, _merge_sorted
 
 
+def reference_first_seen(ids: np.ndarray, reference: set[int]) -> list[bool]:
+    """What first_seen must answer, from a plain set (updated with ``ids``)."""
+    expected = []
+    for x in ids.tolist():
+        expected.append(x not in reference)
+        reference.add(x)
+    return expected
+
+
 def test_first_seen_matches_a_python_set_across_many_batches() -> None:
     # Given batches of ids with repeats inside and across batches
     rng = np.random.default_rng(7)
@@ -17,11 +26,7 @@ def test_first_seen_matches_a_python_set_across_many_batches() -> None:
         # When each batch is checked
         first = seen.first_seen(ids)
         # Then exactly the ids never seen before are marked first (the earliest occurrence)
-        expected = []
-        for x in ids.tolist():
-            expected.append(x not in reference)
-            reference.add(x)
-        assert first.tolist() == expected
+        assert first.tolist() == reference_first_seen(ids, reference)
     # And the state is a few sorted runs holding each id once
     assert len(seen) == len(reference)
     assert len(seen.runs) <= 12
@@ -49,11 +54,7 @@ def test_mostly_increasing_ids_with_resent_ones_match_a_python_set() -> None:
         ids = np.concatenate([fresh, resent, fresh[:3]])
         rng.shuffle(ids[250:])  # the tail of the batch out of order
         first = seen.first_seen(ids)
-        expected = []
-        for x in ids.tolist():
-            expected.append(x not in reference)
-            reference.add(x)
-        assert first.tolist() == expected
+        assert first.tolist() == reference_first_seen(ids, reference)
     assert seen.top == max(reference)
     assert len(seen) == len(reference)
 
@@ -69,11 +70,7 @@ def test_numbered_ids_are_kept_as_intervals() -> None:
             dtype=np.int64,
         )
         first = seen.first_seen(ids)
-        expected = []
-        for x in ids.tolist():
-            expected.append(x not in reference)
-            reference.add(x)
-        assert first.tolist() == expected
+        assert first.tolist() == reference_first_seen(ids, reference)
     # Then the ~198,000 ids take memory per gap, not per id
     assert len(seen) == len(reference) > 198_000
     assert seen.nbytes <= 2 * 16 * 2_000
