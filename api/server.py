@@ -35,7 +35,10 @@ def listen(host: str, port: int) -> socket.socket:
     """Bind and listen before anything is printed, so that a taken port is an error the user
     reads, not a URL that points at another program. Raises OSError with what went wrong."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted sockets only when the
+    # listener's proto says TCP. Without it Nagle holds each response body (uvicorn writes head
+    # and body separately) until the client's delayed ACK: ~40 ms per keep-alive request.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
