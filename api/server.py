@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import socket
 import sys
 
@@ -11,13 +13,40 @@ from api.asgi import AsgiApp
 from api.backends import make_backend
 from api.settings import Settings
 
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+LOG_FORMATS = ("auto", "text", "json")
 
-def configure_logging(level: str = "info") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line (time, level, logger, message; the stack trace if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=True)
+
+
+def configure_logging(
+    level: str = "info", fmt: str = "auto", path: str | os.PathLike | None = None
+) -> None:
+    """Log to stderr, or to the file ``path``. ``fmt`` "auto": readable text on a terminal,
+    JSON lines otherwise (a file, a pipe, a log collector). uvicorn's loggers go the same way."""
+    handler: logging.Handler = (
+        logging.StreamHandler(sys.stderr) if path is None else logging.FileHandler(path)
     )
+    as_json = fmt == "json" or (fmt == "auto" and (path is not None or not sys.stderr.isatty()))
+    handler.setFormatter(JsonLogFormatter() if as_json else logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
 
 
 def build_asgi(settings: Settings, *, watch: bool = True) -> AsgiApp:
@@ -53,6 +82,29 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def server_config(asgi: AsgiApp, settings: Settings):
+    """uvicorn's configuration for the API: the guarded protocol (api.http_protocol) with the
+    deadlines of ``settings``, no server header, no uvicorn access log (the app logs)."""
+    import uvicorn
+
+    from api.http_protocol import protocol_class
+
+    return uvicorn.Config(
+        asgi,
+        http=protocol_class(
+            request_timeout=settings.request_timeout_seconds,
+            idle_timeout=settings.idle_timeout_seconds,
+        ),
+        ws="none",
+        log_config=None,  # uvicorn's records go to the handler of configure_logging
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+        timeout_keep_alive=settings.idle_timeout_seconds,  # type: ignore[arg-type]
+    )
+
+
 def serve(
     settings: Settings,
     host: str,
@@ -76,16 +128,6 @@ def serve(
 
     threading.Thread(target=flush_metrics, name="duff-metrics", daemon=True).start()
     try:
-        config = uvicorn.Config(
-            asgi,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            server_header=False,
-            lifespan="on",
-            timeout_keep_alive=30,
-        )
-        uvicorn.Server(config).run(sockets=[sock or listen(host, port)])
+        uvicorn.Server(server_config(asgi, settings)).run(sockets=[sock or listen(host, port)])
     finally:
         stop.set()
