@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -11,18 +12,25 @@ import sys
 from api.app import App
 from api.asgi import AsgiApp
 from api.backends import make_backend
+from api.metrics import log as metrics_log
 from api.settings import Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+METRICS_LOGGER = metrics_log.name
 LOG_FORMATS = ("auto", "text", "json")
 
 
 class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line (time, level, logger, message; the stack trace if any)."""
+    """One JSON object per line (time in UTC, level, logger, message; the stack trace if any).
+    A metrics record is already an EMF document and is written as it is, so that a log
+    collector reads it as one (api.metrics)."""
 
     def format(self, record: logging.LogRecord) -> str:
+        if record.name == METRICS_LOGGER:
+            return record.getMessage()
+        stamp = dt.datetime.fromtimestamp(record.created, dt.UTC)
         doc = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
