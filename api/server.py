@@ -97,7 +97,7 @@ def server_config(asgi: AsgiApp, settings: Settings):
 
     from api.http_protocol import protocol_class
 
-    return uvicorn.Config(
+    config = uvicorn.Config(
         asgi,
         http=protocol_class(
             request_timeout=settings.request_timeout_seconds,
@@ -111,6 +111,11 @@ def server_config(asgi: AsgiApp, settings: Settings):
         lifespan="on",
         timeout_keep_alive=settings.idle_timeout_seconds,  # type: ignore[arg-type]
     )
+    # uvicorn warns about each malformed or upgrade request: client behaviour, not the
+    # server's health, and a way for any client to flood the terminal. The protocol logs
+    # its refusals (escaped) in the access log instead.
+    logging.getLogger("uvicorn.error").setLevel(logging.ERROR)
+    return config
 
 
 def serve(

@@ -239,6 +239,7 @@ def test_the_log_cannot_be_forged_or_drive_the_terminal(server):
     forged = b"/x%0a2026-12-04%2010:00:00,000%20INFO%20duff.api.access%20GET%20/admin%20200"
     for path in (forged, b"/y%1b%5b2J%1b%5d0;owned%07"):
         exchange(server["port"], b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    exchange(server["port"], b"GARBAGE\r\n\r\n")  # and a request the protocol refuses
     exchange(server["port"], b"GET /flush HTTP/1.1\r\nHost: x\r\n\r\n")
     deadline = time.monotonic() + 5
     while b"/flush" not in server["log"].read_bytes() and time.monotonic() < deadline:
@@ -250,3 +251,6 @@ def test_the_log_cannot_be_forged_or_drive_the_terminal(server):
     assert not [line for line in lines if any(ord(c) < 32 or ord(c) == 127 for c in line)]
     assert any("/x\\n2026-12-04 10:00:00,000 INFO" in line for line in lines)
     assert any("/y\\x1b[2J\\x1b]0;owned\\x07" in line for line in lines)
+    # and refused connections are one access-log line each, not uvicorn warnings
+    assert any("refused connection from 127.0.0.1:" in line for line in lines)
+    assert "Invalid HTTP request received" not in log.decode()
