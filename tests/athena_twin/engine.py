@@ -38,6 +38,7 @@ import datetime as dt
 import json
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -99,6 +100,7 @@ class Execution:
     update_count: int = 0
     partitions_written: int = 0
     submitted: float = 0.0
+    elapsed: float = 0.0
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -159,6 +161,7 @@ class AthenaTwin:
             submitted=dt.datetime.now(dt.UTC).timestamp(),
         )
         with self._lock:
+            started = time.perf_counter()
             try:
                 self._run(ex, wg)
                 ex.state = "SUCCEEDED"
@@ -168,6 +171,7 @@ class AthenaTwin:
                 ex.state, ex.reason = "FAILED", f"ATHENA TWIN REFUSES: {e}"
             except duckdb.Error as e:
                 ex.state, ex.reason = "FAILED", f"twin engine error: {e}"
+            ex.elapsed = time.perf_counter() - started
             self.executions[ex.id] = ex
         return ex
 
@@ -258,6 +262,7 @@ class AthenaTwin:
     # ------------------------------------------------------------ reading -------------
     def _prepare(self, tree: exp.Expression, default_db: str, seen: frozenset = frozenset()):
         """Define, in DuckDB, every Glue table and view the tree reads."""
+        trino.refuse_unsupported(tree)
         ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
         for node in tree.find_all(exp.Table):
             if not node.db and node.name.lower() in ctes:
@@ -273,11 +278,25 @@ class AthenaTwin:
             if table.get("TableType") == "VIRTUAL_VIEW":
                 view = _decode_view(table)
                 view_tree = trino.parse(view["originalSql"])
-                self._prepare(view_tree, view.get("schema", db), seen | {(db, name)})
-                body = trino.to_duckdb(view_tree)
+                view_db = view.get("schema", db)
+                self._prepare(view_tree, view_db, seen | {(db, name)})
+                body = trino.to_duckdb(self._qualified(view_tree, view_db))
             else:
                 body = self._reader(table)
             self.con.execute(f"CREATE OR REPLACE VIEW {target} AS {body}")
+
+    @staticmethod
+    def _qualified(tree: exp.Expression, default_db: str) -> exp.Expression:
+        """The tree with every table named awsdatacatalog.<db>.<table>, as the twin's DuckDB
+        holds them (Athena resolves a bare name in the query's database)."""
+        tree = tree.copy()
+        ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+        for node in tree.find_all(exp.Table):
+            if not node.name or (not node.db and node.name.lower() in ctes):
+                continue
+            node.set("db", exp.to_identifier(node.db or default_db, quoted=True))
+            node.set("catalog", exp.to_identifier("awsdatacatalog"))
+        return tree
 
     def _reader(self, table: dict) -> str:
         iceberg = self._is_iceberg(table)
@@ -346,7 +365,7 @@ class AthenaTwin:
     def _query(self, tree: exp.Expression, default_db: str) -> tuple[str, list[tuple[str, str]]]:
         """DuckDB SQL of a Trino query, its columns typed as Trino would type them."""
         self._prepare(tree, default_db)
-        sql = trino.to_duckdb(tree)
+        sql = trino.to_duckdb(self._qualified(tree, default_db))
         columns = self._describe(sql)
         casts = trino.bigint_casts(columns)
         if casts:
@@ -616,7 +635,7 @@ class AthenaTwin:
             f"{_quote(db)}.{_quote(name)}"
         )
         before = self.con.execute("select count(*) from twin_merge_target").fetchone()[0]
-        merge = tree.copy()
+        merge = self._qualified(tree, ex.database)
         alias = target.alias or name
         merge.set("this", exp.to_table("twin_merge_target").as_(alias))
         duck = trino.to_duckdb(merge)

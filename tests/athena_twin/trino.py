@@ -55,14 +55,24 @@ def _timestamp_precision(node: exp.DataType) -> int:
     return int(node.expressions[0].this.this)
 
 
-def to_duckdb(tree: exp.Expression) -> str:
-    """DuckDB SQL for a Trino tree, with the semantic fixes above."""
-    tree = tree.copy()
+def refuse_unsupported(tree: exp.Expression) -> None:
+    """Raise ``Unsupported`` for what needs Iceberg snapshots, which the twin does not keep."""
     for node in tree.find_all(exp.Table):
         if isinstance(node.this, exp.Identifier) and "$" in node.name:
             raise Unsupported(f"Iceberg metadata table {node.name!r}: the twin keeps no snapshots")
     if tree.find(exp.Version):
         raise Unsupported("time travel (FOR VERSION/TIMESTAMP AS OF): the twin keeps no snapshots")
+
+
+def to_duckdb(tree: exp.Expression) -> str:
+    """DuckDB SQL for a Trino tree, with the semantic fixes above."""
+    refuse_unsupported(tree)
+    tree = tree.copy()
+    for node in list(tree.find_all(exp.Subquery)):
+        # Trino accepts a parenthesised relation, `from ("db"."t")` (dbt-athena's
+        # get_partition_batches sends one); DuckDB only a parenthesised query.
+        if isinstance(node.this, exp.Table) and not node.alias:
+            node.replace(node.this)
     for node in list(tree.find_all(exp.DataType)):
         if node.this == DType.TIMESTAMP:
             precision = _timestamp_precision(node)
