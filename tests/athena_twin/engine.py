@@ -310,6 +310,10 @@ class AthenaTwin:
         if iceberg:
             files = self._snapshot(table)
         elif keys:
+            # Only registered partitions are read, as Athena does; one listing of the table's
+            # location serves every partition under it.
+            root = sd["Location"].rstrip("/") + "/"
+            under_root = self._data_files(root)
             files = []
             for partition in self._partitions(table):
                 loc = partition["StorageDescriptor"]["Location"].rstrip("/")
@@ -318,7 +322,10 @@ class AthenaTwin:
                 )
                 if not loc.endswith(expected):
                     raise Unsupported(f"partition location {loc} is not .../{expected}/")
-                files += self._data_files(loc)
+                if loc.startswith(root):
+                    files += [f for f in under_root if f.startswith(loc + "/")]
+                else:
+                    files += self._data_files(loc)
         else:
             files = self._data_files(sd["Location"])
         if not files:
@@ -402,9 +409,11 @@ class AthenaTwin:
         ).fetchone()
         if n[0] > PARTITION_LIMIT:
             code = "ICEBERG" if iceberg else "HIVE"
+            # The messages Athena gives (aws-sdk-pandas #3222, Tomme/dbt-athena #149)
+            what = "partitions" if iceberg else "partitions/buckets"
             raise QueryFailed(
                 f"{code}_TOO_MANY_OPEN_PARTITIONS: Exceeded limit of {PARTITION_LIMIT} open "
-                f"writers for partitions/buckets ({n[0]} partitions in this write)"
+                f"writers for {what} ({n[0]} in this write)"
             )
         return n[0]
 
@@ -701,8 +710,12 @@ class AthenaTwin:
             "Parameters": {"presto_view": "true", "comment": "Presto View"},
             "ViewOriginalText": f"/* Presto View: {encoded} */",
             "ViewExpandedText": "/* Presto View */",
+            # Athena's views carry an empty location (dbt-athena's expire_glue_table_versions
+            # reads it)
             "StorageDescriptor": {
-                "Columns": [{"Name": n, "Type": trino.glue_type(t)} for n, t in columns]
+                "Columns": [{"Name": n, "Type": trino.glue_type(t)} for n, t in columns],
+                "Location": "",
+                "SerdeInfo": {},
             },
         }
         if existing is None:

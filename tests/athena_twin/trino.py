@@ -29,6 +29,9 @@ DType = exp.DataType.Type
 SESSION_SETTINGS = (
     "SET integer_division = true",
     "SET TimeZone = 'UTC'",
+    # every file the twin writes has a new name, so cached footers never go stale
+    "SET enable_http_metadata_cache = true",
+    "SET parquet_metadata_cache = true",
 )
 
 # Trino timestamp(p) -> the DuckDB type holding exactly that precision.
