@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import subprocess
 from decimal import Decimal
@@ -29,7 +30,7 @@ from sqlglot import exp
 
 from tests.athena_twin.account import TwinAccount, dbt_environment, open_account
 
-from .conftest import DBT, REPO, DbtProject, Order, RawLake, warehouse_query
+from .conftest import DBT, REPO, Order, RawLake, warehouse_query
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +69,7 @@ def _landings(step: int) -> list[tuple[list[Order], dt.datetime]]:
     if step == 2:
         new = [_order(i, 7 + i % 2) for i in range(31, 41)]
         resent = [
-            _order(3, 3, status="broken"),  # same day, new status
+            _order(3, 3, status="broken"),  # new status, moved from 2024-03-04 to 03-03
             _order(5, 8),  # moved from 2024-03-06 to 2024-03-08
             _order(12, 1, client_name="Client 0 renamed"),
         ]
@@ -141,6 +142,10 @@ class Builds:
         self.locations: dict[int, dict[str, str]] = {}
         self.data_dir = ""
         self.fact_merges: dict[int, list] = {}
+        self.maintenance: tuple[int, str] = (-1, "not run")
+        self.maintenance_sql: list[list[str]] = []
+        self.fact_before_maintenance: list[tuple] = []
+        self.fact_after_maintenance: list[tuple] = []
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +153,12 @@ def twin_builds(moto_server, tmp_path_factory) -> Builds:
     work = tmp_path_factory.mktemp("athena_twin")
     lake = RawLake(work / "lake")
     (lake.root / "raw" / "orders").mkdir(parents=True)
-    local = DbtProject(lake.root, work / "local")
+    local_env = {
+        **os.environ,
+        "DUFF_LAKE": str(lake.root),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    local_env.pop("DUFF_DBT_TARGET", None)
     account = open_account(moto_server)
     env = dbt_environment(account, lake.root)
     builds = Builds()
@@ -159,13 +169,22 @@ def twin_builds(moto_server, tmp_path_factory) -> Builds:
             for orders, landed_at in _landings(step):
                 lake.land(orders, landed_at)
             account.land(lake.root)
-            local.run("build", "--exclude-resource-type", "unit_test")
-            target = work / f"twin_target_{step}"
+            # the local build runs alongside the twin's (separate processes and state)
+            local_build = subprocess.Popen(
+                [DBT, "build", "--exclude-resource-type", "unit_test",
+                 "--target-path", str(work / "local_target"), "--log-path", str(work / "logs")],
+                cwd=REPO, env=local_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                text=True,
+            )  # fmt: skip
+            # one target path for the three builds, so dbt parses the project incrementally
+            target = work / "twin_target"
             proc = subprocess.run(
                 [DBT, "build", "--exclude-resource-type", "unit_test",
                  "--target-path", str(target), "--log-path", str(work / "twin_logs")],
                 cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
             )  # fmt: skip
+            local_output, _ = local_build.communicate(timeout=600)
+            assert local_build.returncode == 0, local_output[-6000:]
             builds.fact_merges[step] = [
                 ex
                 for ex in account.twin.executions.values()
@@ -200,6 +219,23 @@ def twin_builds(moto_server, tmp_path_factory) -> Builds:
             builds.compared[step] = sorted(counts)
             builds.row_counts[step] = counts
             builds.locations[step] = locations
+            fact_rows = _twin_rows(account, "fact_orders")[1]
+        if builds.returncode.get(3) == 0:
+            # the daily maintenance of the scheduled build (buildspec.yml), then the fact again
+            proc = subprocess.run(
+                [DBT, "run-operation", "optimize_iceberg_tables",
+                 "--target-path", str(work / "twin_target"),
+                 "--log-path", str(work / "twin_logs")],
+                cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
+            )  # fmt: skip
+            builds.maintenance = (proc.returncode, proc.stdout[-4000:])
+            builds.maintenance_sql = [
+                [*_sql(ex).split()[:2], ex.state]
+                for ex in account.twin.executions.values()
+                if ex.id not in seen
+            ]
+            builds.fact_after_maintenance = _twin_rows(account, "fact_orders")[1]
+            builds.fact_before_maintenance = fact_rows
     finally:
         account.server.__exit__(None, None, None)
     return builds
@@ -233,7 +269,7 @@ def test_every_table_lands_under_the_data_dir_not_the_results_bucket(twin_builds
 
 def test_the_fact_merge_is_restricted_to_the_days_of_the_batch(twin_builds):
     # Given the incremental build (13 orders: 10 new on 03-07/03-08, one re-sent with a new
-    # status on 03-03, one moved from 03-06 to 03-08, one re-sent on 03-01)
+    # status and moved from 03-04 to 03-03, one moved from 03-06 to 03-08, one re-sent on 03-01)
     assert twin_builds.returncode.get(2) == 0, twin_builds.output.get(2)
     (merge,) = twin_builds.fact_merges[2]
     # Then the one MERGE into the fact matches target rows only on days chosen from the batch
@@ -246,9 +282,9 @@ def test_the_fact_merge_is_restricted_to_the_days_of_the_batch(twin_builds):
     ]
     assert restricted, merge.query
     assert "fact_orders__dbt_tmp" in restricted[0].sql()
-    # and wrote exactly the five days those orders were on or moved to (which the row-for-row
+    # and wrote exactly the six days those orders were on or moved to (which the row-for-row
     # comparison proves right: a predicate missing 03-06 would leave order 5 twice)
-    assert merge.partitions_written == 5
+    assert merge.partitions_written == 6
     # and the build with nothing new merged an empty batch, writing no partition
     assert [m.partitions_written for m in twin_builds.fact_merges[3]] == [0]
 
@@ -290,3 +326,18 @@ def test_a_first_load_of_more_than_100_days_is_written_in_batches(moto_server, t
         assert sorted(r[0] for r in rows) == list(range(1, 104))
     finally:
         account.server.__exit__(None, None, None)
+
+
+def test_the_daily_iceberg_maintenance_compacts_and_vacuums_without_changing_rows(twin_builds):
+    # Given the three builds; When the scheduled build's run-operation runs
+    code, output = twin_builds.maintenance
+    assert code == 0, output
+    # Then each Iceberg model was optimized then vacuumed, in the form Athena's synopses give
+    names = {"fact_orders", "dim_clients", "dim_products"}
+    for name in names:
+        assert f"_analytics.{name} and vacuumed it" in output, output
+    statements = [s for s in twin_builds.maintenance_sql if s[0] in ("optimize", "vacuum")]
+    assert len(statements) == 2 * len(names), twin_builds.maintenance_sql
+    assert all(state == "SUCCEEDED" for *_, state in statements), statements
+    # and the fact holds the same rows
+    assert sorted(twin_builds.fact_after_maintenance) == sorted(twin_builds.fact_before_maintenance)
