@@ -32,7 +32,9 @@ from tests.athena_twin.account import TwinAccount, dbt_environment, open_account
 
 from .conftest import DBT, REPO, Order, RawLake, warehouse_query
 
-pytestmark = pytest.mark.slow
+# ~3 min on two idle cores (six dbt builds and the comparisons); the fixture gets more than
+# pytest's default 600 s so a busy machine slows it rather than failing it.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 UTC = dt.UTC
 # Batch stamps and build ids differ between any two builds by design.
