@@ -62,7 +62,9 @@
         incremental run, every logged day when `days` is none. -#}
     select
         pa_date,
-        max(merged_at) as merged_at
+        {#- timestamp_type(): the rollups are Hive tables on Athena, which refuse the
+            Iceberg fact's timestamp(6) ("Incorrect timestamp precision", issue 12). #}
+        cast(max(merged_at) as {{ timestamp_type() }}) as merged_at
     from {{ ref('int_orders__changed_days') }}
     {%- if days is not none %}
     where pa_date in ({{ days }})

@@ -28,11 +28,15 @@ def test_runs_freshness_then_build_then_docs_on_athena_in_that_order():
     build = _phases()["build"]
     # Then the three dbt steps run, in order, against the athena target; unit tests (fixed
     # inputs, run by CI) stay out of the scheduled production build
-    assert build == [
+    assert build[:2] + build[3:] == [
         ".venv/bin/dbt source freshness --target athena",
         ".venv/bin/dbt build --target athena --exclude-resource-type unit_test",
         ".venv/bin/dbt docs generate --target athena",
     ]
+    # and after the build, once a day (the 00:00 UTC schedule), the Iceberg maintenance
+    # (issue 12): compaction and snapshot expiry, never alongside a MERGE
+    assert 'if [ "$(date -u +%H)" = "00" ]' in build[2]
+    assert "dbt run-operation optimize_iceberg_tables --target athena" in build[2]
 
 
 def test_publishes_the_docs_site_to_s3_only_after_a_successful_build():
