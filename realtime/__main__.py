@@ -1,0 +1,145 @@
+"""``python -m realtime send <file.jsonl | ->`` and ``python -m realtime consume``.
+
+``send`` appends one event per line (empty lines are not events) to the stream named by
+``DUFF_STREAM`` (default the durable local stream under ``$DUFF_LAKE``; ``kinesis://<name>``
+for Kinesis) and prints how many the stream accepted. Reading ``-`` (stdin), each burst of
+lines is put as soon as no more input is waiting, so a slow producer's events are not held.
+
+``consume`` applies the local stream to the embedded store and lands it in the lake until
+SIGTERM or Ctrl-C, then lands what it holds and exits 0.
+
+Exit codes: 0 done, 1 the input cannot be read or the stream refused events, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import select
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from realtime.settings import Settings, SettingsError
+
+log = logging.getLogger("realtime.cli")
+BATCH = 2000
+
+
+def open_stream(settings: Settings):
+    if settings.stream_kind == "kinesis":
+        from realtime.kinesis import KinesisStream
+
+        return KinesisStream(settings.stream_name)
+    from realtime.localstream import LocalStream
+
+    return LocalStream(Path(settings.lake) / "stream", settings.stream_name, settings.shards)
+
+
+def _batches(fd: int) -> Iterator[list[bytes]]:
+    """Batches of events read from ``fd`` (line ends removed, empty lines dropped); a batch is
+    handed on when it is full or when no more input is waiting (a pipe from a slow producer)."""
+    batch: list[bytes] = []
+    rest = b""
+    while True:
+        data = os.read(fd, 1 << 20)
+        if not data:
+            break
+        lines = (rest + data).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            event = line.removesuffix(b"\r")
+            if event:
+                batch.append(event)
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+        if batch and not select.select([fd], [], [], 0)[0]:
+            yield batch
+            batch = []
+    event = rest.removesuffix(b"\r")
+    if event:
+        batch.append(event)
+    if batch:
+        yield batch
+
+
+def send(settings: Settings, source: str) -> int:
+    stream = open_stream(settings)
+    accepted = offered = 0
+    try:
+        fd = sys.stdin.fileno() if source == "-" else os.open(source, os.O_RDONLY)
+        try:
+            for batch in _batches(fd):
+                offered += len(batch)
+                accepted += stream.put(batch)
+        finally:
+            if source != "-":
+                os.close(fd)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print(f"accepted {accepted} events on {stream.uri}")
+        return 1
+    print(f"accepted {accepted} events on {stream.uri}")
+    return 0 if accepted == offered else 1
+
+
+def consume(settings: Settings) -> int:
+    if settings.stream_kind != "local":
+        print(
+            "error: consume reads the local stream; on Kinesis the Lambda "
+            "realtime.handler.handler consumes",
+            file=sys.stderr,
+        )
+        return 2
+    from ingestion.lake import lake_from_uri
+    from ingestion.land import default_catalog
+    from ingestion.settings import Settings as IngestSettings
+    from realtime.consumer import Consumer, install_signal_handlers
+    from realtime.sqlite_store import SqliteStore, store_path
+
+    ingest = IngestSettings.from_env()
+    stream = open_stream(settings)
+    store = SqliteStore(store_path(settings.lake))
+    consumer = Consumer(
+        stream, store, lake_from_uri(settings.lake), default_catalog(ingest), settings, ingest
+    )
+    install_signal_handlers(consumer)
+    print(
+        f"consuming {stream.uri} into {store.path} (Ctrl-C lands what is held and stops)",
+        flush=True,
+    )
+    try:
+        consumer.run()
+    finally:
+        store.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m realtime",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_send = sub.add_parser("send", help="put order events (JSON lines) on the stream")
+    p_send.add_argument("source", help="a .jsonl file, or - for stdin")
+    sub.add_parser("consume", help="apply the local stream to the store and the lake")
+    args = parser.parse_args(argv)
+    from ingestion.metrics import configure_json_logging
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configure_json_logging(os.environ.get("DUFF_LOG_LEVEL", "INFO"), stream=sys.stderr)
+    if args.command == "send":
+        return send(settings, args.source)
+    return consume(settings)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
