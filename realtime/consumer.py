@@ -25,7 +25,7 @@ from typing import Any
 from ingestion.lake import Catalog, Lake
 from ingestion.settings import Settings as IngestSettings
 from realtime import metrics
-from realtime.events import Record, judge
+from realtime.events import Judged, Record, judge
 from realtime.figures import latest_orders
 from realtime.landing import batch_ingest_id, land_batch
 from realtime.localstream import LocalStream, Position
@@ -50,6 +50,9 @@ class Consumer:
         self.settings, self.ingest_settings = settings, ingest_settings
         self.started_us = now_us()
         self.stop = threading.Event()
+        # shard -> the judged batches applied since its last landing, (first, last, judged),
+        # consecutive: landing then needs no second read of the stream (a restart re-reads).
+        self.held: dict[str, list[tuple[int, int, Judged]]] = {}
 
     # -- applying --------------------------------------------------------------------------
 
@@ -64,6 +67,12 @@ class Consumer:
             if not records:
                 continue
             judged = judge(records)
+            first, last = int(records[0].sequence), int(records[-1].sequence)
+            held = self.held.setdefault(shard, [])
+            if (held and held[-1][1] + 1 == first) or (not held and first == cp.landed_sequence):
+                held.append((first, last, judged))
+            else:
+                held.clear()
             changed = self.store.apply(
                 latest_orders(records, judged),
                 Checkpoint(
@@ -112,10 +121,26 @@ class Consumer:
             out.extend(chunk)
         return out, pos
 
-    def _publish(self, landing: Landing) -> dict[str, Any]:
+    def _judged(self, landing: Landing) -> Judged:
+        """The judged records of a landing's range: from what is held, else from the stream."""
+        held = self.held.get(landing.shard, [])
+        parts = []
+        if held and held[0][0] == landing.first_sequence:
+            for _first, last, judged in held:
+                parts.append(judged)
+                if last >= landing.last_sequence:
+                    if last == landing.last_sequence:
+                        del held[: len(parts)]
+                        return Judged.concat(parts)
+                    break
+        held.clear()
         records, _ = self._records(
             landing.shard, Position(landing.first_sequence, landing.offset), landing.last_sequence
         )
+        return judge(records)
+
+    def _publish(self, landing: Landing) -> dict[str, Any]:
+        judged = self._judged(landing)
         landed_at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
             microseconds=landing.landed_at_us
         )
@@ -124,7 +149,9 @@ class Consumer:
             self.catalog,
             self.ingest_settings,
             self.stream.source_file(landing.shard),
-            records,
+            str(landing.first_sequence),
+            str(landing.last_sequence),
+            judged,
             landed_at,
         )
         self.store.finish_landing(landing)

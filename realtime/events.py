@@ -109,6 +109,7 @@ def parse(data: bytes) -> Parsed:
         out.fault = f"the event is not a JSON object (it is {kind})"
         return out
     seen: set[str] = set()
+    escapes = "\\u" in text  # only a \u escape can make a lone surrogate
     for key, value in obj:
         name = key.strip().lower()
         if name in seen:
@@ -127,7 +128,7 @@ def parse(data: bytes) -> Parsed:
         if value is None:
             out.values[name] = ""
         elif isinstance(value, str):  # _Number is a str too: its text as written
-            if _utf8_safe(value):
+            if not escapes or _utf8_safe(value):
                 out.values[name] = value
             else:
                 out.forced[name] = f"{name} holds a lone surrogate, not text"
@@ -145,6 +146,7 @@ class Rejected:
     reason: str
     column: str | None
     detail: str
+    raw: str  # the event as received (raw_values)
 
 
 @dataclass
@@ -160,6 +162,30 @@ class Judged:
     values: dict[str, pa.Array]
     rejected: list[Rejected]
     ignored: list[str]
+    count: int  # events in the batch
+
+    @classmethod
+    def concat(cls, parts: list[Judged]) -> Judged:
+        """Consecutive batches as one (positions continue from one batch to the next)."""
+        if len(parts) == 1:
+            return parts[0]
+        offsets = np.cumsum([0] + [p.count for p in parts[:-1]])
+        ignored: list[str] = []
+        for p in parts:
+            ignored.extend(name for name in p.ignored if name not in ignored)
+        return cls(
+            valid=np.concatenate([p.valid + off for p, off in zip(parts, offsets, strict=True)]),
+            values={
+                name: pa.concat_arrays([p.values[name] for p in parts]) for name in parts[0].values
+            },
+            rejected=[
+                Rejected(r.index + int(off), r.reason, r.column, r.detail, r.raw)
+                for p, off in zip(parts, offsets, strict=True)
+                for r in p.rejected
+            ],
+            ignored=ignored,
+            count=sum(p.count for p in parts),
+        )
 
 
 def judge(records: list[Record]) -> Judged:
@@ -190,7 +216,7 @@ def judge(records: list[Record]) -> Judged:
     rejected: list[Rejected] = []
     for i, p in enumerate(parsed):
         if p.fault is not None:
-            rejected.append(Rejected(i, "invalid", None, p.fault))
+            rejected.append(Rejected(i, "invalid", None, p.fault, raw_text(records[i].data)))
             continue
         why = int(reason[i])
         if why != rules.OK:
@@ -200,9 +226,10 @@ def judge(records: list[Record]) -> Judged:
                 if why == rules.INVALID and col in p.forced
                 else rules.explain(col, raw[col][i], why)
             )
-            rejected.append(Rejected(i, rules.REASONS[why], col, detail))
+            rejected.append(Rejected(i, rules.REASONS[why], col, detail, raw_text(records[i].data)))
         elif p.unknown_twice is not None:
-            rejected.append(Rejected(i, "invalid", None, f"key {p.unknown_twice!r} is given twice"))
+            detail = f"key {p.unknown_twice!r} is given twice"
+            rejected.append(Rejected(i, "invalid", None, detail, raw_text(records[i].data)))
     bad = np.zeros(n, dtype=np.bool_)
     for r in rejected:
         bad[r.index] = True
@@ -217,7 +244,7 @@ def judge(records: list[Record]) -> Judged:
         values["order_date"] = pc.if_else(
             pa.array(has_date, pa.bool_()), values["order_date"], pa.nulls(len(valid), pa.date32())
         )
-    return Judged(valid=valid, values=values, rejected=rejected, ignored=ignored)
+    return Judged(valid=valid, values=values, rejected=rejected, ignored=ignored, count=n)
 
 
 def order_key(data: bytes) -> str:

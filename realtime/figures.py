@@ -18,6 +18,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+import numpy as np
+import pyarrow as pa
+
 from realtime.events import Judged, Record
 
 CHANNELS = ("B2B", "Online", "Retail")  # ordered by name, as served
@@ -48,27 +51,22 @@ def latest_orders(records: list[Record], judged: Judged) -> dict[int, Order]:
     v = judged.values
     cols = {
         name: v[name].to_pylist()
-        for name in (
-            "order_id",
-            "pa_date",
-            "point_of_sale_channel",
-            "status",
-            "product_ccf",
-            "total_amount",
-            "total_liters",
-        )
+        for name in ("order_id", "point_of_sale_channel", "status", "product_ccf")
     }
+    cols["pa_date"] = [str(d) for d in v["pa_date"].cast(pa.string()).to_pylist()]
+    cols["total_amount"] = _scaled(v["total_amount"], 2)
+    cols["total_liters"] = _scaled(v["total_liters"], 3)
     out: dict[int, Order] = {}
     for k, i in enumerate(judged.valid.tolist()):
         rec = records[i]
         order = Order(
             order_id=cols["order_id"][k],
-            pa_date=cols["pa_date"][k].isoformat(),
+            pa_date=cols["pa_date"][k],
             channel=cols["point_of_sale_channel"][k],
             status=cols["status"][k],
             units=cols["product_ccf"][k],
-            liters_milli=int(cols["total_liters"][k] * 1000),
-            revenue_cents=int(cols["total_amount"][k] * 100),
+            liters_milli=cols["total_liters"][k],
+            revenue_cents=cols["total_amount"][k],
             received_us=rec.arrival_us,
             version=version_of(rec),
         )
@@ -76,6 +74,16 @@ def latest_orders(records: list[Record], judged: Judged) -> dict[int, Order]:
         if held is None or held.version < order.version:
             out[order.order_id] = order
     return out
+
+
+def _scaled(values: pa.Array, scale: int) -> list[int]:
+    """The unscaled integers of a decimal array (cents, millilitres), exactly."""
+    assert values.type.scale == scale and values.null_count == 0
+    words = np.frombuffer(values.buffers()[1], dtype=np.int64)
+    words = words[2 * values.offset : 2 * (values.offset + len(values))].reshape(-1, 2)
+    if len(words) and ((words[:, 1] != 0).any() or (words[:, 0] < 0).any()):
+        return [int(d.scaleb(scale)) for d in values.to_pylist()]  # beyond int64: exact decimals
+    return words[:, 0].tolist()
 
 
 # (pa_date, channel, status) -> [orders, units, liters_milli, revenue_cents]

@@ -42,7 +42,7 @@ from ingestion.land import (
     state_key,
 )
 from ingestion.settings import Settings
-from realtime.events import Record, judge, raw_text
+from realtime.events import Judged
 
 log = logging.getLogger("realtime.landing")
 
@@ -66,11 +66,13 @@ def land_batch(
     catalog: Catalog,
     settings: Settings,
     source_file: str,
-    records: list[Record],
+    first: str,
+    last: str,
+    judged: Judged,
     landed_at: dt.datetime,
 ) -> dict[str, Any]:
-    """Publish one batch (valid rows under ``raw/orders/``, rejects, manifest); idempotent."""
-    first, last = records[0].sequence, records[-1].sequence
+    """Publish one batch, the judged records ``first..last`` of a shard (valid rows under
+    ``raw/orders/``, rejects, manifest); idempotent for that range and ``landed_at``."""
     sha = batch_sha(source_file, first, last)
     ingest_id = make_ingest_id(landed_at, sha)
     done = landed(lake, ingest_id)
@@ -85,7 +87,6 @@ def land_batch(
         stage + STARTED,
         json.dumps({"source_file": source_file, "sha256": sha, "ingest_id": ingest_id}).encode(),
     )
-    judged = judge(records)
     lineage = {"source_file": source_file, "ingest_id": ingest_id, "landed_at": landed_at}
     moves: list[tuple[str, str]] = []
 
@@ -121,9 +122,7 @@ def land_batch(
         try:
             for r in judged.rejected:
                 counts[r.reason] += 1
-                rejects.add(
-                    r.index + 1, raw_text(records[r.index].data), r.reason, r.column, r.detail
-                )
+                rejects.add(r.index + 1, r.raw, r.reason, r.column, r.detail)
             rejects.close()
         except BaseException:
             rejects.abort()
@@ -137,7 +136,7 @@ def land_batch(
         "ingest_id": ingest_id,
         "source_file": source_file,
         "status": "landed",
-        "rows_in": len(records),
+        "rows_in": judged.count,
         "valid": n,
         "rejected": counts,
         "ignored_columns": judged.ignored,
