@@ -73,9 +73,19 @@ class Reader(Protocol):
     def close(self) -> None: ...
 
 
+def table_name(env: dict[str, str] | os._Environ[str] = os.environ) -> str | None:
+    """The DynamoDB table: ``DUFF_REALTIME_TABLE``, else, in the API Lambda
+    ``duff-<env>-api``, the stack's ``duff-<env>-realtime`` (infra/template.yaml names both)."""
+    table = env.get("DUFF_REALTIME_TABLE", "").strip()
+    function = env.get("AWS_LAMBDA_FUNCTION_NAME", "")
+    if not table and function.endswith("-api"):
+        table = function.removesuffix("-api") + "-realtime"
+    return table or None
+
+
 def make_reader(lake: str) -> Reader:
-    """DynamoDB when ``DUFF_REALTIME_TABLE`` is set (AWS), else the local SQLite store."""
-    table = os.environ.get("DUFF_REALTIME_TABLE", "").strip()
+    """DynamoDB in AWS (see :func:`table_name`), else the local SQLite store."""
+    table = table_name()
     if table:
         from realtime.dynamo_store import DynamoStore
 

@@ -25,10 +25,10 @@ from typing import Any
 from ingestion.lake import Catalog, Lake
 from ingestion.settings import Settings as IngestSettings
 from realtime import metrics
-from realtime.events import Judged, Record, judge
-from realtime.figures import latest_orders
+from realtime.events import Judged, judge, latest_orders
 from realtime.landing import batch_ingest_id, land_batch
 from realtime.localstream import LocalStream, Position
+from realtime.model import Record
 from realtime.settings import Settings
 from realtime.sqlite_store import Checkpoint, Landing, SqliteStore, now_us
 

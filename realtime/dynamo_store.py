@@ -25,7 +25,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from realtime.figures import AggKey, Order, deltas, summary
+from realtime.figures import AggKey, deltas, summary
+from realtime.model import Order
 
 log = logging.getLogger("realtime.dynamo")
 MAX_TX_ITEMS = 100  # TransactWriteItems' limit

@@ -23,22 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingestion import rules
+from realtime.model import Order, Record, version_of
 
 _EPOCH = dt.date(1970, 1, 1)
-
-
-@dataclass(frozen=True)
-class Record:
-    """One record as the stream delivered it.
-
-    ``sequence`` is the shard's own sequence number (an int locally, Kinesis' decimal text in
-    AWS); ``arrival_us`` the stream's time of arrival in microseconds since the epoch (UTC).
-    """
-
-    shard: str
-    sequence: str
-    arrival_us: int
-    data: bytes
 
 
 class _Number(str):
@@ -255,3 +242,43 @@ def order_key(data: bytes) -> str:
     if text.isascii() and text.isdigit() and text.lstrip("0"):
         return text.lstrip("0")
     return "raw:" + raw_text(data)[:200]
+
+
+def latest_orders(records: list[Record], judged: Judged) -> dict[int, Order]:
+    """The newest valid version of each order in the batch (by the stream's arrival order)."""
+    v = judged.values
+    cols = {
+        name: v[name].to_pylist()
+        for name in ("order_id", "point_of_sale_channel", "status", "product_ccf")
+    }
+    cols["pa_date"] = [str(d) for d in v["pa_date"].cast(pa.string()).to_pylist()]
+    cols["total_amount"] = _scaled(v["total_amount"], 2)
+    cols["total_liters"] = _scaled(v["total_liters"], 3)
+    out: dict[int, Order] = {}
+    for k, i in enumerate(judged.valid.tolist()):
+        rec = records[i]
+        order = Order(
+            order_id=cols["order_id"][k],
+            pa_date=cols["pa_date"][k],
+            channel=cols["point_of_sale_channel"][k],
+            status=cols["status"][k],
+            units=cols["product_ccf"][k],
+            liters_milli=cols["total_liters"][k],
+            revenue_cents=cols["total_amount"][k],
+            received_us=rec.arrival_us,
+            version=version_of(rec),
+        )
+        held = out.get(order.order_id)
+        if held is None or held.version < order.version:
+            out[order.order_id] = order
+    return out
+
+
+def _scaled(values: pa.Array, scale: int) -> list[int]:
+    """The unscaled integers of a decimal array (cents, millilitres), exactly."""
+    assert values.type.scale == scale and values.null_count == 0
+    words = np.frombuffer(values.buffers()[1], dtype=np.int64)
+    words = words[2 * values.offset : 2 * (values.offset + len(values))].reshape(-1, 2)
+    if len(words) and ((words[:, 1] != 0).any() or (words[:, 0] < 0).any()):
+        return [int(d.scaleb(scale)) for d in values.to_pylist()]  # beyond int64: exact decimals
+    return words[:, 0].tolist()

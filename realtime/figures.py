@@ -1,9 +1,7 @@
 """The real-time figures: orders, their versions, and what a new version changes.
 
-Pure domain code shared by both stores (SQLite locally, DynamoDB in AWS) and the API:
+Pure Python (no pyarrow), shared by both stores (SQLite locally, DynamoDB in AWS) and the API:
 
-* :func:`latest_orders` turns a judged batch into one :class:`Order` per ``order_id`` (the
-  last valid event of that order in the batch: the stream's order of arrival);
 * :func:`deltas` says what replacing stored versions with newer ones does to the per-day
   aggregates (an older or equal version, i.e. a redelivery, changes nothing);
 * :func:`summary` shapes the API answer of ``GET /realtime/summary``.
@@ -15,75 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 
-import numpy as np
-import pyarrow as pa
-
-from realtime.events import Judged, Record
+from realtime.model import Order
 
 CHANNELS = ("B2B", "Online", "Retail")  # ordered by name, as served
 STATUSES = ("broken", "created", "delivered")
 _EPOCH = dt.date(1970, 1, 1)
-
-
-def version_of(record: Record) -> str:
-    """A text that sorts like the stream's order of arrival: arrival time, then sequence."""
-    return f"{record.arrival_us:017d}:{record.shard}:{int(record.sequence):060d}"
-
-
-@dataclass(frozen=True)
-class Order:
-    order_id: int
-    pa_date: str
-    channel: str
-    status: str
-    units: int
-    liters_milli: int
-    revenue_cents: int
-    received_us: int
-    version: str
-
-
-def latest_orders(records: list[Record], judged: Judged) -> dict[int, Order]:
-    """The newest valid version of each order in the batch (by the stream's arrival order)."""
-    v = judged.values
-    cols = {
-        name: v[name].to_pylist()
-        for name in ("order_id", "point_of_sale_channel", "status", "product_ccf")
-    }
-    cols["pa_date"] = [str(d) for d in v["pa_date"].cast(pa.string()).to_pylist()]
-    cols["total_amount"] = _scaled(v["total_amount"], 2)
-    cols["total_liters"] = _scaled(v["total_liters"], 3)
-    out: dict[int, Order] = {}
-    for k, i in enumerate(judged.valid.tolist()):
-        rec = records[i]
-        order = Order(
-            order_id=cols["order_id"][k],
-            pa_date=cols["pa_date"][k],
-            channel=cols["point_of_sale_channel"][k],
-            status=cols["status"][k],
-            units=cols["product_ccf"][k],
-            liters_milli=cols["total_liters"][k],
-            revenue_cents=cols["total_amount"][k],
-            received_us=rec.arrival_us,
-            version=version_of(rec),
-        )
-        held = out.get(order.order_id)
-        if held is None or held.version < order.version:
-            out[order.order_id] = order
-    return out
-
-
-def _scaled(values: pa.Array, scale: int) -> list[int]:
-    """The unscaled integers of a decimal array (cents, millilitres), exactly."""
-    assert values.type.scale == scale and values.null_count == 0
-    words = np.frombuffer(values.buffers()[1], dtype=np.int64)
-    words = words[2 * values.offset : 2 * (values.offset + len(values))].reshape(-1, 2)
-    if len(words) and ((words[:, 1] != 0).any() or (words[:, 0] < 0).any()):
-        return [int(d.scaleb(scale)) for d in values.to_pylist()]  # beyond int64: exact decimals
-    return words[:, 0].tolist()
 
 
 # (pa_date, channel, status) -> [orders, units, liters_milli, revenue_cents]

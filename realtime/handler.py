@@ -1,5 +1,14 @@
 """AWS Lambda entry point on the Kinesis order stream: ``realtime.handler.handler``.
 
+Two functions run it, each on its own event source mapping of the same stream, told apart by
+``DUFF_REALTIME_CONSUMER``:
+
+* ``figures`` (default): a short batch window, so an event reaches DynamoDB (and
+  ``/realtime/summary``) within seconds;
+* ``lake``: a 60 s batch window hands it a minute of a shard at a time, landed as one batch
+  (at most one file per minute per shard per partition, as section 6 asks).
+
+Two mappings, because one window cannot be both seconds (freshness) and a minute (files).
 Thin (STYLE.md): the store (DynamoDB, ``DUFF_REALTIME_TABLE``), the lake (``DUFF_LAKE``,
 ``s3://...``) and its Glue catalog are built once per execution environment; each invocation
 is one call into :func:`realtime.kinesis_batch.process`, whose answer is the
@@ -59,4 +68,7 @@ def _emit(shard: str, events: int, valid: int, rejected: int, lag: float) -> Non
 
 
 def handler(event: dict, context: object) -> dict:
-    return process(records_from_event(event), _store(), _land, _emit)
+    records = records_from_event(event)
+    if SETTINGS.consumer == "lake":
+        return process(records, None, _land, None)
+    return process(records, _store(), None, _emit)

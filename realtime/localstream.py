@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.events import Record
+from realtime.model import Record
 
 _HEADER = struct.Struct("<IIQq")
 MAX_RECORD_BYTES = 1024 * 1024  # Kinesis' limit on one record's data

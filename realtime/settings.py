@@ -39,6 +39,8 @@ class Settings:
     ``max_batch``     DUFF_REALTIME_MAX_BATCH: records applied per transaction (5000).
     ``table``         DUFF_REALTIME_TABLE: the DynamoDB table (AWS only).
     ``metrics_namespace``  DUFF_METRICS_NAMESPACE for the real-time EMF metrics.
+    ``consumer``      DUFF_REALTIME_CONSUMER, what the Lambda does with a batch: ``figures``
+                      (apply to DynamoDB, the default) or ``lake`` (land it).
     """
 
     lake: str = "./lake"
@@ -49,6 +51,7 @@ class Settings:
     max_batch: int = 5000
     table: str | None = None
     metrics_namespace: str = "Duff/Realtime"
+    consumer: str = "figures"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -58,7 +61,11 @@ class Settings:
             raise SettingsError(
                 f"DUFF_STREAM={stream!r}: expected local://<name> or kinesis://<name>"
             )
+        consumer = env.get("DUFF_REALTIME_CONSUMER", "").strip() or "figures"
+        if consumer not in ("figures", "lake"):
+            raise SettingsError(f"DUFF_REALTIME_CONSUMER={consumer!r}: expected figures or lake")
         return cls(
+            consumer=consumer,
             lake=env.get("DUFF_LAKE", "").strip() or "./lake",
             stream=stream,
             shards=int(_number(env, "DUFF_STREAM_SHARDS", 2, 1)),

@@ -30,7 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.figures import Order, deltas, summary
+from realtime.figures import deltas, summary
+from realtime.model import Order
 
 _SCHEMA = """
 create table if not exists orders (

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from decimal import Decimal
 
 import boto3
@@ -179,7 +180,7 @@ def test_resends_move_orders_between_days_and_last_event_at_follows(kinesis, tab
     ]
 
 
-def test_the_lambda_handler_applies_and_lands_in_s3_with_glue(
+def test_the_lambda_handlers_apply_and_land_in_s3_with_glue(
     kinesis, table, unique_name, monkeypatch
 ):
     client, name = kinesis
@@ -196,7 +197,11 @@ def test_the_lambda_handler_applies_and_lands_in_s3_with_glue(
     events = make_events(40, orders=30, seed=9)
     KinesisStream(name, client).put([*encode(events), b"\xffnot utf-8"])
     for ev in lambda_events(client, name, batch=100):
+        # the figures function, then the lake function (DUFF_REALTIME_CONSUMER=lake)
         assert handler.handler(ev, None) == {"batchItemFailures": []}
+        monkeypatch.setattr(handler, "SETTINGS", replace(handler.SETTINGS, consumer="lake"))
+        assert handler.handler(ev, None) == {"batchItemFailures": []}
+        monkeypatch.setattr(handler, "SETTINGS", replace(handler.SETTINGS, consumer="figures"))
     check(table, events)
     s3 = boto3.client("s3")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from realtime.events import Record
+from realtime.model import Record
 
 BASE = {
     "client_id": 10,

@@ -9,8 +9,7 @@ import pytest
 
 from api.app import App, Request
 from api.settings import Settings
-from realtime.events import judge
-from realtime.figures import latest_orders
+from realtime.events import judge, latest_orders
 from realtime.sqlite_store import Checkpoint, SqliteStore, store_path
 from tests.unit.realtime.helpers import event, records
 

@@ -7,8 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from realtime.events import judge
-from realtime.figures import latest_orders
+from realtime.events import judge, latest_orders
 from realtime.sqlite_store import Checkpoint, SqliteStore
 from tests.unit.realtime.helpers import event, records
 
