@@ -66,7 +66,7 @@ build: setup ## dbt build on the local target
 	$(BIN)/dbt build
 
 demo: setup ingest-sample build ## the whole pipeline on sample data, then serve API and dashboard
-	$(PY) -m api.demo --port $(DUFF_PORT)
+	$(PY) -m realtime.demo -- $(PY) -m api.demo --port $(DUFF_PORT)
 
 serve: setup ## serve the API on 127.0.0.1:DUFF_PORT (default 8000; needs DUFF_API_KEY)
 	$(PY) -m api --port $(DUFF_PORT)
