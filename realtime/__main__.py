@@ -17,6 +17,8 @@ import argparse
 import logging
 import os
 import select
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,7 +87,39 @@ def send(settings: Settings, source: str) -> int:
     return 0 if accepted == offered else 1
 
 
-def consume(settings: Settings) -> int:
+def _die_with_parent() -> None:
+    """In a worker: be killed when the parent consumer dies (SIGKILL included), as one would."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG, Linux
+    except (OSError, AttributeError):
+        pass
+
+
+def _consume_in_workers(shards: list[str]) -> int:
+    """One process per shard (the figures of one shard never wait for another's, and both
+    cores work); SIGTERM/Ctrl-C is passed on, and each lands what it holds."""
+    workers = [
+        subprocess.Popen(  # noqa: S603 - our own module
+            [sys.executable, "-m", "realtime", "consume", "--shard", shard],
+            preexec_fn=_die_with_parent,
+        )
+        for shard in shards
+    ]
+
+    def forward(signum: int, _frame: object) -> None:
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [w.wait() for w in workers]
+    return max(codes)
+
+
+def consume(settings: Settings, shard: str | None = None) -> int:
     if settings.stream_kind != "local":
         print(
             "error: consume reads the local stream; on Kinesis the Lambda "
@@ -101,9 +135,21 @@ def consume(settings: Settings) -> int:
 
     ingest = IngestSettings.from_env()
     stream = open_stream(settings)
+    if shard is None and settings.workers > 1 and len(stream.shards) > 1:
+        print(f"consuming {stream.uri} with one process per shard", flush=True)
+        return _consume_in_workers(stream.shards)
+    if shard is not None and shard not in stream.shards:
+        print(f"error: {stream.uri} has no shard {shard!r}", file=sys.stderr)
+        return 2
     store = SqliteStore(store_path(settings.lake))
     consumer = Consumer(
-        stream, store, lake_from_uri(settings.lake), default_catalog(ingest), settings, ingest
+        stream,
+        store,
+        lake_from_uri(settings.lake),
+        default_catalog(ingest),
+        settings,
+        ingest,
+        [shard] if shard else None,
     )
     install_signal_handlers(consumer)
     print(
@@ -126,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_send = sub.add_parser("send", help="put order events (JSON lines) on the stream")
     p_send.add_argument("source", help="a .jsonl file, or - for stdin")
-    sub.add_parser("consume", help="apply the local stream to the store and the lake")
+    p_consume = sub.add_parser("consume", help="apply the local stream to the store and the lake")
+    p_consume.add_argument("--shard", help=argparse.SUPPRESS)  # a worker of one shard
     args = parser.parse_args(argv)
     from ingestion.metrics import configure_json_logging
 
@@ -138,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_json_logging(os.environ.get("DUFF_LOG_LEVEL", "INFO"), stream=sys.stderr)
     if args.command == "send":
         return send(settings, args.source)
-    return consume(settings)
+    return consume(settings, args.shard)
 
 
 if __name__ == "__main__":

@@ -45,8 +45,10 @@ class Consumer:
         catalog: Catalog,
         settings: Settings,
         ingest_settings: IngestSettings,
+        shards: list[str] | None = None,
     ) -> None:
         self.stream, self.store, self.lake, self.catalog = stream, store, lake, catalog
+        self.shards = shards or stream.shards  # this consumer's share of the stream
         self.settings, self.ingest_settings = settings, ingest_settings
         self.started_us = now_us()
         self.stop = threading.Event()
@@ -59,7 +61,7 @@ class Consumer:
     def apply_once(self) -> int:
         """Apply what each shard holds beyond its checkpoint (one batch per shard)."""
         total = 0
-        for shard in self.stream.shards:
+        for shard in self.shards:
             cp = self.store.checkpoint(shard)
             records, pos = self.stream.read(
                 shard, Position(cp.sequence, cp.offset), self.settings.max_batch
@@ -159,7 +161,7 @@ class Consumer:
 
     def finish_interrupted(self) -> None:
         """Finish a landing a killed consumer started (same range, same ingest_id)."""
-        for shard in self.stream.shards:
+        for shard in self.shards:
             pending = self.store.pending_landing(shard)
             if pending is not None:
                 log.warning(
@@ -171,7 +173,7 @@ class Consumer:
     def land_due(self, force: bool = False) -> list[dict[str, Any]]:
         out = []
         now = now_us()
-        for shard in self.stream.shards:
+        for shard in self.shards:
             cp = self.store.checkpoint(shard)
             if cp.landed_sequence >= cp.sequence:
                 continue

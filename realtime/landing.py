@@ -36,6 +36,7 @@ from ingestion.land import (
     STARTED,
     RejectsWriter,
     _publish,
+    claim,
     iso_z,
     make_ingest_id,
     recover,
@@ -78,6 +79,33 @@ def land_batch(
     done = landed(lake, ingest_id)
     if done is not None:
         return done
+    # The ingestion's claim: one landing of this range at a time, and another run's recovery
+    # leaves our staging alone while we hold it. A range landed before (under any ingest_id)
+    # returns that landing's manifest.
+    claimed = claim(lake, settings, source_file, sha, ingest_id)
+    if not isinstance(claimed, str):
+        return claimed
+    try:
+        return _land_claimed(
+            lake, catalog, settings, source_file, first, last, judged, landed_at, sha, ingest_id
+        )
+    except BaseException:
+        lake.delete([claimed])  # let a retry claim it at once
+        raise
+
+
+def _land_claimed(
+    lake: Lake,
+    catalog: Catalog,
+    settings: Settings,
+    source_file: str,
+    first: str,
+    last: str,
+    judged: Judged,
+    landed_at: dt.datetime,
+    sha: str,
+    ingest_id: str,
+) -> dict[str, Any]:
     recovered = recover(lake, catalog, settings, source_file, sha)
     if recovered is not None and recovered["ingest_id"] == ingest_id:
         return recovered

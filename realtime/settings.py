@@ -37,6 +37,8 @@ class Settings:
                       per partition; lower it only in tests).
     ``poll_seconds``  DUFF_REALTIME_POLL_SECONDS: the consumer's wait when the stream is idle.
     ``max_batch``     DUFF_REALTIME_MAX_BATCH: records applied per transaction (5000).
+    ``workers``       DUFF_REALTIME_WORKERS: consumer processes, at most one per shard (the
+                      number of CPUs); 1 consumes every shard in one process.
     ``table``         DUFF_REALTIME_TABLE: the DynamoDB table (AWS only).
     ``metrics_namespace``  DUFF_METRICS_NAMESPACE for the real-time EMF metrics.
     ``consumer``      DUFF_REALTIME_CONSUMER, what the Lambda does with a batch: ``figures``
@@ -49,6 +51,7 @@ class Settings:
     land_seconds: float = 60.0
     poll_seconds: float = 0.05
     max_batch: int = 5000
+    workers: int = 1
     table: str | None = None
     metrics_namespace: str = "Duff/Realtime"
     consumer: str = "figures"
@@ -72,6 +75,7 @@ class Settings:
             land_seconds=_number(env, "DUFF_REALTIME_LAND_SECONDS", 60.0, 0.0),
             poll_seconds=_number(env, "DUFF_REALTIME_POLL_SECONDS", 0.05, 0.001),
             max_batch=int(_number(env, "DUFF_REALTIME_MAX_BATCH", 5000, 1)),
+            workers=int(_number(env, "DUFF_REALTIME_WORKERS", os.cpu_count() or 1, 1)),
             table=env.get("DUFF_REALTIME_TABLE", "").strip() or None,
             metrics_namespace=env.get("DUFF_METRICS_NAMESPACE", "").strip() or "Duff/Realtime",
         )
