@@ -174,6 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     p_send.add_argument("source", help="a .jsonl file, or - for stdin")
     p_consume = sub.add_parser("consume", help="apply the local stream to the store and the lake")
     p_consume.add_argument("--shard", help=argparse.SUPPRESS)  # a worker of one shard
+    p_replay = sub.add_parser(
+        "replay", help="apply a shard again from a sequence (consumer stopped; idempotent)"
+    )
+    p_replay.add_argument("--shard", required=True)
+    p_replay.add_argument("--from-sequence", type=int, required=True, dest="sequence")
+    sub.add_parser(
+        "reset", help="rebuild the local store from the lake's stream batches (consumer stopped)"
+    )
     args = parser.parse_args(argv)
     from ingestion.metrics import configure_json_logging
 
@@ -185,7 +193,40 @@ def main(argv: list[str] | None = None) -> int:
     configure_json_logging(os.environ.get("DUFF_LOG_LEVEL", "INFO"), stream=sys.stderr)
     if args.command == "send":
         return send(settings, args.source)
+    if args.command in ("replay", "reset"):
+        return operate(settings, args)
     return consume(settings, args.shard)
+
+
+def operate(settings: Settings, args: argparse.Namespace) -> int:
+    from realtime.operate import replay, reset_from_lake
+    from realtime.sqlite_store import SqliteStore, store_path
+
+    if settings.stream_kind != "local":
+        print(
+            "error: replay and reset act on the local store; see docs/operations.md for AWS",
+            file=sys.stderr,
+        )
+        return 2
+    stream = open_stream(settings)
+    store = SqliteStore(store_path(settings.lake))
+    try:
+        if args.command == "replay":
+            try:
+                cp = replay(stream, store, args.shard, args.sequence)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            print(f"{args.shard}: the consumer applies again from sequence {cp.sequence}")
+        else:
+            starts = reset_from_lake(stream, store, Path(settings.lake))
+            print(
+                "store rebuilt from the lake; the consumer resumes at "
+                + ", ".join(f"{k} sequence {v}" for k, v in starts.items())
+            )
+    finally:
+        store.close()
+    return 0
 
 
 if __name__ == "__main__":
