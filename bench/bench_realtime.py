@@ -157,7 +157,10 @@ def freshness(seconds: float, rate: int = 1000) -> list[float]:
 
         def poll() -> None:
             while not stop.is_set():
-                seen.append((time.monotonic(), orders()))
+                try:
+                    seen.append((time.monotonic(), orders()))
+                except OSError as exc:  # counted as not visible yet
+                    print(f"  poll failed: {exc}")
                 time.sleep(0.02)
 
         poller = threading.Thread(target=poll, daemon=True)

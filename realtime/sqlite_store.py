@@ -317,7 +317,14 @@ class SummaryReader:
                     check_same_thread=False,
                     timeout=10,
                 )
-            return _summary(self._db, day)
+            try:
+                return _summary(self._db, day)
+            except sqlite3.OperationalError as exc:
+                self._db.close()  # reopen next time: the file may have been replaced
+                self._db = None
+                if "no such table" in str(exc):  # a consumer is creating the store right now
+                    return summary(day, [], None, None)
+                raise
 
     def close(self) -> None:
         if self._db is not None:
