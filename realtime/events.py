@@ -28,6 +28,9 @@ from realtime.model import Order, Record, version_of
 _EPOCH = dt.date(1970, 1, 1)
 
 
+_KNOWN = frozenset(rules.CHECK_ORDER)
+
+
 class _Number(str):
     """A JSON number kept as the text it was written with."""
 
@@ -98,16 +101,16 @@ def parse(data: bytes) -> Parsed:
     seen: set[str] = set()
     escapes = "\\u" in text  # only a \u escape can make a lone surrogate
     for key, value in obj:
-        name = key.strip().lower()
+        name = key if key in _KNOWN else key.strip().lower()
         if name in seen:
-            if name in rules.CHECK_ORDER:
+            if name in _KNOWN:
                 out.forced[name] = f"{name} is given twice in the event"
                 out.values[name] = out.values.get(name) or "twice"
             elif out.unknown_twice is None:
                 out.unknown_twice = name
             continue
         seen.add(name)
-        if name not in rules.CHECK_ORDER:
+        if name not in _KNOWN:
             out.ignored.append(name)
             continue
         if name == rules.ORDER_DATE:
