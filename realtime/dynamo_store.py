@@ -12,9 +12,17 @@ Global secondary index ``by_day`` (``day``, ``received_us``, keys only) answers
 ``last_event_at``: the newest receipt among the orders a date holds now.
 
 Exactly once: the orders a batch replaces and the aggregate changes they make are written in
-one ``TransactWriteItems``, each order ``Put`` conditioned on the version that was read. A
-redelivered record is not newer than what is stored and writes nothing; a concurrent writer
-makes the condition fail, and the chunk is read and planned again.
+one ``TransactWriteItems``, each order ``Put`` conditioned on the version it replaces
+(``attribute_not_exists`` for a new order). A redelivered record is not newer than what is
+stored and writes nothing; when the table holds another version than the one planned on, the
+condition fails, nothing of that transaction is written, and its orders are read from the
+table and planned again.
+
+Planning starts from what this execution environment last wrote or read (``_known``), not
+from a read: one function instance usually sees a shard's batches one after another, so most
+orders are either new or known, and a batch costs its writes only. A guess that is wrong
+(another instance wrote the order, or the cache was dropped) costs one failed transaction and
+a read, never a wrong figure: the conditions check every guess.
 """
 
 from __future__ import annotations
@@ -72,6 +80,7 @@ class DynamoStore:
 
             client = boto3.client("dynamodb")
         self.table, self.client = table, client
+        self._known: dict[int, Order] = {}  # versions written or read here (may be stale)
 
     def close(self) -> None:
         return None
@@ -107,7 +116,7 @@ class DynamoStore:
             old = stored.get(o.order_id)
             if old is not None:
                 mine.add((old.pa_date, old.channel, old.status))
-            if group and len(group) + 1 + len(keys | mine) > MAX_TX_ITEMS:
+            if group and len(group) + 2 + len(keys | mine) > MAX_TX_ITEMS:  # + the as_of item
                 groups.append(group)
                 group, keys = [], set()
             group.append(o)
@@ -146,39 +155,55 @@ class DynamoStore:
                 }
             )
         if items:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": {
+                            "pk": {"S": "meta"},
+                            "sk": {"S": "as_of"},
+                            "as_of_us": {"N": str(time.time_ns() // 1000)},
+                        },
+                    }
+                }
+            )
             self.client.transact_write_items(TransactItems=items)
 
     def apply(self, incoming: dict[int, Order]) -> int:
         """Apply the newest versions of a batch exactly once; returns how many orders changed."""
         pending = dict(incoming)
         total = 0
+        known = self._known
+        if len(known) > 500_000:
+            known.clear()
+        read = False  # first plan from what this instance knows; after a conflict, from reads
         for attempt in range(RETRIES + 1):
-            stored = self._stored(list(pending))
+            if read:
+                stored = self._stored(list(pending))
+                known.update(stored)
+            else:
+                stored = {oid: known[oid] for oid in pending if oid in known}
             changed, _ = deltas(pending, stored)
             retry: dict[int, Order] = {}
             for group in self._chunks(changed, stored):
                 try:
                     self._write(group, stored)
-                    total += len(group)
                 except self.client.exceptions.TransactionCanceledException:
-                    # Another writer changed one of these orders since we read it: plan again.
+                    # The table holds other versions than planned on: read them, plan again.
                     retry.update({o.order_id: o for o in group})
+                    for o in group:
+                        known.pop(o.order_id, None)
+                    continue
+                total += len(group)
+                known.update((o.order_id, o) for o in group)
             if not retry:
                 break
-            log.warning("orders changed under us; retrying", extra={"orders": len(retry)})
-            pending = retry
-            time.sleep(min(0.05 * 2**attempt, 1.0))
+            if read:
+                log.warning("orders changed under us; retrying", extra={"orders": len(retry)})
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            pending, read = retry, True
         else:
             raise RuntimeError("real-time store: conflicting writers did not settle")
-        if total:
-            self.client.put_item(
-                TableName=self.table,
-                Item={
-                    "pk": {"S": "meta"},
-                    "sk": {"S": "as_of"},
-                    "as_of_us": {"N": str(time.time_ns() // 1000)},
-                },
-            )
         return total
 
     # -- reading ---------------------------------------------------------------------------
