@@ -20,6 +20,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,8 +116,18 @@ def _consume_in_workers(shards: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    codes = [w.wait() for w in workers]
-    return max(codes)
+    stopping = False
+    while any(w.poll() is None for w in workers):
+        failed = [w for w in workers if w.returncode not in (None, 0)]
+        if failed and not stopping:  # one shard's worker died: stop (and land) the others
+            print(
+                f"error: a consumer worker exited with {failed[0].returncode}; stopping",
+                file=sys.stderr,
+            )
+            forward(signal.SIGTERM, None)
+            stopping = True
+        time.sleep(0.2)
+    return max(w.returncode for w in workers)
 
 
 def consume(settings: Settings, shard: str | None = None) -> int:
