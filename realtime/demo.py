@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,11 +23,20 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m realtime.demo -- <command ...>", file=sys.stderr)
         return 2
     rate = os.environ.get("DUFF_DEMO_EVENTS_PER_SECOND", "5")
+    logs = Path(os.environ.get("DUFF_LAKE", "").strip() or "lake") / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = (logs / "realtime.log").open("ab")  # the consumer's JSON log, out of the terminal
     helpers = [
-        subprocess.Popen([sys.executable, "-m", "realtime", "consume"]),
-        subprocess.Popen([sys.executable, "-m", "realtime.producer", "--rate", rate]),  # noqa: S603
+        subprocess.Popen([sys.executable, "-m", "realtime", "consume"], stdout=log, stderr=log),
+        subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "realtime.producer", "--rate", rate], stdout=log, stderr=log
+        ),
     ]
-    print(f"real time: a consumer and a producer ({rate} events/s) are running", flush=True)
+    print(
+        f"Real time: a consumer and a producer ({rate} events/s) run beside the API "
+        f"(log in {logs / 'realtime.log'}).",
+        flush=True,
+    )
     main_proc = subprocess.Popen(args)  # noqa: S603 - the command line of make demo
     try:
         code = main_proc.wait()
