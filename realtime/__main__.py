@@ -139,16 +139,18 @@ def consume(settings: Settings, shard: str | None = None) -> int:
         )
         return 2
     from ingestion.lake import lake_from_uri
+
+    stream = open_stream(settings)
+    if shard is None and settings.workers > 1 and len(stream.shards) > 1:
+        # before the heavy imports: the workers do their own
+        print(f"consuming {stream.uri} with one process per shard", flush=True)
+        return _consume_in_workers(stream.shards)
     from ingestion.land import default_catalog
     from ingestion.settings import Settings as IngestSettings
     from realtime.consumer import Consumer, install_signal_handlers
     from realtime.sqlite_store import SqliteStore, store_path
 
     ingest = IngestSettings.from_env()
-    stream = open_stream(settings)
-    if shard is None and settings.workers > 1 and len(stream.shards) > 1:
-        print(f"consuming {stream.uri} with one process per shard", flush=True)
-        return _consume_in_workers(stream.shards)
     if shard is not None and shard not in stream.shards:
         print(f"error: {stream.uri} has no shard {shard!r}", file=sys.stderr)
         return 2
