@@ -121,3 +121,24 @@ def test_sigkill_mid_batch_loses_and_double_counts_nothing(rt_env, consumers):
     }
     # no staging left behind
     assert not any((root / "_staging").glob("*/*")) if (root / "_staging").exists() else True
+
+
+def test_sigterm_lands_what_the_consumer_holds(rt_env, consumers):
+    # Given a consumer with the default minute between landings, that has applied events
+    lake = rt_env["DUFF_LAKE"]
+    events = make_events(300, orders=100, seed=2)
+    proc = start_consumer(rt_env)
+    consumers.append(proc)
+    send(rt_env, encode(events))
+    _wait_applied(lake, len(events))
+    assert not (Path(lake) / "manifests").exists()  # held: less than a minute has passed
+    # When it is stopped with SIGTERM
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0, proc.stderr.read().decode()[-2000:]
+    # Then everything it held has landed, one batch per shard
+    manifests = [json.loads(p.read_text()) for p in (Path(lake) / "manifests").glob("*.json")]
+    assert sorted(m["source_file"] for m in manifests) == [
+        "stream://orders/shard-0000",
+        "stream://orders/shard-0001",
+    ]
+    assert sum(m["rows_in"] for m in manifests) == len(events)
