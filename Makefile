@@ -80,7 +80,7 @@ demo: setup sample ## the whole pipeline on sample data, then serve API and dash
 	@if ! $(BIN)/dbt --no-use-colors build >> "$(DEMO_LOG)" 2>&1; then \
 	  tail -n 30 "$(DEMO_LOG)"; echo "make demo: dbt build failed (see $(DEMO_LOG))"; exit 1; fi
 	@{ grep -h "Done\. PASS=" "$(DEMO_LOG)" || true; } | tail -n 1 | sed -E 's/^.*Done\./dbt build: done./'
-	@$(PY) -m api.demo --port $(DUFF_PORT)
+	@$(PY) -m realtime.demo -- $(PY) -m api.demo --port $(DUFF_PORT)
 
 serve: setup ## serve the API on 127.0.0.1:DUFF_PORT (default 8000; needs DUFF_API_KEY)
 	$(PY) -m api --port $(DUFF_PORT)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from api import jsonenc, routes, service, static_files
+from api import realtime as realtime_route
 from api.cache import TTLCache
 from api.cursors import CursorCodec
 from api.errors import ApiError, BackendTimeout, BackendUnavailable
@@ -113,6 +114,7 @@ class App:
         self.codec = CursorCodec(settings.cursor_secret)
         self._key = (settings.api_key or "").encode("utf-8")
         self._openapi = jsonenc.dumps(build_document())
+        self._realtime: realtime_route.Reader | None = None
 
     # -- entry point -----------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
@@ -179,6 +181,10 @@ class App:
             return json_response(200, self._openapi, {"cache-control": "public, max-age=60"})
         if route.name == "health":
             return self._health()
+        if route.name == "realtime_summary":
+            if self._realtime is None:
+                self._realtime = realtime_route.make_reader(self.settings.lake)
+            return json_response(200, jsonenc.dumps(realtime_route.summary(self._realtime, params)))
         return self._data(route, params)
 
     @staticmethod
@@ -263,3 +269,5 @@ class App:
     def close(self) -> None:
         self.metrics.flush()
         self.backend.close()
+        if self._realtime is not None:
+            self._realtime.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from api.params import CHANNELS, STATUSES
+from api.realtime import SCHEMA as REALTIME_SCHEMA
 from api.routes import ROUTES
 
 _INT = {"type": "integer"}
@@ -130,6 +131,7 @@ SCHEMAS: dict[str, dict] = {
     "ProductChannelList": _list("ProductChannel"),
     "StatusList": _list("Status"),
     "DailyList": _list("Daily"),
+    "RealtimeSummary": REALTIME_SCHEMA,
 }
 
 
@@ -175,6 +177,9 @@ def build_document(version: str = "1.0.0") -> dict:
                     "schema": p.schema(),
                 }
             )
+        if route.name == "realtime_summary":
+            responses["400"] = _error("An impossible date or an unknown parameter.")
+            responses["503"] = _error("The real-time store cannot be read.")
         if route.handler is not None:
             responses["400"] = _error("A malformed or unknown parameter, or a bad cursor.")
             responses["503"] = _error("No complete build of the marts is available yet.")

@@ -167,6 +167,14 @@ ROUTES: tuple[Route, ...] = (
         service.sales_daily,
         (_FROM, _TO),
     ),
+    # Served from the real-time store by api.realtime (no dbt build): handler None.
+    Route(
+        "realtime_summary",
+        "/realtime/summary",
+        "Today's stream figures (section 6), or another date's",
+        "RealtimeSummary",
+        query=(Param("date", "date", "The pa_date (YYYY-MM-DD); default today, UTC."),),
+    ),
 )
 
 

@@ -74,6 +74,8 @@ class Artifact:
     handler: str  # "module.path.function", as in infra/template.yaml
     # Modules the code imports lazily, imported too by the check (what stripping must not break).
     also_import: tuple[str, ...] = ()
+    # Other entry points shipped in the same zip (other functions of the template run them).
+    also_handlers: tuple[str, ...] = ()
 
     @property
     def handler_module(self) -> str:
@@ -88,9 +90,13 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact(
         "duff-ingest",
         "lambda-ingest",
-        ("ingestion",),
+        ("ingestion", "realtime"),
         "ingestion.handler.handler",
+        also_handlers=("realtime.handler.handler",),
         also_import=(
+            "realtime.handler",
+            "realtime.landing",
+            "realtime.dynamo_store",
             "ingestion.land",
             "ingestion.s3",
             "ingestion.glue",
@@ -105,7 +111,7 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact(
         "duff-api",
         "lambda-api",
-        ("api",),
+        ("api", "realtime"),  # /realtime/summary reads DynamoDB through realtime/ (no pyarrow)
         "api.handler.handler",
         also_import=("api.backends.athena", "api.keystore", "boto3"),
     ),

@@ -199,11 +199,19 @@ def _total(values: pa.Array, units: np.ndarray, ccf: pa.Array, typ: pa.DataType)
     return pc.cast(pc.multiply(values, pc.cast(ccf, pa.decimal128(10, 0))), typ)
 
 
-def check(raw: dict[str, pa.Array], fallback_date: dt.date) -> Checked:
+def check(
+    raw: dict[str, pa.Array],
+    fallback_date: dt.date,
+    forced_invalid: dict[str, np.ndarray] | None = None,
+) -> Checked:
     """Apply the row rules to a batch of raw (untrimmed) string columns.
 
     ``raw`` maps each required column, and ``order_date`` when the file has it, to a string
     array; all arrays have the same length.
+
+    ``forced_invalid`` (for sources whose values carry more than text, such as JSON events)
+    maps a column to a boolean mask of rows whose value is invalid whatever its text: a
+    non-empty one then counts as ``invalid`` in the usual precedence.
 
     Every column but ``order_id`` holds few distinct texts (clients, products, prices, dates,
     enums), so each is dictionary-encoded once and the rules run on its distinct values only;
@@ -246,6 +254,8 @@ def check(raw: dict[str, pa.Array], fallback_date: dt.date) -> Checked:
                 values[name] = value.take(codes)
                 if name in ("product_price", "product_volume"):
                     units[name] = _unscaled(value)[at]
+        if forced_invalid is not None and name in forced_invalid:
+            okm = okm & ~forced_invalid[name]
         missing_col[(missing_col < 0) & empty] = idx
         invalid_col[(invalid_col < 0) & ~empty & ~okm] = idx
 

@@ -1,0 +1,226 @@
+"""The AWS side on the moto server: send to Kinesis, the Lambda handler's batch logic over
+DynamoDB with redelivery and partial batch failure, and the summary read back."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import importlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from decimal import Decimal
+
+import boto3
+import pytest
+
+from ingestion.lake import LocalLake, NullCatalog
+from ingestion.settings import Settings as IngestSettings
+from realtime.dynamo_store import TABLE_DEFINITION, DynamoStore
+from realtime.kinesis import KinesisStream
+from realtime.kinesis_batch import process, records_from_event
+from realtime.landing import land_batch
+from tests.integration.realtime.conftest import ROOT, encode, expected, make_events
+
+
+@pytest.fixture
+def kinesis(aws_env, unique_name):
+    client = boto3.client("kinesis")
+    name = unique_name("orders")
+    client.create_stream(StreamName=name, ShardCount=2)
+    client.get_waiter("stream_exists").wait(StreamName=name)
+    return client, name
+
+
+@pytest.fixture
+def table(aws_env, unique_name):
+    client = boto3.client("dynamodb")
+    name = unique_name("realtime")
+    client.create_table(TableName=name, **TABLE_DEFINITION)
+    return DynamoStore(name, client)
+
+
+def lambda_events(client, name: str, batch: int = 100) -> list[dict]:
+    """What the event source mapping hands the function: per shard, batches in order."""
+    events = []
+    for shard in client.list_shards(StreamName=name)["Shards"]:
+        sid = shard["ShardId"]
+        it = client.get_shard_iterator(
+            StreamName=name, ShardId=sid, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while it:
+            resp = client.get_records(ShardIterator=it, Limit=batch)
+            if not resp["Records"]:
+                break
+            events.append(
+                {
+                    "Records": [
+                        {
+                            "kinesis": {
+                                "kinesisSchemaVersion": "1.0",
+                                "partitionKey": r["PartitionKey"],
+                                "sequenceNumber": r["SequenceNumber"],
+                                "data": base64.b64encode(r["Data"]).decode(),
+                                "approximateArrivalTimestamp": r[
+                                    "ApproximateArrivalTimestamp"
+                                ].timestamp(),
+                            },
+                            "eventSource": "aws:kinesis",
+                            "eventVersion": "1.0",
+                            "eventID": f"{sid}:{r['SequenceNumber']}",
+                            "eventName": "aws:kinesis:record",
+                            "awsRegion": "us-east-1",
+                        }
+                        for r in resp["Records"]
+                    ]
+                }
+            )
+            it = resp.get("NextShardIterator")
+    return events
+
+
+def check(store: DynamoStore, events: list[dict]) -> None:
+    model = expected(events, dt.datetime.now(dt.UTC).date())
+    for day, want in model.items():
+        got = store.summary(dt.date.fromisoformat(day))
+        assert (got["orders"], got["units"], got["revenue"]) == (
+            want["orders"],
+            want["units"],
+            want["revenue"].quantize(Decimal("0.01")),
+        ), day
+
+
+class FlakyStore:
+    """Fails the n-th apply once, like a throttled or unreachable DynamoDB."""
+
+    def __init__(self, inner: DynamoStore, fail_at: int) -> None:
+        self.inner, self.fail_at, self.calls = inner, fail_at, 0
+
+    def apply(self, incoming):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("ProvisionedThroughputExceeded (simulated)")
+        return self.inner.apply(incoming)
+
+
+def test_send_to_kinesis_then_batches_with_redelivery_and_partial_failure(
+    kinesis, table, tmp_path, monkeypatch
+):
+    client, name = kinesis
+    events = make_events(400, orders=120, seed=3)
+    # Given events sent with the CLI to kinesis://<name>
+    env = {**os.environ, "DUFF_STREAM": f"kinesis://{name}", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-m", "realtime", "send", "-"],
+        input=b"\n".join(encode(events)),
+        env=env,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout.decode()
+    assert out.strip() == f"accepted 400 events on kinesis://{name}"
+
+    lake = LocalLake(tmp_path)
+    ingest = IngestSettings(lake=str(tmp_path))
+
+    def land(shard, first, last, judged, landed_us):
+        at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=landed_us)
+        return land_batch(
+            lake, NullCatalog(), ingest, f"stream://{name}/{shard}", first, last, judged, at
+        )
+
+    monkeypatch.setattr("realtime.kinesis_batch.CHUNK", 50)
+    batches = lambda_events(client, name, batch=150)
+    # When the second chunk of the first batch fails (store error)
+    first = batches[0]
+    flaky = FlakyStore(table, fail_at=2)
+    resp = process(records_from_event(first), flaky, land)
+    recs = records_from_event(first)
+    # Then the response names the first record not applied, and nothing was landed yet
+    assert resp == {"batchItemFailures": [{"itemIdentifier": recs[50].sequence}]}
+    assert not (tmp_path / "manifests").exists()
+    # When Lambda retries from that record, then delivers everything (redelivering all again)
+    retry = {"Records": first["Records"][50:]}
+    assert process(records_from_event(retry), table, land) == {"batchItemFailures": []}
+    for ev in batches:
+        assert process(records_from_event(ev), table, land) == {"batchItemFailures": []}
+    for ev in batches[:2]:  # a redelivery of whole batches
+        assert process(records_from_event(ev), table, land) == {"batchItemFailures": []}
+    # Then every figure is the model's: each order once, in its latest version's day
+    check(table, events)
+
+
+def test_resends_move_orders_between_days_and_last_event_at_follows(kinesis, table):
+    client, name = kinesis
+    stream = KinesisStream(name, client)
+    base = {
+        "client_id": 1,
+        "client_name": "Moe",
+        "product_id": 2,
+        "product_description": "Duff",
+        "product_price": "1.00",
+        "product_ccf": 1,
+        "product_volume": "1",
+        "point_of_sale_channel": "retail",
+        "status": "created",
+    }
+    stream.put([json.dumps({**base, "order_id": 1, "order_date": "2024-03-01"}).encode()])
+    stream.put([json.dumps({**base, "order_id": 2, "order_date": "2024-03-01"}).encode()])
+    stream.put([json.dumps({**base, "order_id": 1, "order_date": "2024-03-02"}).encode()])
+    # each batch goes to another function instance (a cold cache guesses "new order" and
+    # must be corrected by the table's conditions, never double-count)
+    instances = [table, DynamoStore(table.table, table.client)]
+    for i, ev in enumerate(lambda_events(client, name, batch=1)):
+        store = instances[i % 2]
+        assert process(records_from_event(ev), store, None)["batchItemFailures"] == []
+    # a fresh instance redelivered everything: nothing changes
+    fresh = DynamoStore(table.table, table.client)
+    for ev in lambda_events(client, name, batch=10):
+        assert process(records_from_event(ev), fresh, None)["batchItemFailures"] == []
+    d1 = table.summary(dt.date(2024, 3, 1))
+    d2 = table.summary(dt.date(2024, 3, 2))
+    assert (d1["orders"], d2["orders"]) == (1, 1)
+    assert d1["last_event_at"] < d2["last_event_at"]
+    assert d2["by_status"] == [
+        {"status": "created", "orders": 1, "units": 1, "revenue": Decimal("1.00")}
+    ]
+
+
+def test_the_lambda_handlers_apply_and_land_in_s3_with_glue(
+    kinesis, table, unique_name, monkeypatch
+):
+    client, name = kinesis
+    bucket = unique_name("lake")
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    database = unique_name("db").replace("-", "_")
+    monkeypatch.setenv("DUFF_REALTIME_TABLE", table.table)
+    monkeypatch.setenv("DUFF_LAKE", f"s3://{bucket}/lake")
+    monkeypatch.setenv("DUFF_GLUE_DATABASE", database)
+    monkeypatch.setenv("DUFF_STREAM", f"kinesis://{name}")
+    import realtime.handler as handler
+
+    handler = importlib.reload(handler)
+    events = make_events(40, orders=30, seed=9)
+    KinesisStream(name, client).put([*encode(events), b"\xffnot utf-8"])
+    for ev in lambda_events(client, name, batch=100):
+        # the figures function, then the lake function (DUFF_REALTIME_CONSUMER=lake)
+        assert handler.handler(ev, None) == {"batchItemFailures": []}
+        monkeypatch.setattr(handler, "SETTINGS", replace(handler.SETTINGS, consumer="lake"))
+        assert handler.handler(ev, None) == {"batchItemFailures": []}
+        monkeypatch.setattr(handler, "SETTINGS", replace(handler.SETTINGS, consumer="figures"))
+    check(table, events)
+    s3 = boto3.client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    manifests = [
+        json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read())
+        for k in keys
+        if k.startswith("lake/manifests/")
+    ]
+    assert sum(m["rows_in"] for m in manifests) == 41
+    assert {m["source_file"].rsplit("/", 1)[0] for m in manifests} == {f"stream://{name}"}
+    assert any(k.startswith("lake/raw/orders/pa_date=2024-03-0") for k in keys)
+    glue = boto3.client("glue")
+    parts = glue.get_partitions(DatabaseName=database, TableName="raw_orders")["Partitions"]
+    assert {p["Values"][0] for p in parts} >= {"2024-03-01"}

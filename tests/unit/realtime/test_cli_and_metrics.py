@@ -1,0 +1,58 @@
+"""The CLI's edges and the EMF line of a consumer batch."""
+
+from __future__ import annotations
+
+import json
+
+from realtime import metrics
+from realtime.__main__ import main
+from realtime.settings import Settings, SettingsError
+
+
+def test_send_a_missing_file_is_exit_1_with_the_reason(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DUFF_LAKE", str(tmp_path))
+    monkeypatch.delenv("DUFF_STREAM", raising=False)
+    assert main(["send", str(tmp_path / "nope.jsonl")]) == 1
+    out = capsys.readouterr()
+    assert "No such file" in out.err and "accepted 0 events" in out.out
+
+
+def test_send_a_file_counts_events_not_empty_lines(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DUFF_LAKE", str(tmp_path))
+    monkeypatch.delenv("DUFF_STREAM", raising=False)
+    src = tmp_path / "e.jsonl"
+    src.write_bytes(b'{"order_id": 1}\r\n\r\n\n{"order_id": 2}')  # CRLF, blank lines, no final EOL
+    assert main(["send", str(src)]) == 0
+    assert capsys.readouterr().out.strip() == "accepted 2 events on local://orders"
+
+
+def test_a_bad_stream_setting_is_refused():
+    for bad in ("kafka://x", "local://", "orders"):
+        try:
+            Settings.from_env({"DUFF_STREAM": bad})
+        except SettingsError as exc:
+            assert "DUFF_STREAM" in str(exc)
+        else:
+            raise AssertionError(bad)
+
+
+def test_emf_line_names_the_metrics_and_the_shard(monkeypatch, capsys):
+    monkeypatch.setenv("DUFF_REALTIME_EMF", "1")
+    metrics.emit_batch("Duff/Test/Realtime", "shard-0001", 10, 8, 2, 0.25)
+    line = json.loads(capsys.readouterr().out)
+    spec = line["_aws"]["CloudWatchMetrics"][0]
+    assert spec["Namespace"] == "Duff/Test/Realtime"
+    assert spec["Dimensions"] == [["Shard"], []]
+    assert {m["Name"]: m["Unit"] for m in spec["Metrics"]} == {
+        "EventsIn": "Count",
+        "Valid": "Count",
+        "Rejected": "Count",
+        "LagSeconds": "Seconds",
+    }
+    assert (
+        line["Shard"],
+        line["EventsIn"],
+        line["Valid"],
+        line["Rejected"],
+        line["LagSeconds"],
+    ) == ("shard-0001", 10, 8, 2, 0.25)

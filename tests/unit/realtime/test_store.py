@@ -1,0 +1,143 @@
+"""Exactly-once effect: re-sends replace, redeliveries count once, orders move between days."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from realtime.events import judge, latest_orders
+from realtime.sqlite_store import Checkpoint, SqliteStore
+from tests.unit.realtime.helpers import event, records
+
+DAY1, DAY2 = dt.date(2024, 3, 1), dt.date(2024, 3, 2)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SqliteStore(tmp_path / "store.sqlite")
+    yield s
+    s.close()
+
+
+def apply(store: SqliteStore, recs, shard="shard-0000") -> int:
+    last = int(recs[-1].sequence)
+    return store.apply(latest_orders(recs, judge(recs)), Checkpoint(shard, last + 1, 0))
+
+
+def figures(store, day):
+    s = store.summary(day)
+    return (
+        s["orders"],
+        s["units"],
+        s["revenue"],
+        s["liters"],
+        [(c["channel"], c["orders"]) for c in s["by_channel"]],
+        [(c["status"], c["orders"]) for c in s["by_status"]],
+    )
+
+
+def test_a_resent_order_replaces_its_earlier_version_also_across_days(store):
+    # Given order 1 on day 1, then a re-send of order 1 moved to day 2 with other figures
+    first = records([event(1, order_date="2024-03-01"), event(2, order_date="2024-03-01")])
+    apply(store, first)
+    assert figures(store, DAY1)[:3] == (2, 8, Decimal("20.00"))
+    moved = records(
+        [
+            event(
+                1,
+                order_date="2024-03-02",
+                product_ccf=3,
+                status="delivered",
+                point_of_sale_channel="online",
+            )
+        ],
+        start=3,
+    )
+    apply(store, moved)
+    # Then day 1 keeps only order 2, day 2 holds the new version of order 1
+    assert figures(store, DAY1) == (
+        1,
+        4,
+        Decimal("10.00"),
+        Decimal("2.000"),
+        [("Retail", 1)],
+        [("created", 1)],
+    )
+    assert figures(store, DAY2) == (
+        1,
+        3,
+        Decimal("7.50"),
+        Decimal("1.500"),
+        [("Online", 1)],
+        [("delivered", 1)],
+    )
+    # and last_event_at of day 1 is order 2's receipt, not the moved order's
+    assert store.summary(DAY1)["last_event_at"] == "2024-05-01T12:00:00.002000Z"
+    assert store.summary(DAY2)["last_event_at"] == "2024-05-01T12:00:00.003000Z"
+
+
+def test_a_redelivered_batch_counts_once(store):
+    batch = records([event(i, order_date="2024-03-01") for i in range(1, 6)])
+    assert apply(store, batch) == 5
+    before = store.summary(DAY1)
+    # When the same records are delivered again (a retry, a restart from an old checkpoint)
+    assert apply(store, batch) == 0
+    assert apply(store, batch[2:]) == 0
+    after = store.summary(DAY1)
+    assert (after["orders"], after["revenue"]) == (5, Decimal("50.00"))
+    assert after == before  # as_of did not move either: nothing changed
+
+
+def test_an_older_version_delivered_late_does_not_override_a_newer_one(store):
+    recs = records(
+        [
+            event(1, order_date="2024-03-01", product_ccf=1),
+            event(1, order_date="2024-03-02", product_ccf=2),
+        ]
+    )
+    apply(store, recs[1:])
+    apply(store, recs[:1])  # the older one arrives later (another shard's consumer, a replay)
+    assert figures(store, DAY1)[0] == 0
+    assert figures(store, DAY2)[:2] == (1, 2)
+
+
+def test_within_one_batch_the_last_valid_version_wins_and_rejects_do_not_count(store):
+    recs = records(
+        [
+            event(1, order_date="2024-03-01", product_ccf=1),
+            event(1, order_date="2024-03-01", product_ccf=5),
+            event(1, order_date="2024-03-01", product_ccf="bad"),
+        ]
+    )
+    apply(store, recs)
+    assert figures(store, DAY1)[:2] == (1, 5)
+
+
+def test_a_date_with_no_events_answers_zeros(store):
+    s = store.summary(dt.date(2030, 1, 1))
+    assert s == {
+        "pa_date": "2030-01-01",
+        "as_of": None,
+        "last_event_at": None,
+        "orders": 0,
+        "units": 0,
+        "liters": Decimal("0.000"),
+        "revenue": Decimal("0.00"),
+        "by_channel": [],
+        "by_status": [],
+    }
+
+
+def test_sums_beyond_int64_stay_exact(store):
+    big = "9999999999.99"
+    recs = records(
+        [
+            event(i, order_date="2024-03-01", product_price=big, product_ccf=2147483647)
+            for i in (1, 2)
+        ]
+    )
+    apply(store, recs)
+    expected = Decimal(big) * 2147483647 * 2
+    assert store.summary(DAY1)["revenue"] == expected
