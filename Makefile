@@ -62,8 +62,9 @@ sample: setup ## write sample/orders.csv (DEMO_ROWS orders, default 200000, seed
 ingest-sample: sample ## land the sample file into the lake
 	$(PY) -m ingestion sample/orders.csv
 
-build: setup ## dbt build on the local target
+build: setup ## dbt build on the local target, then publish its served marts for the API
 	$(BIN)/dbt build
+	$(PY) -m export
 
 demo: setup ingest-sample build ## the whole pipeline on sample data, then serve API and dashboard
 	$(PY) -m api.demo --port $(DUFF_PORT)
@@ -71,7 +72,7 @@ demo: setup ingest-sample build ## the whole pipeline on sample data, then serve
 serve: setup ## serve the API on 127.0.0.1:DUFF_PORT (default 8000; needs DUFF_API_KEY)
 	$(PY) -m api --port $(DUFF_PORT)
 
-package: setup ## build the two Lambda zips into dist/ from the lock (reproducible)
+package: setup ## build the two Lambda zips into dist/ from the lock (reproducible; only what each handler imports)
 	$(PY) infra/package.py
 
 deploy: ## deploy one environment to AWS (needs the aws CLI and credentials; DUFF_ENV=dev)

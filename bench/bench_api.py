@@ -236,7 +236,7 @@ def main() -> int:
         serve_baseline(args.serve_baseline)
         return 0
 
-    from api.fake_marts import make_orders, write_build
+    from tests.support.fake_marts import make_orders, write_build
 
     with tempfile.TemporaryDirectory(prefix="duff-bench-api-") as lake:
         t0 = time.perf_counter()

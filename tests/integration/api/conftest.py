@@ -21,9 +21,9 @@ import pyarrow as pa
 import pytest
 import uvicorn
 
-from api.fake_marts import make_orders, write_build
 from api.server import build_asgi
 from api.settings import Settings
+from tests.support.fake_marts import make_orders, write_build
 
 API_IT_KEY = "integration-key-7f3a"
 C2 = Decimal("0.01")

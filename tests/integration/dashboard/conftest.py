@@ -516,7 +516,7 @@ def pipeline_server(
     dashboard_data: DashboardData, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DashboardServer]:
     """The whole product on the test's orders: an orders CSV, ``python -m ingestion``,
-    ``dbt build`` (which exports the served marts), then ``python -m api`` over that lake."""
+    ``dbt build``, ``python -m export``, then ``python -m api`` over that lake."""
     work = tmp_path_factory.mktemp("dashboard-pipeline")
     lake = work / "lake"
     env = {
@@ -537,6 +537,7 @@ def pipeline_server(
             "--log-path",
             str(work / "logs"),
         ],
+        [sys.executable, "-m", "export", "--target-path", str(work / "target")],
     ]
     for cmd in steps:
         proc = subprocess.run(

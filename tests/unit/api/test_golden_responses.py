@@ -12,8 +12,8 @@ import json
 
 from api.app import App, Request
 from api.backends.local import LocalBackend
-from api.fake_marts import make_orders, write_build
 from api.settings import Settings
+from tests.support.fake_marts import make_orders, write_build
 from tests.unit.api import golden_requests as G
 
 
