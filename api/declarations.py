@@ -109,6 +109,18 @@ class ServedMart:
     description: str = ""
     nest: dict[str, dict[str, str]] = field(default_factory=dict)  # object -> field -> column
 
+    def sorted_copies(self) -> dict[str, tuple[tuple[str, bool], ...]]:
+        """The files a local build holds for this mart, by name, with their sort order: the
+        mart in its first route's order, plus one copy per path parameter that a route
+        filters on (``<mart>__by_<column>``), sorted by it and then the route's order, so a
+        lookup by that id reads a few row groups instead of the whole file."""
+        copies = {self.name: self.routes[0].order_by}
+        for route in self.routes:
+            for param in route.path_params:
+                order = ((param, False), *[o for o in route.order_by if o[0] != param])
+                copies.setdefault(f"{self.name}__by_{param}", order)
+        return copies
+
     def column(self, name: str) -> Column:
         for c in self.columns:
             if c.name == name:

@@ -28,14 +28,16 @@ def build_asgi(settings: Settings, *, watch: bool = True) -> AsgiApp:
             "`dbt build` exports one",
             settings.lake,
         )
-    return AsgiApp(App(settings, backend))
+    # DuckDB queries release the GIL: a few threads let cache hits pass a running query
+    return AsgiApp(App(settings, backend), workers=4)
 
 
 def listen(host: str, port: int) -> socket.socket:
     """Bind and listen before anything is printed, so that a taken port is an error the user
     reads, not a URL that points at another program. Raises OSError with what went wrong."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, so asyncio sets TCP_NODELAY on accepted sockets (proto 0 would not)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

@@ -31,8 +31,9 @@ class Snapshot(Protocol):
     data_as_of: dt.datetime | None
     marts: Mapping[str, ServedMart]  # the declarations this build was exported with
 
-    def table(self, mart: str) -> str:
-        """The SQL name of a served mart's relation in this build."""
+    def table(self, mart: str, key: Sequence[str] = ()) -> str:
+        """The SQL name of a served mart's relation in this build; ``key``: the columns the
+        statement looks rows up by (an engine may keep a copy sorted by them)."""
 
     def query(self, sql: str, params: Sequence[object]) -> list[tuple]:
         """Rows of ``sql`` with ``?`` placeholders bound to ``params`` (ints and text)."""
@@ -123,7 +124,8 @@ def select_sql(
                 _bind(mart.column(c), after[j]) for j, (c, _) in enumerate(route.order_by[: i + 1])
             )
         conds.append("(" + " or ".join(f"({a})" for a in alternatives) + ")")
-    sql = f"select {', '.join(c.name for c in mart.columns)} from {snap.table(mart.name)}"
+    source = snap.table(mart.name, route.path_params)
+    sql = f"select {', '.join(c.name for c in mart.columns)} from {source}"
     if conds:
         sql += " where " + " and ".join(conds)
     if route.order_by:
@@ -217,7 +219,7 @@ def answer(snap: Snapshot, route: Route, p: Params, codec: CursorCodec) -> objec
         for name in route.path_params:
             col = parent.column(name)
             rows = snap.query(
-                f"select {name} from {snap.table(parent.name)}"
+                f"select {name} from {snap.table(parent.name, (name,))}"
                 f" where {name} = {_placeholder(col)} limit 1",
                 [_bind(col, p[name])],
             )

@@ -7,7 +7,8 @@ mart from the DuckDB warehouse, opened read-only once dbt has let go of it, into
 directory the API serves (docs/serving.md):
 
     $DUFF_LAKE/marts/builds/<YYYYMMDDTHHMMSSffffffZ>_<invocation_id>/
-        <mart>.parquet ...      one per served mart, in its first route's order
+        <mart>.parquet ...      one per served mart, in its first route's order, and
+        <mart>__by_<id>.parquet a copy sorted by each id a route's path filters on
         _served.json            the served-mart declarations (models' yml, config.meta.serve)
         _SUCCESS.parquet        mart_build_info's row
 
@@ -91,18 +92,14 @@ def export(lake: Path, target_path: Path, project_dir: Path = ROOT) -> Path:
         if info != [(invocation_id,)]:
             raise NothingToExport(f"mart_build_info is not this build's ({info})")
         for mart in marts:
-            order = mart.routes[0].order_by
-            order_sql = (
-                " order by " + ", ".join(f"{c}{' desc' if d else ''}" for c, d in order)
-                if order
-                else ""
-            )
             columns = ", ".join(c.name for c in mart.columns)
-            target = _sql_text(str(tmp / f"{mart.name}.parquet"))
-            con.execute(
-                f"copy (select {columns} from main.{mart.name}{order_sql}) to {target}"
-                f" (format parquet, row_group_size {ROW_GROUP})"
-            )
+            for copy, order in mart.sorted_copies().items():
+                order_sql = ", ".join(f"{c}{' desc' if d else ''}" for c, d in order)
+                target = _sql_text(str(tmp / f"{copy}.parquet"))
+                con.execute(
+                    f"copy (select {columns} from main.{mart.name} order by {order_sql})"
+                    f" to {target} (format parquet, row_group_size {ROW_GROUP})"
+                )
         (tmp / "_served.json").write_text(to_json(marts), encoding="utf-8")
         success = _sql_text(str(tmp / "_SUCCESS.parquet"))
         con.execute(f"copy (select * from main.mart_build_info) to {success} (format parquet)")

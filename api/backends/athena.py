@@ -223,7 +223,7 @@ class AthenaSnapshot:
         tag = build_id if _SAFE_BUILD_ID.match(build_id) else "unknown"
         self._tag = f"/* duff build {tag} */ "
 
-    def table(self, name: str) -> str:
+    def table(self, name: str, key: Sequence[str] = ()) -> str:
         return f'"{self._schema}"."{name}"'
 
     def for_request(self) -> AthenaSnapshot:

@@ -185,9 +185,14 @@ def write_build(
                 data_as_of.astimezone(dt.UTC).replace(tzinfo=None),
             ],
         )
-        for name in _MARTS_SQL:
-            path = str(out / f"{name}.parquet").replace("'", "''")
-            con.execute(f"copy {name} to '{path}' (format parquet)")
+        for mart in from_project(ROOT):  # as python -m export writes them: sorted, 16 k groups
+            for name, order in mart.sorted_copies().items():
+                order_sql = ", ".join(f"{c}{' desc' if d else ''}" for c, d in order)
+                path = str(out / f"{name}.parquet").replace("'", "''")
+                con.execute(
+                    f"copy (select * from {mart.name} order by {order_sql}) to '{path}'"
+                    " (format parquet, row_group_size 16384)"
+                )
         if write_success:
             path = str(out / "_SUCCESS.parquet").replace("'", "''")
             con.execute(f"copy mart_build_info to '{path}' (format parquet)")

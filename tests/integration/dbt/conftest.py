@@ -24,6 +24,8 @@ DBT = str(Path(sys.executable).with_name("dbt"))
 SERVED_FILES = frozenset(
     {
         "mart_client_sales.parquet",
+        "mart_client_sales__by_client_id.parquet",
+        "mart_orders__by_client_id.parquet",
         "mart_product_sales.parquet",
         "mart_channel_sales.parquet",
         "mart_product_channel_sales.parquet",

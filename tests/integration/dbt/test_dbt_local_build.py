@@ -380,7 +380,8 @@ def test_every_successful_build_is_exported_completely(scenario):
         assert m, d.name
         files = sorted(p.name for p in d.iterdir())
         singles = [f"{n}.parquet" for n in SERVED]
-        assert files == sorted([*singles, "_served.json", "_SUCCESS.parquet"])
+        by_id = ["mart_client_sales__by_client_id.parquet", "mart_orders__by_client_id.parquet"]
+        assert files == sorted([*singles, *by_id, "_served.json", "_SUCCESS.parquet"])
         info = pq.read_table(d / "_SUCCESS.parquet").to_pylist()
         assert len(info) == 1 and info[0]["build_id"] == m.group(2)
     newest = dirs[-1]

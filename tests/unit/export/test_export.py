@@ -60,9 +60,12 @@ def test_a_clean_build_is_published_whole_in_served_order(warehouse):
     out = export(lake, target)
     assert out.name.endswith("_" + INVOCATION) and out.parent == lake / "marts" / "builds"
     files = sorted(p.name for p in out.iterdir())
-    assert files == sorted(
-        [f"{m.name}.parquet" for m in MARTS] + ["_served.json", "_SUCCESS.parquet"]
-    )
+    copies = [f"{name}.parquet" for m in MARTS for name in m.sorted_copies()]
+    assert files == sorted([*copies, "_served.json", "_SUCCESS.parquet"])
+    assert "mart_orders__by_client_id.parquet" in files  # for /clients/{client_id}/orders
+    by_client = pq.read_table(out / "mart_orders__by_client_id.parquet").to_pylist()
+    keys = [(r["client_id"], r["order_id"]) for r in by_client]
+    assert keys == sorted(keys) and len(keys) == 500
     assert from_json((out / "_served.json").read_text()) == MARTS
     ids = pq.read_table(out / "mart_orders.parquet").column("order_id").to_pylist()
     assert ids == sorted(ids) and len(ids) == 500
