@@ -140,9 +140,7 @@ class LocalSnapshot:
                         f" select * from read_parquet({source[0]})"
                     )
                     self._relations.add(name)
-                described = {
-                    r[0] for r in self._con.execute(f'describe "{mart.name}"').fetchall()
-                }
+                described = {r[0] for r in self._con.execute(f'describe "{mart.name}"').fetchall()}
                 missing = [c.name for c in mart.columns if c.name not in described]
                 if missing:
                     raise BuildError(f"{build_dir}: {mart.name} lacks columns {missing}")

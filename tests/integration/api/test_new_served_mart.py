@@ -100,6 +100,19 @@ models:
         description: Sum of total_amount.
 """
 
+HEADER = [
+    "order_id",
+    "client_id",
+    "client_name",
+    "product_id",
+    "product_description",
+    "product_price",
+    "product_ccf",
+    "product_volume",
+    "point_of_sale_channel",
+    "status",
+    "order_date",
+]
 ROWS = [
     # order_id, client, product, price, units, channel, status
     (1, 5, 101, "1.25", 4, "retail", "delivered"),
@@ -133,10 +146,7 @@ def test_a_throwaway_mart_is_served_from_its_sql_and_yml_alone(tmp_path):
     orders_csv = tmp_path / "orders.csv"
     with orders_csv.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(
-            "order_id,client_id,client_name,product_id,product_description,product_price,"
-            "product_ccf,product_volume,point_of_sale_channel,status,order_date".split(",")
-        )
+        w.writerow(HEADER)
         for oid, cid, pid, price, units, channel, status in ROWS:
             w.writerow([oid, cid, f"C{cid}", pid, f"P{pid}", price, units, "0.330", channel,
                         status, "2024-05-01"])  # fmt: skip
