@@ -47,9 +47,12 @@ def _sql_text(value: str) -> str:
 
 def check_results(run_results: dict, marts: list[ServedMart]) -> str:
     """The invocation id of a clean build of every served mart, else NothingToExport."""
-    which = run_results.get("args", {}).get("which")
+    args = run_results.get("args", {})
+    which = args.get("which")
     if which not in ("run", "build"):
         raise NothingToExport(f"the last dbt command was {which!r}, not run or build")
+    if args.get("target") not in (None, "local"):
+        raise NothingToExport(f"it built the {args['target']!r} target; the API reads it there")
     problems = [
         f"{r['unique_id']}: {r['status']}"
         for r in run_results["results"]
@@ -128,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except (OSError, ValueError) as err:
         print(f"export: error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:  # duckdb.Error: the warehouse cannot be read
+        print(f"export: error: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     print(f"export: served marts of this build published to {out}")
     return 0

@@ -95,6 +95,7 @@ def test_a_crash_mid_export_leaves_no_build_directory(warehouse, monkeypatch):
     ("run", "reason"),
     [
         (results("test"), "not run or build"),
+        ({**results(), "args": {"which": "build", "target": "athena"}}, "the 'athena' target"),
         (results(status="error"), "this build had problems"),
         (results(skip=("mart_orders",)), "not rebuilt by this invocation: mart_orders"),
         (results(skip=("mart_build_info",)), "not rebuilt by this invocation: mart_build_info"),
