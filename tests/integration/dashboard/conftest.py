@@ -311,6 +311,9 @@ def write_marts(lake: Path, data: DashboardData) -> Path:
     ts = pa.timestamp("us", tz="UTC")
     schema = pa.schema([("build_id", txt), ("built_at", ts), ("data_as_of", ts)])
     write("mart_build_info", info, schema)
+    from api.declarations import from_project, to_json
+
+    (build / "_served.json").write_text(to_json(from_project(REPO)), encoding="utf-8")
     write("_SUCCESS", info, schema)  # last: marks the build complete
     return build
 
