@@ -195,6 +195,8 @@ _RENDERERS: dict[int, Any] = {}
 def _renderer(mart: ServedMart):
     found = _RENDERERS.get(id(mart))
     if found is None or found[0] is not mart:
+        if len(_RENDERERS) > 256:  # each build brings its own declarations: drop old ones
+            _RENDERERS.clear()
         found = (mart, item_renderer(mart))
         _RENDERERS[id(mart)] = found
     return found[1]
