@@ -466,6 +466,8 @@ def build_artifact(
         )
         copy_code(artifact.code_dirs, base, root=root, keep_modules=closure)
         if artifact.served_json:
+            if str(ROOT) not in sys.path:  # run as a script: infra/ is on the path, not the root
+                sys.path.insert(0, str(ROOT))
             from api.declarations import from_project, to_json
 
             (base / "api" / "served.json").write_text(to_json(from_project(root)), "utf-8")
