@@ -63,8 +63,9 @@ sample: setup ## write sample/orders.csv (DEMO_ROWS orders, default 200000, seed
 ingest-sample: sample ## land the sample file into the lake
 	$(PY) -m ingestion sample/orders.csv
 
-build: setup ## dbt build on the local target
+build: setup ## dbt build on the local target, then publish its served marts for the API
 	$(BIN)/dbt build
+	$(PY) -m export
 
 # The demo keeps the terminal short: one line per step, the details (ingestion's JSON log, the
 # manifest, dbt's output) in $(DEMO_LOG), and the server's URL and key last.
@@ -85,7 +86,7 @@ demo: setup sample ## the whole pipeline on sample data, then serve API and dash
 serve: setup ## serve the API on 127.0.0.1:DUFF_PORT (default 8000; needs DUFF_API_KEY)
 	$(PY) -m api --port $(DUFF_PORT)
 
-package: setup ## build the two Lambda zips into dist/ from the lock (reproducible)
+package: setup ## build the two Lambda zips into dist/ from the lock (reproducible; only what each handler imports)
 	$(PY) infra/package.py
 
 deploy: ## deploy one environment to AWS (needs the aws CLI and credentials; DUFF_ENV=dev)

@@ -22,7 +22,16 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def keep_pandas_out() -> None:
+    """DuckDB imports pandas the first time it binds a query parameter, if it can (to check
+    values against pandas.NA): 1.2 s and ~90 MB of a server that never uses it. Marking it
+    absent makes DuckDB skip it. Only for this process, never for a library import."""
+    if "pandas" not in sys.modules:
+        sys.modules["pandas"] = None  # type: ignore[assignment]
+
+
 def main(argv: list[str] | None = None) -> int:
+    keep_pandas_out()
     parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=_port, help="port (default $DUFF_PORT or 8000)")

@@ -113,7 +113,7 @@ class App:
         )
         self.codec = CursorCodec(settings.cursor_secret)
         self._key = (settings.api_key or "").encode("utf-8")
-        self._openapi = jsonenc.dumps(build_document())
+        self._routers: dict[str, tuple[routes.Router, bytes]] = {}  # build id -> routes, doc
         self._realtime: realtime_route.Reader | None = None
 
     # -- entry point -----------------------------------------------------------------------
@@ -165,7 +165,18 @@ class App:
         if path == "/" or path.startswith("/static/"):
             self._check_method(method)
             return self._static("index.html" if path == "/" else path[len("/static/") :])
-        found = routes.match(path)
+        snap = None
+        builtin = routes.match_builtin(path)
+        if builtin is not None:
+            found: tuple[routes.Endpoint, dict[str, str]] | None = (builtin, {})
+        else:  # data routes are the served marts' of the build this request reads
+            snap = self.backend.snapshot()
+            if snap is None:
+                self._check_method(method)
+                if not self._authorised(req):
+                    raise ApiError(403, "forbidden", "a valid x-api-key header is required")
+                raise BackendUnavailable("no complete build of the marts yet; run dbt build")
+            found = self._router(snap)[0].match(path)
         if found is None:
             raise ApiError(404, "not_found", "no such route; see /openapi.json")
         route, raw_path_params = found
@@ -178,14 +189,26 @@ class App:
             raise ApiError(400, "invalid_parameter", "the query string is not valid")
         params = self._parse_params(route, raw_path_params, req.query)
         if route.name == "openapi":
-            return json_response(200, self._openapi, {"cache-control": "public, max-age=60"})
+            doc = self._router(self.backend.snapshot())[1]
+            return json_response(200, doc, {"cache-control": "public, max-age=60"})
         if route.name == "health":
             return self._health()
         if route.name == "realtime_summary":
             if self._realtime is None:
                 self._realtime = realtime_route.make_reader(self.settings.lake)
             return json_response(200, jsonenc.dumps(realtime_route.summary(self._realtime, params)))
-        return self._data(route, params)
+        assert snap is not None
+        return self._data(snap, route, params)
+
+    def _router(self, snap: service.Snapshot | None) -> tuple[routes.Router, bytes]:
+        """The routes and OpenAPI document of a build (only the app's own before one)."""
+        key = snap.build_id if snap is not None else ""
+        found = self._routers.get(key)
+        if found is None:
+            router = routes.Router(snap.marts.values() if snap is not None else ())
+            found = (router, jsonenc.dumps(build_document(router)))
+            self._routers = {key: found}  # one build at a time: the old one goes
+        return found
 
     @staticmethod
     def _check_method(method: str) -> None:
@@ -199,7 +222,7 @@ class App:
 
     @staticmethod
     def _parse_params(
-        route: routes.Route, raw_path: Mapping[str, str], query: tuple[tuple[str, str], ...]
+        route: routes.Endpoint, raw_path: Mapping[str, str], query: tuple[tuple[str, str], ...]
     ) -> dict[str, object]:
         params: dict[str, object] = {}
         for p in route.path_params:
@@ -224,9 +247,10 @@ class App:
             params[name] = spec.parse(raw)
         if route.paged:
             params.setdefault("limit", DEFAULT_LIMIT)
-        frm, to = params.get("from"), params.get("to")
-        if frm is not None and to is not None and frm > to:  # type: ignore[operator]
-            raise ApiError(400, "invalid_parameter", "from: must not be after to")
+        for low, high in route.ranges:
+            frm, to = params.get(low), params.get(high)
+            if frm is not None and to is not None and frm > to:  # type: ignore[operator]
+                raise ApiError(400, "invalid_parameter", f"{low}: must not be after {high}")
         return params
 
     def _health(self) -> Response:
@@ -236,10 +260,9 @@ class App:
         payload = {k: v for k, v in service.health(snap).items() if k in _HEALTH_FIELDS}
         return json_response(200 if snap is not None else 503, jsonenc.dumps(payload))
 
-    def _data(self, route: routes.Route, params: dict[str, object]) -> Response:
-        snap = self.backend.snapshot()
-        if snap is None:
-            raise BackendUnavailable("no complete build of the marts yet; run dbt build")
+    def _data(
+        self, snap: service.Snapshot, route: routes.Endpoint, params: dict[str, object]
+    ) -> Response:
         key = (route.name, tuple(sorted(params.items())))
         body = self.cache.get(snap.build_id, key)
         if body is not None:
@@ -247,8 +270,8 @@ class App:
         else:
             if self.cache.enabled:
                 self.metrics.count("CacheMisses")
-            assert route.handler is not None
-            body = jsonenc.dumps(route.handler(snap, params, self.codec))
+            assert route.route is not None
+            body = jsonenc.dumps(service.answer(snap, route.route, params, self.codec))
             self.cache.put(snap.build_id, key, body)
         extra = {"x-duff-build": snap.build_id} if _BUILD_ID.fullmatch(snap.build_id) else None
         return json_response(200, body, extra)  # type: ignore[arg-type]

@@ -1,20 +1,14 @@
-"""The OpenAPI 3.0 document, generated from the routing table (api.routes)."""
+"""The OpenAPI 3.0 document, generated from the routing table (api.routes), whose data
+routes and item schemas come from the served marts' declarations (api/declarations.py)."""
 
 from __future__ import annotations
 
-from api.params import CHANNELS, STATUSES
+from api.declarations import Column, ServedMart
 from api.realtime import SCHEMA as REALTIME_SCHEMA
-from api.routes import ROUTES
+from api.routes import Router, response_schema
 
-_INT = {"type": "integer"}
 _ID = {"type": "integer", "format": "int64", "minimum": 1}
-_COUNT = {"type": "integer", "minimum": 0}
-_MONEY = {"type": "number", "description": "Rounded to 2 decimals."}
-_LITRES = {"type": "number", "description": "Litres, rounded to 3 decimals."}
 _STR = {"type": "string"}
-_DATE = {"type": "string", "format": "date"}
-_CHANNEL = {"type": "string", "enum": list(CHANNELS)}
-_STATUS = {"type": "string", "enum": list(STATUSES)}
 
 
 def _obj(props: dict, nullable: bool = False) -> dict:
@@ -61,76 +55,6 @@ SCHEMAS: dict[str, dict] = {
         "additionalProperties": False,
     },
     "OpenApi": {"type": "object"},
-    "TopProduct": _obj(
-        {"product_id": _ID, "product_description": _STR, "units": _COUNT}, nullable=True
-    ),
-    "Client": _obj(
-        {
-            "client_id": _ID,
-            "client_name": _STR,
-            "orders": _COUNT,
-            "units": _COUNT,
-            "liters": _LITRES,
-            "total_spend": _MONEY,
-            "top_product": {"$ref": "#/components/schemas/TopProduct"},
-        }
-    ),
-    "Order": _obj(
-        {
-            "order_id": _ID,
-            "client_id": _ID,
-            "product_id": _ID,
-            "product_description": _STR,
-            "units": _INT,
-            "unit_price": _MONEY,
-            "total_amount": _MONEY,
-            "liters": _LITRES,
-            "channel": _CHANNEL,
-            "status": _STATUS,
-            "pa_date": _DATE,
-        }
-    ),
-    "Product": _obj(
-        {
-            "product_id": _ID,
-            "product_description": _STR,
-            "orders": _COUNT,
-            "units": _COUNT,
-            "liters": _LITRES,
-            "revenue": _MONEY,
-        }
-    ),
-    "Channel": _obj(
-        {
-            "channel": _CHANNEL,
-            "orders": _COUNT,
-            "units": _COUNT,
-            "liters": _LITRES,
-            "revenue": _MONEY,
-        }
-    ),
-    "ProductChannel": _obj(
-        {
-            "product_id": _ID,
-            "product_description": _STR,
-            "channel": _CHANNEL,
-            "orders": _COUNT,
-            "units": _COUNT,
-            "liters": _LITRES,
-            "revenue": _MONEY,
-        }
-    ),
-    "Status": _obj({"status": _STATUS, "orders": _COUNT, "units": _COUNT, "revenue": _MONEY}),
-    "Daily": _obj(
-        {"pa_date": _DATE, "orders": _COUNT, "units": _COUNT, "liters": _LITRES, "revenue": _MONEY}
-    ),
-    "ClientPage": _page("Client"),
-    "OrderPage": _page("Order"),
-    "ProductList": _list("Product"),
-    "ChannelList": _list("Channel"),
-    "ProductChannelList": _list("ProductChannel"),
-    "StatusList": _list("Status"),
-    "DailyList": _list("Daily"),
     "RealtimeSummary": REALTIME_SCHEMA,
 }
 
@@ -142,9 +66,60 @@ def _error(description: str) -> dict:
     }
 
 
-def build_document(version: str = "1.0.0") -> dict:
+def column_schema(col: Column) -> dict:
+    """A served column's JSON schema, from its data_type, tests and description."""
+    if col.kind == "int":
+        out = dict(_ID) if col.name.endswith("_id") else {"type": "integer"}
+    elif col.kind == "decimal":
+        out = {"type": "number"}
+    elif col.kind == "date":
+        out = {"type": "string", "format": "date"}
+    elif col.kind == "timestamp":
+        out = {"type": "string", "format": "date-time"}
+    else:
+        out = {"type": "string"}
+    if col.values:
+        out["enum"] = list(col.values)
+    words = [col.description] if col.description else []
+    if col.kind == "decimal":
+        words.append(f"Rounded to {col.scale} decimals.")
+    if words:
+        out["description"] = " ".join(words)
+    if not col.not_null:
+        out["nullable"] = True
+    return out
+
+
+def mart_schemas(mart: ServedMart) -> dict[str, dict]:
+    """The item schema of a served mart, plus the list/page wrappers its routes answer."""
+    nested = {col for fields in mart.nest.values() for col in fields.values()}
+    props: dict[str, dict] = {}
+    for col in mart.columns:
+        if col.name not in nested:
+            props[col.name] = column_schema(col)
+            continue
+        for obj, fields in mart.nest.items():
+            if col.name in fields.values() and obj not in props:
+                inner = {f: column_schema(mart.column(c)) for f, c in fields.items()}
+                for schema in inner.values():
+                    schema.pop("nullable", None)
+                props[obj] = _obj(inner, nullable=True)
+    out = {mart.schema: _obj(props)}
+    if mart.description:
+        out[mart.schema]["description"] = mart.description
+    for route in mart.routes:
+        name = response_schema(mart, route)
+        if name != mart.schema:
+            out[name] = _page(mart.schema) if route.paged else _list(mart.schema)
+    return out
+
+
+def build_document(router: Router, version: str = "1.0.0") -> dict:
+    schemas = dict(SCHEMAS)
+    for mart in router.marts:
+        schemas.update(mart_schemas(mart))
     paths: dict[str, dict] = {}
-    for route in ROUTES:
+    for route in router.endpoints:
         responses: dict[str, dict] = {
             "200": {
                 "description": "OK",
@@ -180,7 +155,7 @@ def build_document(version: str = "1.0.0") -> dict:
         if route.name == "realtime_summary":
             responses["400"] = _error("An impossible date or an unknown parameter.")
             responses["503"] = _error("The real-time store cannot be read.")
-        if route.handler is not None:
+        if route.route is not None:
             responses["400"] = _error("A malformed or unknown parameter, or a bad cursor.")
             responses["503"] = _error("No complete build of the marts is available yet.")
             responses["504"] = _error("The query took too long (Athena).")
@@ -219,7 +194,7 @@ def build_document(version: str = "1.0.0") -> dict:
         "security": [{"apiKey": []}],
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas,
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
         },
     }

@@ -1,55 +1,107 @@
-"""The routing table. It drives both dispatch (api.app) and the OpenAPI document."""
+"""The routing table: the app's own routes plus every route the served marts declare.
+
+``Router(marts)`` turns a build's served-mart declarations (api/declarations.py) into
+endpoints with typed parameters; it drives both dispatch (api.app) and the OpenAPI document
+(api.openapi), so they cannot drift from each other or from the marts' yml.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from api import params as P
-from api import service
+from api.declarations import Column, Route, ServedMart
+from api.errors import bad_request
 
-# kind -> (parser, OpenAPI schema)
 _ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": P.INT64_MAX, "format": "int64"}
-_KINDS: dict[str, tuple[Callable[[str, str], object], dict]] = {
-    "id": (P.parse_id, _ID_SCHEMA),
-    "limit": (
-        lambda _n, raw: P.parse_limit(raw),
-        {"type": "integer", "minimum": 1, "maximum": P.MAX_LIMIT, "default": P.DEFAULT_LIMIT},
-    ),
-    "cursor": (
-        lambda _n, raw: raw,
-        {"type": "string", "minLength": 1, "maxLength": 512},
-    ),
-    "date": (P.parse_date, {"type": "string", "format": "date"}),
-    "status": (lambda _n, raw: P.parse_status(raw), {"type": "string", "enum": list(P.STATUSES)}),
-    "channel": (
-        lambda _n, raw: P.parse_channel(raw),
-        {"type": "string", "enum": list(P.CHANNELS)},
-    ),
-}
+
+
+def _enum_parser(name: str, values: tuple[str, ...]) -> Callable[[str], str]:
+    by_lower = {v.lower(): v for v in values}
+    message = f"{name}: must be one of " + ", ".join(values) + " (any case)"
+
+    def parse(raw: str) -> str:
+        value = by_lower.get(raw.strip(" ").lower())  # spaces only: a newline is not a value
+        if value is None:
+            raise bad_request(message)
+        return value
+
+    return parse
+
+
+def _text(name: str, raw: str) -> str:
+    if len(raw) > 200:
+        raise bad_request(f"{name}: at most 200 characters")
+    return raw
 
 
 @dataclass(frozen=True)
 class Param:
     name: str
-    kind: str
+    kind: str  # id, limit, cursor, date, enum, text
     description: str
+    values: tuple[str, ...] = ()
+    parser: Callable[[str], object] = field(compare=False, repr=False, default=None)  # type: ignore[assignment]
 
     def parse(self, raw: str) -> object:
-        return _KINDS[self.kind][0](self.name, raw)
+        if self.kind == "id":
+            return P.parse_id(self.name, raw)
+        if self.kind == "limit":
+            return P.parse_limit(raw)
+        if self.kind == "date":
+            return P.parse_date(self.name, raw)
+        if self.kind == "enum":
+            return self.parser(raw)
+        return _text(self.name, raw)
 
     def schema(self) -> dict:
-        return dict(_KINDS[self.kind][1])
+        if self.kind == "id":
+            return dict(_ID_SCHEMA)
+        if self.kind == "limit":
+            return {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": P.MAX_LIMIT,
+                "default": P.DEFAULT_LIMIT,
+            }
+        if self.kind == "cursor":
+            return {"type": "string", "minLength": 1, "maxLength": 512}
+        if self.kind == "date":
+            return {"type": "string", "format": "date"}
+        if self.kind == "enum":
+            return {"type": "string", "enum": list(self.values)}
+        return {"type": "string", "maxLength": 200}
+
+
+def column_param(name: str, col: Column, description: str) -> Param:
+    if col.kind == "int":
+        return Param(name, "id", description)
+    if col.kind == "date":
+        return Param(name, "date", description)
+    if col.values:
+        return Param(name, "enum", description, col.values, _enum_parser(name, col.values))
+    return Param(name, "text", description)
+
+
+LIMIT = Param("limit", "limit", "Page size, 1..1000 (default 100).")
+CURSOR = Param(
+    "cursor",
+    "cursor",
+    "Opaque cursor from the previous page's next_cursor (same route and filters only).",
+)
 
 
 @dataclass(frozen=True)
-class Route:
-    name: str
+class Endpoint:
+    name: str  # operationId
     path: str
     summary: str
     response: str  # component schema name of the 200 body
-    handler: Callable | None = None  # None: served by the app itself (health, openapi, static)
+    route: Route | None = None  # None: served by the app itself (health, openapi)
     query: tuple[Param, ...] = ()
+    path_params: tuple[Param, ...] = ()
+    ranges: tuple[tuple[str, str], ...] = ()  # (from, to) parameter pairs
     auth: bool = True
     paged: bool = False
     not_found: bool = False  # may answer 404 for an unknown id
@@ -57,14 +109,6 @@ class Route:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "segments", tuple(self.path.strip("/").split("/")))
-
-    @property
-    def path_params(self) -> tuple[Param, ...]:
-        return tuple(
-            Param(s[1:-1], "id", "Numeric id (a positive integer).")
-            for s in self.segments
-            if s.startswith("{")
-        )
 
     def match(self, parts: list[str]) -> dict[str, str] | None:
         if len(parts) != len(self.segments):
@@ -80,95 +124,11 @@ class Route:
         return found
 
 
-_LIMIT = Param("limit", "limit", "Page size, 1..1000 (default 100).")
-_CURSOR = Param(
-    "cursor",
-    "cursor",
-    "Opaque cursor from the previous page's next_cursor (same route and filters only).",
-)
-_FROM = Param("from", "date", "First pa_date included (YYYY-MM-DD).")
-_TO = Param("to", "date", "Last pa_date included (YYYY-MM-DD).")
-
-ROUTES: tuple[Route, ...] = (
-    Route("health", "/health", "Liveness and data freshness", "Health", auth=False),
-    Route("openapi", "/openapi.json", "This OpenAPI document", "OpenApi", auth=False),
-    Route(
-        "clients",
-        "/clients",
-        "Clients by total spend (descending, then client_id), paged",
-        "ClientPage",
-        service.list_clients,
-        (_LIMIT, _CURSOR),
-        paged=True,
-    ),
-    Route(
-        "client",
-        "/clients/{client_id}",
-        "One client",
-        "Client",
-        service.get_client,
-        not_found=True,
-    ),
-    Route(
-        "client_orders",
-        "/clients/{client_id}/orders",
-        "The orders of one client by order_id, paged",
-        "OrderPage",
-        service.list_client_orders,
-        (_LIMIT, _CURSOR),
-        paged=True,
-        not_found=True,
-    ),
-    Route(
-        "orders",
-        "/orders",
-        "Orders by order_id, filtered and paged",
-        "OrderPage",
-        service.list_orders,
-        (
-            Param("client_id", "id", "Only this client's orders."),
-            Param("product_id", "id", "Only this product's orders."),
-            Param("status", "status", "created, delivered or broken (case-insensitive)."),
-            Param("channel", "channel", "Retail, Online or B2B (case-insensitive)."),
-            _FROM,
-            _TO,
-            _LIMIT,
-            _CURSOR,
-        ),
-        paged=True,
-    ),
-    Route("products", "/products", "Sales by product", "ProductList", service.list_products),
-    Route(
-        "sales_by_channel",
-        "/sales/by-channel",
-        "Sales by point-of-sale channel",
-        "ChannelList",
-        service.sales_by_channel,
-    ),
-    Route(
-        "sales_by_product_channel",
-        "/sales/by-product-channel",
-        "Sales by product and channel",
-        "ProductChannelList",
-        service.sales_by_product_channel,
-    ),
-    Route(
-        "status_summary",
-        "/status-summary",
-        "Orders, units and revenue by status",
-        "StatusList",
-        service.status_summary,
-    ),
-    Route(
-        "sales_daily",
-        "/sales/daily",
-        "Sales per pa_date",
-        "DailyList",
-        service.sales_daily,
-        (_FROM, _TO),
-    ),
-    # Served from the real-time store by api.realtime (no dbt build): handler None.
-    Route(
+BUILTINS: tuple[Endpoint, ...] = (
+    Endpoint("health", "/health", "Liveness and data freshness", "Health", auth=False),
+    Endpoint("openapi", "/openapi.json", "This OpenAPI document", "OpenApi", auth=False),
+    # Served from the real-time store by api.realtime: no dbt build behind it.
+    Endpoint(
         "realtime_summary",
         "/realtime/summary",
         "Today's stream figures (section 6), or another date's",
@@ -176,20 +136,72 @@ ROUTES: tuple[Route, ...] = (
         query=(Param("date", "date", "The pa_date (YYYY-MM-DD); default today, UTC."),),
     ),
 )
+_BUILTIN_PATHS = {e.path: e for e in BUILTINS}
 
 
-_EXACT = {r.path: r for r in ROUTES if "{" not in r.path}
+def response_schema(mart: ServedMart, route: Route) -> str:
+    if route.one:
+        return mart.schema
+    return mart.schema + ("Page" if route.paged else "List")
 
 
-def match(path: str) -> tuple[Route, dict[str, str]] | None:
-    exact = _EXACT.get(path)
-    if exact is not None:
-        return exact, {}
-    if not path.startswith("/"):
+def endpoint(mart: ServedMart, route: Route) -> Endpoint:
+    query: list[Param] = []
+    ranges = []
+    for f in route.filters:
+        col = mart.column(f.column)
+        if f.param is not None:
+            query.append(column_param(f.param, col, f"Only rows with this {f.column}."))
+        if f.range_from:
+            query.append(column_param(f.range_from, col, f"First {f.column} included."))
+        if f.range_to:
+            query.append(column_param(f.range_to, col, f"Last {f.column} included."))
+        if f.range_from and f.range_to:
+            ranges.append((f.range_from, f.range_to))
+    if route.paged:
+        query += [LIMIT, CURSOR]
+    path_params = tuple(
+        column_param(name, mart.column(name), "Numeric id (a positive integer).")
+        for name in route.path_params
+    )
+    return Endpoint(
+        name=route.operation,
+        path=route.path,
+        summary=route.summary,
+        response=response_schema(mart, route),
+        route=route,
+        query=tuple(query),
+        path_params=path_params,
+        ranges=tuple(ranges),
+        paged=route.paged,
+        not_found=route.one or route.requires is not None,
+    )
+
+
+class Router:
+    """The app's own routes and those of one build's served marts."""
+
+    def __init__(self, marts: Iterable[ServedMart] = ()) -> None:
+        self.marts = tuple(marts)
+        self.endpoints: tuple[Endpoint, ...] = BUILTINS + tuple(
+            endpoint(m, r) for m in self.marts for r in m.routes
+        )
+        self._exact = {e.path: e for e in self.endpoints if "{" not in e.path}
+        self._patterns = [e for e in self.endpoints if "{" in e.path]
+
+    def match(self, path: str) -> tuple[Endpoint, dict[str, str]] | None:
+        exact = self._exact.get(path)
+        if exact is not None:
+            return exact, {}
+        if not path.startswith("/"):
+            return None
+        parts = path[1:].split("/")
+        for e in self._patterns:
+            found = e.match(parts)
+            if found is not None:
+                return e, found
         return None
-    parts = path[1:].split("/")
-    for route in ROUTES:
-        found = route.match(parts)
-        if found is not None:
-            return route, found
-    return None
+
+
+def match_builtin(path: str) -> Endpoint | None:
+    return _BUILTIN_PATHS.get(path)

@@ -65,7 +65,8 @@ def build_asgi(settings: Settings, *, watch: bool = True) -> AsgiApp:
             "`dbt build` exports one",
             settings.lake,
         )
-    return AsgiApp(App(settings, backend))
+    # DuckDB queries release the GIL: a few threads let cache hits pass a running query
+    return AsgiApp(App(settings, backend), workers=4)
 
 
 def listen(host: str, port: int) -> socket.socket:

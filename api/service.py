@@ -1,137 +1,209 @@
-"""The API's domain: one function per data route, over a backend snapshot.
+"""The API's domain: every data route answered from its served mart's declaration.
 
-Each function validates the cursor against the route and filters, asks the snapshot for rows
-(plain tuples; the snapshot is the adapter: SQL on Athena, in-memory Arrow locally) and shapes
-them into the contract's JSON items. ``snap`` is one consistent view of one build: a request
-uses exactly one snapshot, so no answer mixes two builds.
+One function, ``answer``, serves every route declared in a served mart's yml
+(api/declarations.py): it builds one parameterised SQL statement (the same text on DuckDB
+locally and on Athena; every client value a bound parameter), runs it on the request's
+snapshot and renders the rows as the contract's JSON. ``snap`` is one consistent build: a
+request uses exactly one snapshot, so no answer mixes two builds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
 from api.cursors import CursorCodec, fingerprint, invalid_cursor
+from api.declarations import Column, Route, ServedMart
 from api.errors import not_found
-from api.jsonenc import Num, date_text, decimal_num, integer, iso_utc, num_text, text
+from api.jsonenc import Num, date_text, integer, iso_utc, num_text, text
 from api.params import parse_key_decimal, parse_key_int
-
-
-@dataclass(frozen=True)
-class OrderFilter:
-    """Validated filters of an orders query (None: not filtered)."""
-
-    client_id: int | None = None
-    product_id: int | None = None
-    status: str | None = None
-    channel: str | None = None
-    date_from: dt.date | None = None
-    date_to: dt.date | None = None
-
-
-class Snapshot(Protocol):
-    """One consistent build of the marts. Rows are tuples in the column orders below.
-
-    Money and litres are Decimals or their exact decimal text; dates are dates or ISO text.
-    """
-
-    build_id: str
-    data_as_of: dt.datetime | None
-
-    def clients_page(self, after: tuple[Decimal, int] | None, limit: int) -> list[tuple]:
-        """CLIENT_COLUMNS rows by total_spend desc, client_id; strictly after ``after``."""
-
-    def client(self, client_id: int) -> tuple | None: ...
-
-    def orders_page(self, f: OrderFilter, after: int | None, limit: int) -> list[tuple]:
-        """ORDER_COLUMNS rows matching ``f`` by order_id, with order_id > ``after``."""
-
-    def products(self) -> list[tuple]: ...
-
-    def channel_sales(self) -> list[tuple]: ...
-
-    def product_channel_sales(self) -> list[tuple]: ...
-
-    def status_summary(self) -> list[tuple]: ...
-
-    def daily_sales(self, date_from: dt.date | None, date_to: dt.date | None) -> list[tuple]: ...
-
 
 Params = dict[str, Any]
 
-CLIENT_COLUMNS = (
-    "client_id",
-    "client_name",
-    "orders",
-    "units",
-    "liters",
-    "total_spend",
-    "top_product_id",
-    "top_product_description",
-    "top_product_units",
-)
-ORDER_COLUMNS = (
-    "order_id",
-    "client_id",
-    "product_id",
-    "product_description",
-    "units",
-    "unit_price",
-    "total_amount",
-    "liters",
-    "channel",
-    "status",
-    "pa_date",
-)
-PRODUCT_COLUMNS = ("product_id", "product_description", "orders", "units", "liters", "revenue")
-CHANNEL_COLUMNS = ("channel", "orders", "units", "liters", "revenue")
-PRODUCT_CHANNEL_COLUMNS = (
-    "product_id",
-    "product_description",
-    "channel",
-    "orders",
-    "units",
-    "liters",
-    "revenue",
-)
-STATUS_COLUMNS = ("status", "orders", "units", "revenue")
-DAILY_COLUMNS = ("pa_date", "orders", "units", "liters", "revenue")
+
+class Snapshot(Protocol):
+    """One consistent build of the served marts, and the one place engines differ."""
+
+    build_id: str
+    data_as_of: dt.datetime | None
+    marts: Mapping[str, ServedMart]  # the declarations this build was exported with
+
+    def table(self, mart: str, key: Sequence[str] = ()) -> str:
+        """The SQL name of a served mart's relation in this build; ``key``: the columns the
+        statement looks rows up by (an engine may keep a copy sorted by them)."""
+
+    def query(self, sql: str, params: Sequence[object]) -> list[tuple]:
+        """Rows of ``sql`` with ``?`` placeholders bound to ``params`` (ints and text)."""
 
 
-def _client_item(r: tuple) -> Num:
-    """One client as JSON text (rendered directly: lists of up to 1000 are common)."""
-    if r[6] is None:
-        top = "null"
-    else:
-        top = (
-            f'{{"product_id":{integer(r[6])},"product_description":{text(r[7])},'
-            f'"units":{integer(r[8])}}}'
-        )
-    return Num(
-        f'{{"client_id":{integer(r[0])},"client_name":{text(r[1])},"orders":{integer(r[2])},'
-        f'"units":{integer(r[3])},"liters":{num_text(r[4], 3)},'
-        f'"total_spend":{num_text(r[5], 2)},"top_product":{top}}}'
-    )
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    params: tuple[object, ...]
 
 
-def _order_item(r: tuple) -> Num:
-    """One order as JSON text."""
-    return Num(
-        f'{{"order_id":{integer(r[0])},"client_id":{integer(r[1])},'
-        f'"product_id":{integer(r[2])},"product_description":{text(r[3])},'
-        f'"units":{integer(r[4])},"unit_price":{num_text(r[5], 2)},'
-        f'"total_amount":{num_text(r[6], 2)},"liters":{num_text(r[7], 3)},'
-        f'"channel":{text(r[8])},"status":{text(r[9])},"pa_date":{date_text(r[10])}}}'
-    )
+def _placeholder(col: Column) -> str:
+    """A bound parameter of the column's type: decimals and dates go as text, cast in SQL
+    (Athena's ExecutionParameters are literals; DuckDB binds the same text the same way)."""
+    if col.kind == "decimal":
+        return f"cast(? as {col.data_type})"
+    if col.kind == "date":
+        return "cast(? as date)"
+    if col.kind == "timestamp":
+        return "cast(? as timestamp)"
+    return "?"
 
 
-def _page(rows: list[tuple], limit: int, make_key, codec: CursorCodec, fp: str):
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = codec.encode(fp, make_key(rows[-1])) if more and rows else None
-    return rows, next_cursor
+def _bind(col: Column, value: object) -> object:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _key_value(col: Column, value: object) -> object:
+    """A row's order value as it goes into a cursor (JSON: ints, exact decimal text)."""
+    if col.kind == "int":
+        return int(value)  # type: ignore[call-overload]
+    if col.kind == "decimal":
+        return format(Decimal(value), "f")  # type: ignore[arg-type]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _parse_key_value(col: Column, raw: object) -> object:
+    if col.kind == "int":
+        return parse_key_int(raw)
+    if col.kind == "decimal":
+        return parse_key_decimal(raw)
+    if not isinstance(raw, str) or len(raw) > 200:
+        raise ValueError("bad text in cursor")
+    if col.kind == "date":
+        return dt.date.fromisoformat(raw)
+    return raw
+
+
+def select_sql(
+    snap: Snapshot,
+    mart: ServedMart,
+    route: Route,
+    p: Params,
+    after: Sequence[object] | None = None,
+    limit: int | None = None,
+) -> Statement:
+    """The route's statement: its mart's columns, filtered, in its order, keyset-paged."""
+    conds: list[str] = []
+    args: list[object] = []
+    for name in route.path_params:
+        col = mart.column(name)
+        conds.append(f"{name} = {_placeholder(col)}")
+        args.append(_bind(col, p[name]))
+    for f in route.filters:
+        col = mart.column(f.column)
+        if f.param is not None and p.get(f.param) is not None:
+            conds.append(f"{f.column} = {_placeholder(col)}")
+            args.append(_bind(col, p[f.param]))
+        for param, op in ((f.range_from, ">="), (f.range_to, "<=")):
+            if param is not None and p.get(param) is not None:
+                conds.append(f"{f.column} {op} {_placeholder(col)}")  # bare column: pruning
+                args.append(_bind(col, p[param]))
+    if after is not None:  # strictly after the last row of the previous page
+        alternatives = []
+        for i, (name, desc) in enumerate(route.order_by):
+            parts = []
+            for prev, _ in route.order_by[:i]:
+                parts.append(f"{prev} = {_placeholder(mart.column(prev))}")
+            parts.append(f"{name} {'<' if desc else '>'} {_placeholder(mart.column(name))}")
+            alternatives.append(" and ".join(parts))
+            args.extend(
+                _bind(mart.column(c), after[j]) for j, (c, _) in enumerate(route.order_by[: i + 1])
+            )
+        conds.append("(" + " or ".join(f"({a})" for a in alternatives) + ")")
+    source = snap.table(mart.name, route.path_params)
+    sql = f"select {', '.join(c.name for c in mart.columns)} from {source}"
+    if conds:
+        sql += " where " + " and ".join(conds)
+    if route.order_by:
+        sql += " order by " + ", ".join(f"{c}{' desc' if d else ''}" for c, d in route.order_by)
+    if limit is not None:
+        sql += f" limit {int(limit)}"  # the only number in the text: the server's own int
+    return Statement(sql, tuple(args))
+
+
+def _render_value(col: Column, value: object) -> str:
+    kind = col.kind
+    if kind == "int":
+        return integer(value)  # type: ignore[arg-type]
+    if kind == "decimal":
+        return num_text(value, col.scale)  # type: ignore[arg-type]
+    if kind == "date":
+        return date_text(value)  # type: ignore[arg-type]
+    if kind == "timestamp":
+        stamp = iso_utc(value)  # type: ignore[arg-type]
+        return "null" if stamp is None else f'"{stamp}"'
+    return text(value)  # type: ignore[arg-type]
+
+
+def item_renderer(mart: ServedMart):
+    """``render(row) -> Num``: one row as the item's JSON text, in the declared column order,
+    a nested object at its first column (null when all its columns are null)."""
+    position = {c.name: i for i, c in enumerate(mart.columns)}
+    nested_in = {col: obj for obj, fields in mart.nest.items() for col in fields.values()}
+    plan: list[tuple[str, object]] = []  # ("col", (key, index, column)) or ("obj", ...)
+    placed: set[str] = set()
+    for col in mart.columns:
+        obj = nested_in.get(col.name)
+        if obj is None:
+            plan.append(("col", (encode_key(col.name), position[col.name], col)))
+        elif obj not in placed:
+            placed.add(obj)
+            fields = [
+                (encode_key(f), position[c], mart.column(c)) for f, c in mart.nest[obj].items()
+            ]
+            plan.append(("obj", (encode_key(obj), fields)))
+
+    def render(row: Sequence[object]) -> Num:
+        parts = []
+        for what, spec in plan:
+            if what == "col":
+                key, i, col = spec  # type: ignore[misc]
+                parts.append(f"{key}:{_render_value(col, row[i])}")
+            else:
+                key, fields = spec  # type: ignore[misc]
+                if all(row[i] is None for _k, i, _c in fields):
+                    parts.append(f"{key}:null")
+                else:
+                    inner = ",".join(f"{k}:{_render_value(c, row[i])}" for k, i, c in fields)
+                    parts.append(f"{key}:{{{inner}}}")
+        return Num("{" + ",".join(parts) + "}")
+
+    return render
+
+
+def encode_key(name: str) -> str:
+    return text(name)
+
+
+_RENDERERS: dict[int, Any] = {}
+
+
+def _renderer(mart: ServedMart):
+    found = _RENDERERS.get(id(mart))
+    if found is None or found[0] is not mart:
+        if len(_RENDERERS) > 256:  # each build brings its own declarations: drop old ones
+            _RENDERERS.clear()
+        found = (mart, item_renderer(mart))
+        _RENDERERS[id(mart)] = found
+    return found[1]
+
+
+def _entity(param: str) -> str:
+    return param[:-3] if param.endswith("_id") else param
 
 
 def health(snap: Snapshot | None) -> dict:
@@ -140,150 +212,53 @@ def health(snap: Snapshot | None) -> dict:
     return {"status": "ok", "data_as_of": iso_utc(snap.data_as_of), "build_id": snap.build_id}
 
 
-def list_clients(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
+def answer(snap: Snapshot, route: Route, p: Params, codec: CursorCodec) -> object:
+    """The JSON body of one data route (a Num item, or a dict of items)."""
+    mart = next(m for m in snap.marts.values() if route in m.routes)
+    render = _renderer(mart)
+    if route.requires is not None:  # e.g. a client's orders: 404 for an unknown client
+        parent = snap.marts[route.requires]
+        for name in route.path_params:
+            col = parent.column(name)
+            rows = snap.query(
+                f"select {name} from {snap.table(parent.name, (name,))}"
+                f" where {name} = {_placeholder(col)} limit 1",
+                [_bind(col, p[name])],
+            )
+            if not rows:
+                raise not_found(f"{_entity(name)} {p[name]} not found")
+    if route.one:
+        st = select_sql(snap, mart, route, p, limit=2)
+        rows = snap.query(st.sql, st.params)
+        if not rows:
+            name = route.path_params[0]
+            raise not_found(f"{_entity(name)} {p[name]} not found")
+        return render(rows[0])
+    if not route.paged:
+        st = select_sql(snap, mart, route, p)
+        return {"items": [render(r) for r in snap.query(st.sql, st.params)]}
     limit = p["limit"]
-    fp = fingerprint("clients", [])
+    filters = [(n, p[n]) for n in route.path_params]
+    filters += [(n, p[n]) for f in route.filters for n in f.params if p.get(n) is not None]
+    fp = fingerprint(route.operation, filters)
+    order_cols = [mart.column(c) for c, _ in route.order_by]
     after = None
     if p.get("cursor") is not None:
         key = codec.decode(p["cursor"], fp)
         try:
-            if len(key) != 2:
+            if len(key) != len(order_cols):
                 raise ValueError
-            after = (parse_key_decimal(key[0]), parse_key_int(key[1]))
+            after = [_parse_key_value(c, v) for c, v in zip(order_cols, key, strict=True)]
         except ValueError:
             raise invalid_cursor() from None
-    fast = getattr(snap, "clients_json_page", None)
-    if fast is not None:  # (total_spend, client_id, item JSON) rendered by the backend
-        triples, nxt = _page(
-            fast(after, limit + 1), limit, lambda r: [format(Decimal(r[0]), "f"), r[1]], codec, fp
+    st = select_sql(snap, mart, route, p, after, limit + 1)
+    rows = snap.query(st.sql, st.params)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        idx = [mart.columns.index(c) for c in order_cols]
+        last = rows[-1]
+        next_cursor = codec.encode(
+            fp, [_key_value(c, last[i]) for c, i in zip(order_cols, idx, strict=True)]
         )
-        return {"items": [Num(t[2]) for t in triples], "next_cursor": nxt}
-    rows, nxt = _page(
-        snap.clients_page(after, limit + 1),
-        limit,
-        lambda r: [format(Decimal(r[5]), "f"), r[0]],  # exact text of the spend
-        codec,
-        fp,
-    )
-    return {"items": [_client_item(r) for r in rows], "next_cursor": nxt}
-
-
-def _client_row(snap: Snapshot, client_id: int) -> tuple:
-    row = snap.client(client_id)
-    if row is None:
-        raise not_found(f"client {client_id} not found")
-    return row
-
-
-def get_client(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
-    return _client_item(_client_row(snap, p["client_id"]))
-
-
-def _orders_page(snap: Snapshot, route: str, p: Params, f: OrderFilter, codec: CursorCodec):
-    limit = p["limit"]
-    fp = fingerprint(route, [(k, v) for k, v in vars(f).items() if v is not None])
-    after = None
-    if p.get("cursor") is not None:
-        key = codec.decode(p["cursor"], fp)
-        try:
-            if len(key) != 1:
-                raise ValueError
-            after = parse_key_int(key[0])
-        except ValueError:
-            raise invalid_cursor() from None
-    fast = getattr(snap, "orders_json_page", None)
-    rendered = fast(f, after, limit + 1) if fast is not None else None
-    if rendered is not None:  # (order_id, item JSON) pairs rendered by the backend
-        pairs, nxt = _page(rendered, limit, lambda r: [r[0]], codec, fp)
-        return {"items": [Num(text) for _oid, text in pairs], "next_cursor": nxt}
-    rows, nxt = _page(snap.orders_page(f, after, limit + 1), limit, lambda r: [r[0]], codec, fp)
-    return {"items": [_order_item(r) for r in rows], "next_cursor": nxt}
-
-
-def list_orders(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
-    f = OrderFilter(
-        client_id=p.get("client_id"),
-        product_id=p.get("product_id"),
-        status=p.get("status"),
-        channel=p.get("channel"),
-        date_from=p.get("from"),
-        date_to=p.get("to"),
-    )
-    return _orders_page(snap, "orders", p, f, codec)
-
-
-def list_client_orders(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
-    _client_row(snap, p["client_id"])  # 404 for an unknown client
-    return _orders_page(snap, "client_orders", p, OrderFilter(client_id=p["client_id"]), codec)
-
-
-def list_products(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
-    return {
-        "items": [
-            {
-                "product_id": r[0],
-                "product_description": r[1],
-                "orders": r[2],
-                "units": r[3],
-                "liters": decimal_num(r[4], 3),
-                "revenue": decimal_num(r[5], 2),
-            }
-            for r in snap.products()
-        ]
-    }
-
-
-def sales_by_channel(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
-    return {
-        "items": [
-            {
-                "channel": r[0],
-                "orders": r[1],
-                "units": r[2],
-                "liters": decimal_num(r[3], 3),
-                "revenue": decimal_num(r[4], 2),
-            }
-            for r in snap.channel_sales()
-        ]
-    }
-
-
-def sales_by_product_channel(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
-    return {
-        "items": [
-            {
-                "product_id": r[0],
-                "product_description": r[1],
-                "channel": r[2],
-                "orders": r[3],
-                "units": r[4],
-                "liters": decimal_num(r[5], 3),
-                "revenue": decimal_num(r[6], 2),
-            }
-            for r in snap.product_channel_sales()
-        ]
-    }
-
-
-def status_summary(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
-    return {
-        "items": [
-            {"status": r[0], "orders": r[1], "units": r[2], "revenue": decimal_num(r[3], 2)}
-            for r in snap.status_summary()
-        ]
-    }
-
-
-def sales_daily(snap: Snapshot, p: Params, codec: CursorCodec) -> dict:
-    return {
-        "items": [
-            {
-                "pa_date": r[0].isoformat(),
-                "orders": r[1],
-                "units": r[2],
-                "liters": decimal_num(r[3], 3),
-                "revenue": decimal_num(r[4], 2),
-            }
-            for r in snap.daily_sales(p.get("from"), p.get("to"))
-        ]
-    }
+    return {"items": [render(r) for r in rows], "next_cursor": next_cursor}

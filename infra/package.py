@@ -8,7 +8,11 @@ For each artifact:
    binary wheels only, hashes required) into a staging directory, whatever the host is;
 3. strip what never runs in Lambda (``__pycache__``, bytecode, test suites, C/C++ headers and
    Cython sources, console scripts whose shebang names the build machine);
-4. copy the code directories (``ingestion/``, ``api/`` with its ``static/`` dashboard);
+4. copy the code directories (``ingestion/``, ``api/`` with its ``static/`` dashboard), only
+   the modules the handler imports (its module-level import closure, plus ``also_import``):
+   a module only the local server or the tests use stays out, and a module the handler
+   imports that is missing fails the build; the API zip also gets ``api/served.json``, the
+   served-mart declarations of the models' yml (the Lambda has no dbt project);
 5. check that the handler module is in the bundle and, when the host can run it (Linux
    x86_64, CPython 3.11), that it imports from the bundle alone;
 6. write a deterministic zip: entries sorted, timestamps fixed to 1980-01-01, permissions
@@ -24,6 +28,7 @@ under content-addressed keys. Exit code 0 on success, 1 on a failed build or che
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import os
 import platform
@@ -76,6 +81,7 @@ class Artifact:
     also_import: tuple[str, ...] = ()
     # Other entry points shipped in the same zip (other functions of the template run them).
     also_handlers: tuple[str, ...] = ()
+    served_json: bool = False  # write api/served.json (the API's served-mart declarations)
 
     @property
     def handler_module(self) -> str:
@@ -113,7 +119,13 @@ ARTIFACTS: tuple[Artifact, ...] = (
         "lambda-api",
         ("api", "realtime"),  # /realtime/summary reads DynamoDB through realtime/ (no pyarrow)
         "api.handler.handler",
-        also_import=("api.backends.athena", "api.keystore", "boto3"),
+        also_import=(
+            "api.backends.athena",
+            "api.keystore",
+            "realtime.dynamo_store",  # /realtime/summary imports it lazily
+            "boto3",
+        ),
+        served_json=True,
     ),
 )
 
@@ -257,8 +269,71 @@ def strip_tree(base: Path) -> int:
     return removed
 
 
-def copy_code(code_dirs: Iterable[str], dest: Path, *, root: Path = ROOT) -> None:
-    """Copy our own packages, without bytecode caches."""
+def _module_file(root: Path, module: str) -> Path | None:
+    base = root.joinpath(*module.split("."))
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    return None
+
+
+def import_closure(root: Path, modules: Iterable[str], packages: Iterable[str]) -> set[str]:
+    """The files (relative to ``root``) of ``modules`` and of every module of ``packages``
+    they import at module level, transitively, with their packages' ``__init__.py``.
+
+    Imports inside functions are lazy (the local backend inside ``make_backend``): they
+    count only when named in ``modules``. ``if TYPE_CHECKING:`` blocks never run.
+    """
+    ours = tuple(packages)
+    seen: set[str] = set()
+    files: set[str] = set()
+    todo = list(modules)
+    while todo:
+        module = todo.pop()
+        if module in seen or module.split(".")[0] not in ours:
+            continue
+        seen.add(module)
+        path = _module_file(root, module)
+        if path is None:
+            expected = module.replace(".", "/") + ".py"
+            raise PackageError(f"{module} is imported but {expected} is not under {root}")
+        files.add(path.relative_to(root).as_posix())
+        parts = module.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages
+        is_package = path.name == "__init__.py"
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            for sub in [node] if not isinstance(node, ast.Try | ast.If) else ast.walk(node):
+                if isinstance(sub, ast.Import):
+                    todo += [a.name for a in sub.names]
+                elif isinstance(sub, ast.ImportFrom):
+                    if sub.level:
+                        anchor = parts if is_package else parts[:-1]
+                        anchor = anchor[: len(anchor) - sub.level + 1]
+                        base = ".".join(anchor + ([sub.module] if sub.module else []))
+                    else:
+                        base = sub.module or ""
+                    todo.append(base)
+                    todo += [
+                        f"{base}.{a.name}"
+                        for a in sub.names
+                        if _module_file(root, f"{base}.{a.name}")
+                    ]
+    return files
+
+
+def copy_code(
+    code_dirs: Iterable[str],
+    dest: Path,
+    *,
+    root: Path = ROOT,
+    keep_modules: set[str] | None = None,
+) -> None:
+    """Copy our own packages, without bytecode caches; with ``keep_modules`` (files relative
+    to ``root``), only those of the Python modules (data files all stay)."""
     for name in code_dirs:
         src = root / name
         if not (src / "__init__.py").is_file():
@@ -267,6 +342,10 @@ def copy_code(code_dirs: Iterable[str], dest: Path, *, root: Path = ROOT) -> Non
         if target.exists():
             raise PackageError(f"{name}/ is both a dependency in the bundle and our code directory")
         shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"))
+        if keep_modules is not None:
+            for path in sorted(target.rglob("*.py")):
+                if path.relative_to(dest).as_posix() not in keep_modules:
+                    path.unlink()
 
 
 def bundle_files(base: Path) -> list[tuple[str, Path]]:
@@ -393,7 +472,16 @@ def build_artifact(
         base.mkdir()
         install_requirements(requirements, base, find_links=find_links, no_index=no_index)
         stripped = strip_tree(base)
-        copy_code(artifact.code_dirs, base, root=root)
+        closure = import_closure(
+            root, [artifact.handler_module, *artifact.also_import], artifact.code_dirs
+        )
+        copy_code(artifact.code_dirs, base, root=root, keep_modules=closure)
+        if artifact.served_json:
+            if str(ROOT) not in sys.path:  # run as a script: infra/ is on the path, not the root
+                sys.path.insert(0, str(ROOT))
+            from api.declarations import from_project, to_json
+
+            (base / "api" / "served.json").write_text(to_json(from_project(root)), "utf-8")
         stripped += strip_tree(base)
         if not (base / artifact.handler_file).is_file():
             raise PackageError(

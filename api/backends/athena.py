@@ -20,11 +20,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from pathlib import Path
 
-from api.backends.sql import SqlSnapshot
+from api.declarations import ServedMart, from_json, from_project
 from api.errors import BackendTimeout, BackendUnavailable
 
 log = logging.getLogger("duff.api.athena")
+SERVED_JSON = Path(__file__).resolve().parents[1] / "served.json"
 
 _SAFE_BUILD_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _RUNNING = ("QUEUED", "RUNNING")
@@ -74,7 +76,6 @@ class AthenaClient:
         *,
         work_group: str,
         database: str,
-        output_location: str | None = None,
         reuse_minutes: int = 60,
         timeout_seconds: float = 20.0,
         first_poll_seconds: float = 0.05,
@@ -85,7 +86,6 @@ class AthenaClient:
         self.client = client
         self.work_group = work_group
         self.database = database
-        self.output_location = output_location
         self.reuse_minutes = reuse_minutes
         self.timeout_seconds = timeout_seconds
         self.first_poll_seconds = first_poll_seconds
@@ -104,8 +104,21 @@ class AthenaClient:
                 raise BackendUnavailable("Athena is busy; try again shortly") from err
             raise AthenaQueryError(f"Athena {name} failed: {code}") from err
 
-    def run(self, sql: str, params: Sequence[object], *, reuse: bool = True) -> list[tuple]:
-        deadline = self._clock() + self.timeout_seconds
+    def deadline(self) -> float:
+        """A request's time budget: every query of one request shares it (below API
+        Gateway's 29 s integration timeout)."""
+        return self._clock() + self.timeout_seconds
+
+    def run(
+        self,
+        sql: str,
+        params: Sequence[object],
+        *,
+        reuse: bool = True,
+        deadline: float | None = None,
+    ) -> list[tuple]:
+        if deadline is None:
+            deadline = self.deadline()
         request: dict = {
             "QueryString": sql,
             "QueryExecutionContext": {"Database": self.database},
@@ -113,8 +126,9 @@ class AthenaClient:
         }
         if params:
             request["ExecutionParameters"] = [to_parameter(p) for p in params]
-        if self.output_location:
-            request["ResultConfiguration"] = {"OutputLocation": self.output_location}
+        # No ResultConfiguration: the work group's output location applies, and overriding
+        # a query's result configuration turns result reuse off (Athena user guide,
+        # "Reuse query results": "if you override the result configuration ... disabled").
         if reuse:
             request["ResultReuseConfiguration"] = {
                 "ResultReuseByAgeConfiguration": {
@@ -178,10 +192,29 @@ class AthenaClient:
                 return rows
 
 
-class AthenaSnapshot(SqlSnapshot):
+def load_marts(path: Path = SERVED_JSON) -> list[ServedMart]:
+    """The served-mart declarations the Lambda zip carries (``make package`` writes them from
+    the models' yml); from the dbt project itself when run from a checkout."""
+    if path.is_file():
+        return from_json(path.read_text(encoding="utf-8"))
+    return from_project(Path(__file__).resolve().parents[2])
+
+
+class AthenaSnapshot:
+    """One build on Athena: the statements of api/service.py, run by ``AthenaClient``."""
+
     def __init__(
-        self, runner: AthenaClient, schema: str, build_id: str, data_as_of, built_at=None
+        self,
+        runner: AthenaClient,
+        schema: str,
+        build_id: str,
+        data_as_of,
+        built_at=None,
+        marts: Sequence[ServedMart] = (),
+        deadline: float | None = None,
     ) -> None:
+        self.marts = {m.name: m for m in marts}
+        self.deadline = deadline
         self._runner = runner
         self._schema = schema
         self.build_id = build_id
@@ -190,15 +223,29 @@ class AthenaSnapshot(SqlSnapshot):
         tag = build_id if _SAFE_BUILD_ID.match(build_id) else "unknown"
         self._tag = f"/* duff build {tag} */ "
 
-    def table(self, name: str) -> str:
+    def table(self, name: str, key: Sequence[str] = ()) -> str:
         return f'"{self._schema}"."{name}"'
 
+    def for_request(self) -> AthenaSnapshot:
+        """This build with a fresh time budget shared by the request's queries."""
+        return AthenaSnapshot(
+            self._runner,
+            self._schema,
+            self.build_id,
+            self.data_as_of,
+            self.built_at,
+            tuple(self.marts.values()),
+            self._runner.deadline(),
+        )
+
     def query(self, sql: str, params: Sequence[object]) -> list[tuple]:
-        return self._runner.run(self._tag + sql, params)
+        return self._runner.run(self._tag + sql, params, deadline=self.deadline)
 
 
 class AthenaBackend:
-    """Snapshots over Athena; the build id is re-read at most every ``build_check_seconds``.
+    """Snapshots over Athena; the build id is re-read at most every ``build_check_seconds``,
+    off the request path once a build is known (a thread; a request never waits for it, and a
+    failed check, e.g. TABLE_NOT_FOUND while a build replaces the table, keeps the current one).
 
     A build whose ``built_at`` is older than the one already served is ignored (never older),
     within this execution environment.
@@ -211,14 +258,19 @@ class AthenaBackend:
         *,
         build_check_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        marts: Sequence[ServedMart] | None = None,
+        check_in_background: bool = True,
     ) -> None:
         self.runner = runner
         self.schema = schema
+        self.marts = list(load_marts() if marts is None else marts)
         self.build_check_seconds = build_check_seconds
+        self.check_in_background = check_in_background
         self._clock = clock
         self._snap: AthenaSnapshot | None = None
         self._checked = float("-inf")
         self._lock = threading.Lock()
+        self._checking: threading.Thread | None = None
 
     @classmethod
     def from_settings(cls, settings) -> AthenaBackend:
@@ -234,7 +286,6 @@ class AthenaBackend:
             client,
             work_group=settings.athena_work_group,
             database=settings.athena_schema,
-            output_location=settings.athena_output_location,
             reuse_minutes=settings.athena_reuse_minutes,
             timeout_seconds=settings.athena_timeout_seconds,
         )
@@ -243,29 +294,50 @@ class AthenaBackend:
         )
 
     def snapshot(self) -> AthenaSnapshot | None:
+        """The build to answer from, with a fresh per-request time budget."""
         with self._lock:
-            if self._snap is None or self._clock() - self._checked >= self.build_check_seconds:
-                rows = self.runner.run(
-                    f'select build_id, built_at, data_as_of from "{self.schema}"."mart_build_info"',
-                    [],
-                    reuse=False,
-                )
-                self._checked = self._clock()
-                if not rows:
-                    return self._snap
-                build_id, built_at, data_as_of = str(rows[0][0]), rows[0][1], rows[0][2]
-                current = self._snap
-                newer = (
-                    current is None
-                    or current.built_at is None
-                    or built_at is None
-                    or built_at >= current.built_at
-                )
-                if (current is None or current.build_id != build_id) and newer:
-                    self._snap = AthenaSnapshot(
-                        self.runner, self.schema, build_id, data_as_of, built_at
+            due = self._clock() - self._checked >= self.build_check_seconds
+            if self._snap is None:
+                self._check()  # nothing to serve yet: the first request waits for it
+            elif due and self.check_in_background:
+                if self._checking is None or not self._checking.is_alive():
+                    self._checked = self._clock()
+                    self._checking = threading.Thread(
+                        target=self._check_quietly, name="duff-athena-build-check", daemon=True
                     )
-            return self._snap
+                    self._checking.start()
+            elif due:
+                self._check_quietly()
+            snap = self._snap
+        return snap.for_request() if snap is not None else None
+
+    def _check_quietly(self) -> None:
+        try:
+            self._check()
+        except Exception:  # keep serving the build we have
+            log.exception("could not re-read mart_build_info; serving the current build")
+
+    def _check(self) -> None:
+        rows = self.runner.run(
+            f'select build_id, built_at, data_as_of from "{self.schema}"."mart_build_info"',
+            [],
+            reuse=False,
+        )
+        self._checked = self._clock()
+        if not rows:
+            return
+        build_id, built_at, data_as_of = str(rows[0][0]), rows[0][1], rows[0][2]
+        current = self._snap
+        newer = (
+            current is None
+            or current.built_at is None
+            or built_at is None
+            or built_at >= current.built_at
+        )
+        if (current is None or current.build_id != build_id) and newer:
+            self._snap = AthenaSnapshot(
+                self.runner, self.schema, build_id, data_as_of, built_at, self.marts
+            )
 
     def close(self) -> None:
         pass

@@ -1,16 +1,19 @@
-"""Local twin of the Athena backend: the newest complete exported build, in memory.
+"""Local twin of the Athena backend: the newest complete exported build, queried with DuckDB.
 
-A build is ``$DUFF_LAKE/marts/builds/<YYYYMMDDTHHMMSSffffffZ>_<invocation_id>/`` holding one
-Parquet file per served relation, except mart_orders: one file per day,
-``mart_orders/pa_date=YYYY-MM-DD/<file>.parquet`` (an empty lake's build has none), and
-``_SUCCESS.parquet`` (mart_build_info's row, written last). Builds of the earlier layout, one
-``mart_orders.parquet``, are still read.
-The backend loads a complete build whole into memory with pyarrow (never the DuckDB warehouse
-file, which dbt locks while it builds), then swaps one reference: every request takes
-that reference once, so all routes switch together and no answer mixes two builds. It only ever
-moves to a build whose name sorts after the one it serves, checks at most every
-``reload_interval`` seconds, keeps serving the last good build when a newer one is incomplete or
-unreadable, and prunes builds older than the ``keep_builds`` newest complete ones.
+A build is ``$DUFF_LAKE/marts/builds/<YYYYMMDDTHHMMSSffffffZ>_<invocation_id>/`` holding
+``_served.json`` (the served-mart declarations it was exported with), one
+``<mart>.parquet`` per served mart, and ``_SUCCESS.parquet`` (mart_build_info's row); the
+export writes it under a temporary name and renames it into place, so a build directory is
+complete or absent (``python -m export``, docs/serving.md).
+
+Each request runs the same parameterised SQL as on Athena (api/service.py) on an in-memory
+DuckDB database whose views read the build's Parquet files: nothing of the data is loaded
+up front, so memory stays bounded whatever the lake's size, and a new build is served as
+soon as its views exist. The DuckDB warehouse file, which dbt locks while it builds, is never
+opened. The backend only ever moves to a build whose name sorts after the one it serves,
+checks at most every ``reload_interval`` seconds, keeps serving the last good build when a
+newer one is incomplete or unreadable, and prunes builds older than the ``keep_builds``
+newest complete ones.
 """
 
 from __future__ import annotations
@@ -21,42 +24,23 @@ import re
 import shutil
 import threading
 import time
-from array import array
-from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Sequence
-from decimal import Decimal
-from json.encoder import encode_basestring_ascii
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import duckdb
 
-from api.service import (
-    CHANNEL_COLUMNS,
-    CLIENT_COLUMNS,
-    DAILY_COLUMNS,
-    ORDER_COLUMNS,
-    PRODUCT_CHANNEL_COLUMNS,
-    PRODUCT_COLUMNS,
-    STATUS_COLUMNS,
-    OrderFilter,
-    _client_item,
-)
+from api.declarations import DeclarationError, ServedMart, from_json
 
 log = logging.getLogger("duff.api.local")
 
-RELATIONS = (
-    "mart_client_sales",
-    "mart_product_sales",
-    "mart_channel_sales",
-    "mart_product_channel_sales",
-    "mart_status_summary",
-    "mart_daily_sales",
-    "mart_orders",
-)  # mart_build_info's one row is _SUCCESS.parquet itself
 SUCCESS = "_SUCCESS.parquet"
+SERVED = "_served.json"
 BUILD_NAME = re.compile(r"^[0-9]{8}T[0-9]{12}Z_[A-Za-z0-9_-]{1,64}$")
+# DuckDB's own memory (in-memory small marts, sorts of a page) beyond the OS page cache.
+MEMORY_LIMIT = "256MB"
+# A mart file up to this size is copied into DuckDB's memory when a build is opened (a query
+# on it then costs a fraction of a millisecond); larger ones are queried in their files.
+IN_MEMORY_BYTES = 8 * 1024 * 1024
 
 
 class BuildError(Exception):
@@ -73,326 +57,114 @@ def _utc(value: object) -> dt.datetime | None:
     return value.astimezone(dt.UTC)
 
 
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _connect(threads: int) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    con.execute(f"set threads = {int(threads)}")
+    con.execute(f"set memory_limit = {_sql_text(MEMORY_LIMIT)}")
+    con.execute("set enable_external_file_cache = false")  # the OS caches the files already
+    con.execute("set parquet_metadata_cache = true")  # footers read once per build
+    con.execute("set TimeZone = 'UTC'")
+    return con
+
+
 def read_success(build_dir: Path) -> dict:
     """mart_build_info's row from ``_SUCCESS.parquet``; BuildError when absent or unreadable."""
     path = build_dir / SUCCESS
+    con = _connect(1)
     try:
-        rows = pq.ParquetFile(path).read().to_pylist()
-    except (OSError, ValueError) as err:  # pyarrow errors derive from these
-        raise BuildError(f"{path}: {err}") from err
-    if len(rows) != 1 or not rows[0].get("build_id"):
-        raise BuildError(f"{path}: expected exactly one row with a build_id")
-    row = rows[0]
-    return {
-        "build_id": str(row["build_id"]),
-        "built_at": _utc(row.get("built_at")),
-        "data_as_of": _utc(row.get("data_as_of")),
-    }
-
-
-def _read(path: Path) -> pa.Table:
-    if not path.is_file():
-        raise BuildError(f"{path} is missing")
-    try:
-        return pq.ParquetFile(path).read()
-    except (OSError, ValueError, pa.ArrowException) as err:
-        raise BuildError(f"{path}: {err}") from err
-
-
-def _rows(table: pa.Table, columns: Sequence[str], path: Path) -> list[tuple]:
-    missing = [c for c in columns if c not in table.column_names]
-    if missing:
-        raise BuildError(f"{path}: missing columns {missing}")
-    return list(zip(*(table.column(c).to_pylist() for c in columns), strict=True))
-
-
-# mart_orders' columns as the export writes them (docs/architecture.md section 2); a build with
-# no order file at all (an empty lake) serves zero orders of these types.
-ORDERS_SCHEMA = pa.schema(
-    [
-        ("order_id", pa.int64()),
-        ("client_id", pa.int64()),
-        ("product_id", pa.int64()),
-        ("product_description", pa.string()),
-        ("units", pa.int64()),
-        ("unit_price", pa.decimal128(12, 2)),
-        ("total_amount", pa.decimal128(22, 2)),
-        ("liters", pa.decimal128(20, 3)),
-        ("channel", pa.string()),
-        ("status", pa.string()),
-        ("pa_date", pa.date32()),
-    ]
-)
-DAY_DIR = re.compile(r"^pa_date=[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-
-
-def _read_orders(build_dir: Path) -> pa.Table:
-    """mart_orders of a build with ORDER_COLUMNS, in no particular order: every file under
-    ``mart_orders/pa_date=*/`` (none is zero orders), or the earlier ``mart_orders.parquet``."""
-    single = build_dir / "mart_orders.parquet"
-    folder = build_dir / "mart_orders"
-    if folder.is_dir():
-        paths = sorted(
-            f
-            for day in folder.iterdir()
-            if DAY_DIR.match(day.name) and day.is_dir()
-            for f in day.iterdir()
-            if f.name.endswith(".parquet")
+        cur = con.execute(
+            f"select build_id, built_at, data_as_of from read_parquet({_sql_text(str(path))})"
         )
-    elif single.exists():
-        paths = [single]
-    else:
-        raise BuildError(f"{folder} is missing")
-    tables = []
-    for path in paths:
-        table = _read(path)
-        missing = [c for c in ORDER_COLUMNS if c not in table.column_names]
-        if missing:
-            raise BuildError(f"{path}: missing columns {missing}")
-        tables.append(table.select(list(ORDER_COLUMNS)))
-    if not tables:
-        return ORDERS_SCHEMA.empty_table().select(list(ORDER_COLUMNS))
-    try:
-        return pa.concat_tables(tables)
-    except pa.ArrowInvalid as err:  # the days disagree on a column's type
-        raise BuildError(f"{folder}: {err}") from err
+        rows = cur.fetchall()
+    except duckdb.Error as err:
+        raise BuildError(f"{path}: {err}") from err
+    finally:
+        con.close()
+    if len(rows) != 1 or not rows[0][0]:
+        raise BuildError(f"{path}: expected exactly one row with a build_id")
+    build_id, built_at, data_as_of = rows[0]
+    return {"build_id": str(build_id), "built_at": _utc(built_at), "data_as_of": _utc(data_as_of)}
+
+
+def _mart_files(build_dir: Path, name: str, *, required: bool = True) -> tuple[str, int] | None:
+    """The Parquet file (or, for builds of the per-day layout, the glob) of a served mart or
+    of one of its sorted copies, as SQL text, with its size in bytes."""
+    single = build_dir / f"{name}.parquet"
+    if single.is_file():
+        return _sql_text(str(single)), single.stat().st_size
+    folder = build_dir / name
+    files = list(folder.glob("*/*.parquet")) if folder.is_dir() else []
+    if files:
+        return _sql_text(str(folder / "*" / "*.parquet")), sum(f.stat().st_size for f in files)
+    if required:
+        raise BuildError(f"{single} is missing")
+    return None
 
 
 class LocalSnapshot:
-    """One build held in memory: small marts as Python rows, mart_orders as an Arrow table.
+    """One build: an in-memory DuckDB database holding its small marts as tables and views
+    over its large Parquet files.
 
-    Immutable once loaded, so any number of request threads read it without locks. Lookups
-    are binary searches over sorted keys (exact Decimal compare for the clients' spend) and
-    Arrow compute over slices for order filters, so a page costs microseconds to a few
-    milliseconds at a million orders.
-    """
+    Immutable once opened. Each thread queries through its own cursor of that database, so
+    the server's worker threads run queries side by side (DuckDB releases the GIL while a
+    query runs); one DuckDB thread per query, which on two shared cores answers small
+    queries sooner than two."""
 
-    def __init__(self, name: str, build_dir: Path) -> None:
+    def __init__(self, name: str, build_dir: Path, *, threads: int = 1) -> None:
         info = read_success(build_dir)
         self.name = name
         self.build_id = info["build_id"]
         self.built_at = info["built_at"]
         self.data_as_of = info["data_as_of"]
+        try:
+            marts = from_json((build_dir / SERVED).read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError, TypeError, DeclarationError) as err:
+            raise BuildError(f"{build_dir / SERVED}: {err}") from err
+        self.marts: Mapping[str, ServedMart] = {m.name: m for m in marts}
+        self._local = threading.local()
+        self._con = _connect(threads)
+        self._relations: set[str] = set()
+        try:
+            for mart in marts:
+                for name in mart.sorted_copies():
+                    source = _mart_files(build_dir, name, required=name == mart.name)
+                    if source is None:
+                        continue
+                    small = source[1] <= IN_MEMORY_BYTES
+                    self._con.execute(
+                        f'create {"table" if small else "view"} "{name}" as'
+                        f" select * from read_parquet({source[0]})"
+                    )
+                    self._relations.add(name)
+                described = {r[0] for r in self._con.execute(f'describe "{mart.name}"').fetchall()}
+                missing = [c.name for c in mart.columns if c.name not in described]
+                if missing:
+                    raise BuildError(f"{build_dir}: {mart.name} lacks columns {missing}")
+        except duckdb.Error as err:
+            self._con.close()
+            raise BuildError(f"{build_dir}: {err}") from err
+        except BuildError:
+            self._con.close()
+            raise
 
-        def rows(rel: str, columns: Sequence[str]) -> list[tuple]:
-            path = build_dir / f"{rel}.parquet"
-            return _rows(_read(path), columns, path)
+    # -- the snapshot interface (api/service.py: Snapshot) ---------------------------------
+    def table(self, mart: str, key: Sequence[str] = ()) -> str:
+        if key and f"{mart}__by_{key[0]}" in self._relations:
+            return f'"{mart}__by_{key[0]}"'  # the copy sorted by that id
+        return f'"{mart}"'
 
-        clients = rows("mart_client_sales", CLIENT_COLUMNS)
-        clients.sort(key=lambda r: (-r[5], r[0]))  # total_spend desc (exact Decimal), client_id
-        self._clients = clients
-        self._client_keys = [(-r[5], r[0]) for r in clients]
-        self._client_by_id = {r[0]: r for r in clients}
-        self._client_json = [_client_item(r).text for r in clients]  # rendered once per build
-        self._products = sorted(rows("mart_product_sales", PRODUCT_COLUMNS), key=lambda r: r[0])
-        self._channels = sorted(rows("mart_channel_sales", CHANNEL_COLUMNS), key=lambda r: r[0])
-        self._product_channels = sorted(
-            rows("mart_product_channel_sales", PRODUCT_CHANNEL_COLUMNS),
-            key=lambda r: (r[0], r[2]),
-        )
-        self._statuses = sorted(rows("mart_status_summary", STATUS_COLUMNS), key=lambda r: r[0])
-        self._daily = sorted(rows("mart_daily_sales", DAILY_COLUMNS), key=lambda r: r[0])
-        self._daily_dates = [r[0] for r in self._daily]
-
-        orders = _read_orders(build_dir)
-        ids = orders.column("order_id")
-        if len(ids) > 1 and not pc.all(pc.greater(ids[1:], ids[:-1])).as_py():
-            orders = orders.sort_by("order_id")  # the days interleave: sort once per build
-        self._orders = orders.combine_chunks()
-        self._order_ids = array("q", self._orders.column("order_id").to_pylist())
-        by_client = pc.sort_indices(
-            self._orders, sort_keys=[("client_id", "ascending"), ("order_id", "ascending")]
-        )
-        self._by_client = by_client
-        self._client_sorted = array("q", pc.take(self._orders["client_id"], by_client).to_pylist())
-        self._ids_by_client = array("q", pc.take(self._orders["order_id"], by_client).to_pylist())
-        self._order_json = self._prepare_json()
-
-    # -- the snapshot interface ------------------------------------------------------------
-    def clients_page(self, after: tuple[Decimal, int] | None, limit: int) -> list[tuple]:
-        start = 0 if after is None else bisect_right(self._client_keys, (-after[0], after[1]))
-        return self._clients[start : start + limit]
-
-    def clients_json_page(self, after: tuple[Decimal, int] | None, limit: int) -> list[tuple]:
-        """``(total_spend, client_id, item JSON text)`` of the page, rendered at load time."""
-        start = 0 if after is None else bisect_right(self._client_keys, (-after[0], after[1]))
-        return [
-            (r[5], r[0], text)
-            for r, text in zip(
-                self._clients[start : start + limit],
-                self._client_json[start : start + limit],
-                strict=True,
-            )
-        ]
-
-    def client(self, client_id: int) -> tuple | None:
-        return self._client_by_id.get(client_id)
-
-    def products(self) -> list[tuple]:
-        return list(self._products)
-
-    def channel_sales(self) -> list[tuple]:
-        return list(self._channels)
-
-    def product_channel_sales(self) -> list[tuple]:
-        return list(self._product_channels)
-
-    def status_summary(self) -> list[tuple]:
-        return list(self._statuses)
-
-    def daily_sales(self, date_from: dt.date | None, date_to: dt.date | None) -> list[tuple]:
-        lo = 0 if date_from is None else bisect_left(self._daily_dates, date_from)
-        hi = len(self._daily) if date_to is None else bisect_right(self._daily_dates, date_to)
-        return self._daily[lo:hi]
-
-    def _mask(self, cols: pa.Table, f: OrderFilter):
-        conds = []
-        if f.product_id is not None:
-            conds.append(pc.equal(cols["product_id"], pa.scalar(f.product_id, pa.int64())))
-        if f.status is not None:
-            conds.append(pc.equal(cols["status"], f.status))
-        if f.channel is not None:
-            conds.append(pc.equal(cols["channel"], f.channel))
-        if f.date_from is not None:
-            conds.append(pc.greater_equal(cols["pa_date"], pa.scalar(f.date_from, pa.date32())))
-        if f.date_to is not None:
-            conds.append(pc.less_equal(cols["pa_date"], pa.scalar(f.date_to, pa.date32())))
-        if not conds:
-            return None
-        mask = conds[0]
-        for cond in conds[1:]:
-            mask = pc.and_(mask, cond)
-        return mask
-
-    def _order_positions(self, f: OrderFilter, after: int | None, limit: int) -> pa.Array | None:
-        """Row positions in ``self._orders`` of the page: matching ``f``, order_id > after."""
-        t = self._orders
-        if f.client_id is not None:  # the client's rows are contiguous in the by-client index
-            lo = bisect_left(self._client_sorted, f.client_id)
-            hi = bisect_right(self._client_sorted, f.client_id, lo)
-            if after is not None:
-                lo = bisect_right(self._ids_by_client, after, lo, hi)
-            source = self._by_client
-        else:
-            lo = 0 if after is None else bisect_right(self._order_ids, after)
-            hi = len(self._order_ids)
-            source = None
-        filter_cols = [
-            column
-            for column, value in (
-                ("product_id", f.product_id),
-                ("status", f.status),
-                ("channel", f.channel),
-                ("pa_date", f.date_from if f.date_from is not None else f.date_to),
-            )
-            if value is not None
-        ]
-        picked: list[pa.Array] = []
-        need, pos, chunk = limit, lo, max(4 * limit, 2048)
-        while pos < hi and need > 0:
-            end = min(hi, pos + (chunk if filter_cols else need))
-            positions = source.slice(pos, end - pos) if source is not None else None
-            if not filter_cols:
-                hits = positions if positions is not None else pa.array(range(pos, end), _U64)
-            else:
-                if positions is None:
-                    cols = t.select(filter_cols).slice(pos, end - pos)
-                else:
-                    cols = t.select(filter_cols).take(positions)
-                rel = pc.indices_nonzero(self._mask(cols, f)).slice(0, need)
-                if positions is None:
-                    hits = pc.add(rel, pa.scalar(pos, _U64))
-                else:
-                    hits = pc.take(positions, rel)
-            picked.append(hits)
-            need -= len(hits)
-            pos = end
-            chunk *= 4
-        if not picked:
-            return None
-        return picked[0] if len(picked) == 1 else pa.concat_arrays(picked)
-
-    def orders_page(self, f: OrderFilter, after: int | None, limit: int) -> list[tuple]:
-        idx = self._order_positions(f, after, limit)
-        if idx is None:
-            return []
-        out = self._orders.take(idx)
-        columns = []
-        for name in ORDER_COLUMNS:
-            col = out.column(name)
-            if name in _AS_TEXT:  # exact decimal / ISO date text: much cheaper than objects
-                col = pc.cast(col, pa.string())
-            columns.append(col.to_pylist())
-        return list(zip(*columns, strict=True))
-
-    def orders_json_page(self, f: OrderFilter, after: int | None, limit: int):
-        """Like orders_page, but ``(order_id, item JSON text)`` pairs, rendered at load time.
-
-        None when this build's column types do not allow it (the caller then renders rows).
-        """
-        if self._order_json is None:
-            return None
-        idx = self._order_positions(f, after, limit)
-        if idx is None:
-            return []
-        ids = pc.take(self._orders.column("order_id"), idx).to_pylist()
-        return list(zip(ids, pc.take(self._order_json, idx).to_pylist(), strict=True))
-
-    def _prepare_json(self) -> pa.Array | None:
-        """Every order's item as JSON text (one Arrow string array, rendered in C++ once per
-        build: about 260 bytes an order, as large_string so 10 M orders fit), when the column types
-        make that exact."""
-        schema = self._orders.schema
-
-        def is_decimal(name: str, scale: int) -> bool:
-            typ = schema.field(name).type
-            return pa.types.is_decimal(typ) and typ.scale == scale
-
-        if not (
-            all(pa.types.is_integer(schema.field(c).type) for c in _INT_COLUMNS)
-            and is_decimal("unit_price", 2)
-            and is_decimal("total_amount", 2)
-            and is_decimal("liters", 3)
-            and pa.types.is_date32(schema.field("pa_date").type)
-            and all(pa.types.is_string(schema.field(c).type) for c in _TEXT_COLUMNS)
-        ):
-            log.warning("mart_orders has unexpected types; rendering orders in Python")
-            return None
-        t = self._orders
-        cols: dict[str, pa.Array] = {"order_id": t.column("order_id")}
-        for name in (*_INT_COLUMNS, "unit_price", "total_amount", "liters"):
-            cols[name + "_json"] = pc.fill_null(pc.cast(t.column(name), pa.string()), "null")
-        for name in _TEXT_COLUMNS:  # JSON-escape each distinct value once
-            enc = pc.dictionary_encode(t.column(name)).combine_chunks()
-            escaped = pa.array(
-                [encode_basestring_ascii(v) for v in enc.dictionary.to_pylist()], pa.string()
-            )
-            cols[name + "_json"] = pc.fill_null(pc.take(escaped, enc.indices), "null")
-        day = pc.cast(t.column("pa_date"), pa.string())
-        cols["pa_date_json"] = pc.fill_null(pc.binary_join_element_wise('"', day, '"', ""), "null")
-        # large_string (64-bit offsets): at ~260 bytes an order, 10 M orders are ~2.6 GB of
-        # text, past the 2 GB a plain string array can hold (ArrowCapacityError).
-        text = pa.large_string()
-        pieces: list[object] = []
-        for label, column in _JSON_LAYOUT:
-            pieces.append(pa.scalar(label, text))
-            pieces.append(pc.cast(cols[column], text))
-        pieces.append(pa.scalar("}", text))
-        return pc.binary_join_element_wise(*pieces, pa.scalar("", text)).combine_chunks()
+    def query(self, sql: str, params: Sequence[object]) -> list[tuple]:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self._con.cursor()
+        return cursor.execute(sql, list(params)).fetchall()
 
     def close(self) -> None:
-        """Nothing to release: memory goes when the last request holding it finishes."""
-
-
-_U64 = pa.uint64()  # the index type of sort_indices and indices_nonzero
-_INT_COLUMNS = ("order_id", "client_id", "product_id", "units")
-_TEXT_COLUMNS = ("product_description", "channel", "status")
-_JSON_LAYOUT = tuple(
-    ((',"' if i else '{"') + name + '":', name + "_json") for i, name in enumerate(ORDER_COLUMNS)
-)
-
-
-_AS_TEXT = frozenset({"unit_price", "total_amount", "liters", "pa_date"})
+        self._con.close()
 
 
 class LocalBackend:
@@ -403,6 +175,7 @@ class LocalBackend:
         reload_interval: float = 2.0,
         keep_builds: int = 3,
         clock: Callable[[], float] = time.monotonic,
+        threads: int = 1,
     ) -> None:
         lake_text = str(lake)
         if "://" in lake_text:
@@ -414,6 +187,7 @@ class LocalBackend:
         self.reload_interval = reload_interval
         self.keep_builds = keep_builds
         self._clock = clock
+        self.threads = threads
         self._current: LocalSnapshot | None = None
         self._bad: set[str] = set()
         self._refresh_lock = threading.Lock()
@@ -457,7 +231,7 @@ class LocalBackend:
                     continue
                 started = time.perf_counter()
                 try:
-                    snap = LocalSnapshot(name, self.builds_dir / name)
+                    snap = LocalSnapshot(name, self.builds_dir / name, threads=self.threads)
                 except BuildError as err:
                     log.error("cannot serve build %s: %s", name, err)
                     self._bad.add(name)

@@ -1,7 +1,7 @@
 """Integration fixtures for the API: realistic exported marts and a live uvicorn server.
 
 The marts are written per docs/architecture.md section 2 from orders this file generates
-(``api.fake_marts``); the expected numbers are computed here independently, in plain Python
+(``tests.support.fake_marts``); the expected numbers are computed here independently, in plain Python
 with Decimal, from the same orders.
 """
 
@@ -21,9 +21,9 @@ import pyarrow as pa
 import pytest
 import uvicorn
 
-from api.fake_marts import make_orders, write_build
 from api.server import build_asgi, server_config
 from api.settings import Settings
+from tests.support.fake_marts import make_orders, write_build
 
 API_IT_KEY = "integration-key-7f3a"
 C2 = Decimal("0.01")

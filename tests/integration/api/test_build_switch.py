@@ -4,7 +4,7 @@ import datetime as dt
 import threading
 import time
 
-from api.fake_marts import write_build
+from tests.support.fake_marts import write_build
 
 T0 = dt.datetime(2024, 4, 3, 6, 0, tzinfo=dt.UTC)
 ROUTES = [

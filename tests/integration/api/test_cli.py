@@ -70,7 +70,7 @@ def wait_http(url, headers=None, timeout=60):
 
 
 def test_dev_mode_prints_a_generated_key_that_works(tmp_path, api_it_tools):
-    from api.fake_marts import write_build
+    from tests.support.fake_marts import write_build
 
     write_build(tmp_path, api_it_tools.make_dataset(seed=5))
     port = free_port()
@@ -95,7 +95,7 @@ def test_dev_mode_prints_a_generated_key_that_works(tmp_path, api_it_tools):
 
 
 def test_demo_prints_url_with_key_fragment_and_uses_duff_api_key(tmp_path, api_it_tools):
-    from api.fake_marts import write_build
+    from tests.support.fake_marts import write_build
 
     write_build(tmp_path, api_it_tools.make_dataset(seed=6))
     port = free_port()

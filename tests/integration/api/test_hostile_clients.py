@@ -23,7 +23,7 @@ IDLE, REQUEST = 1.0, 1.5
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, api_it_tools):
-    from api.fake_marts import write_build
+    from tests.support.fake_marts import write_build
 
     lake = tmp_path_factory.mktemp("hostile-lake")
     write_build(lake, api_it_tools.make_dataset(seed=13), build_id="hostile-build")

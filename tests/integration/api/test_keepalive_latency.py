@@ -62,7 +62,7 @@ def timed_get(conn, path, headers):
 
 
 def test_keep_alive_requests_do_not_wait_for_delayed_acks(tmp_path, api_it_tools):
-    from api.fake_marts import write_build
+    from tests.support.fake_marts import write_build
 
     # Given the real server over a small build, and a stub on the same machine
     write_build(tmp_path, api_it_tools.make_dataset(seed=9))

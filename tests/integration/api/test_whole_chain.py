@@ -1,4 +1,5 @@
-"""The whole chain on data this test writes: CSV -> python -m ingestion -> dbt build -> API.
+"""The whole chain on data this test writes: CSV -> python -m ingestion -> dbt build ->
+python -m export -> API.
 
 The expected numbers are computed here from the CSV rows by the contract's rules (valid rows
 only, first valid row of an order_id in a file wins, the latest landed version of an order
@@ -127,6 +128,7 @@ def test_csv_to_api_numbers(tmp_path):
         ],
         env,
     )
+    run([sys.executable, "-m", "export", "--target-path", str(tmp_path / "target")], env)
 
     # Then the API answers exactly the numbers computed from the CSV rows
     latest = {}

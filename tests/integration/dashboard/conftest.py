@@ -311,6 +311,9 @@ def write_marts(lake: Path, data: DashboardData) -> Path:
     ts = pa.timestamp("us", tz="UTC")
     schema = pa.schema([("build_id", txt), ("built_at", ts), ("data_as_of", ts)])
     write("mart_build_info", info, schema)
+    from api.declarations import from_project, to_json
+
+    (build / "_served.json").write_text(to_json(from_project(REPO)), encoding="utf-8")
     write("_SUCCESS", info, schema)  # last: marks the build complete
     return build
 
@@ -516,7 +519,7 @@ def pipeline_server(
     dashboard_data: DashboardData, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DashboardServer]:
     """The whole product on the test's orders: an orders CSV, ``python -m ingestion``,
-    ``dbt build`` (which exports the served marts), then ``python -m api`` over that lake."""
+    ``dbt build``, ``python -m export``, then ``python -m api`` over that lake."""
     work = tmp_path_factory.mktemp("dashboard-pipeline")
     lake = work / "lake"
     env = {
@@ -537,6 +540,7 @@ def pipeline_server(
             "--log-path",
             str(work / "logs"),
         ],
+        [sys.executable, "-m", "export", "--target-path", str(work / "target")],
     ]
     for cmd in steps:
         proc = subprocess.run(

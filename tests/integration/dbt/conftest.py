@@ -24,12 +24,15 @@ DBT = str(Path(sys.executable).with_name("dbt"))
 SERVED_FILES = frozenset(
     {
         "mart_client_sales.parquet",
+        "mart_client_sales__by_client_id.parquet",
+        "mart_orders__by_client_id.parquet",
         "mart_product_sales.parquet",
         "mart_channel_sales.parquet",
         "mart_product_channel_sales.parquet",
         "mart_status_summary.parquet",
         "mart_daily_sales.parquet",
-        "mart_orders",  # a directory: one file per pa_date
+        "mart_orders.parquet",
+        "_served.json",
         "_SUCCESS.parquet",
     }
 )
@@ -174,7 +177,17 @@ class DbtProject:
         proc = subprocess.run(
             cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
         )
-        result = DbtRun(proc.returncode, proc.stdout + proc.stderr)
+        output = proc.stdout + proc.stderr
+        if args and args[0] in ("build", "run") and "--target" not in args:
+            # the documented local build: dbt, then the export step (python -m export)
+            exported = subprocess.run(
+                [sys.executable, "-m", "export", "--target-path", str(self.work / target_path)],
+                cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+            output += exported.stdout + exported.stderr
+            if exported.returncode != 0:
+                raise AssertionError(f"python -m export failed:\n{output[-6000:]}")
+        result = DbtRun(proc.returncode, output)
         if check and proc.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed:\n{result.output[-6000:]}")
         return result

@@ -227,3 +227,20 @@ def test_the_sanity_check_itself_catches_duckdb_sql():
         "strftime()",
         "read_parquet()",
     }
+
+
+def test_served_marts_swap_in_place_and_mart_orders_is_partitioned_by_day(athena_compiles):
+    # Given the manifest of the Athena compile
+    import json
+
+    manifest = json.loads((athena_compiles["first"].parents[1] / "manifest.json").read_text())
+    served = {
+        n["name"]: n["config"]
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and "served" in n["fqn"]
+    }
+    # Then every served mart is swapped in place (dbt-athena `ha`: never dropped, so the API
+    # never meets TABLE_NOT_FOUND during a build) and mart_orders is partitioned by pa_date
+    assert served and all(c.get("ha") is True for c in served.values()), served
+    assert served["mart_orders"]["partitioned_by"] == ["pa_date"]
+    assert served["mart_orders"]["materialized"] == "table"

@@ -9,8 +9,8 @@ import pytest
 
 from api.app import App, Request
 from api.backends.local import LocalBackend
-from api.fake_marts import make_orders, write_build
 from api.settings import Settings
+from tests.support.fake_marts import make_orders, write_build
 
 API_UNIT_KEY = "unit-test-key-0123456789"
 

@@ -10,12 +10,25 @@ from botocore.stub import Stubber
 
 from api.app import App, Request
 from api.backends.athena import AthenaBackend, AthenaClient, AthenaQueryError, to_parameter
+from api.declarations import from_project
 from api.errors import BackendTimeout
-from api.service import OrderFilter
+from api.service import select_sql
 from api.settings import Settings
 
 KEY = "athena-unit-key"
 SCHEMA = "duff_analytics_test"
+MARTS = {m.name: m for m in from_project(".")}
+
+
+def route(operation):
+    return next(r for m in MARTS.values() for r in m.routes if r.operation == operation)
+
+
+def statement(snap, operation, params, after=None, limit=None):
+    r = route(operation)
+    mart = next(m for m in MARTS.values() if r in m.routes)
+    st = select_sql(snap, mart, r, params, after, limit)
+    return st.sql, list(st.params)
 
 
 class FakeTime:
@@ -49,7 +62,6 @@ def runner(client, fake, timeout=20.0):
         client,
         work_group="duff-test-api",
         database=SCHEMA,
-        output_location="s3://results/api/",
         reuse_minutes=30,
         timeout_seconds=timeout,
         sleep=fake.sleep,
@@ -94,16 +106,18 @@ def test_parameters_reuse_work_group_and_backoff(athena_stub):
     r = runner(client, fake)
     from api.backends.athena import AthenaSnapshot
 
-    snap = AthenaSnapshot(r, SCHEMA, "build-7", None)
-    sql, params = snap.orders_sql(
-        OrderFilter(
-            client_id=13,
-            status="delivered",
-            channel="B2B",
-            date_from=dt.date(2024, 3, 1),
-            date_to=dt.date(2024, 3, 2),
-        ),
-        500,
+    snap = AthenaSnapshot(r, SCHEMA, "build-7", None, marts=MARTS.values())
+    sql, params = statement(
+        snap,
+        "orders",
+        {
+            "client_id": 13,
+            "status": "delivered",
+            "channel": "B2B",
+            "from": dt.date(2024, 3, 1),
+            "to": dt.date(2024, 3, 2),
+        },
+        [500],
         101,
     )
     stubber.add_response(
@@ -121,7 +135,6 @@ def test_parameters_reuse_work_group_and_backoff(athena_stub):
                 "'2024-03-02'",
                 "500",
             ],
-            "ResultConfiguration": {"OutputLocation": "s3://results/api/"},
             "ResultReuseConfiguration": {
                 "ResultReuseByAgeConfiguration": {"Enabled": True, "MaxAgeInMinutes": 30}
             },
@@ -221,7 +234,13 @@ def test_health_reads_build_info_without_reuse_and_caches_it(athena_stub):
     # Given mart_build_info in Athena
     client, stubber = athena_stub
     fake = FakeTime()
-    backend = AthenaBackend(runner(client, fake), SCHEMA, build_check_seconds=10, clock=fake.clock)
+    backend = AthenaBackend(
+        runner(client, fake),
+        SCHEMA,
+        build_check_seconds=10,
+        clock=fake.clock,
+        check_in_background=False,
+    )
     stubber.add_response(
         "start_query_execution",
         {"QueryExecutionId": "b1"},
@@ -231,7 +250,6 @@ def test_health_reads_build_info_without_reuse_and_caches_it(athena_stub):
             ),
             "QueryExecutionContext": {"Database": SCHEMA},
             "WorkGroup": "duff-test-api",
-            "ResultConfiguration": {"OutputLocation": "s3://results/api/"},
         },
     )
     state(stubber, "b1", "SUCCEEDED")
@@ -258,38 +276,55 @@ def test_parameters_are_literals_made_by_the_server():
         to_parameter(1.5)
 
 
+def _all_statements(snap):
+    full = {
+        "client_id": 1,
+        "product_id": 2,
+        "status": "created",
+        "channel": "Retail",
+        "from": dt.date(2024, 1, 1),
+        "to": dt.date(2024, 1, 2),
+    }
+    return [
+        statement(snap, "clients", {}, None, 101),
+        statement(snap, "clients", {}, [Decimal("10.50"), 7], 101),
+        statement(snap, "client", {"client_id": 7}, None, 2),
+        statement(snap, "orders", {}, None, 11),
+        statement(snap, "orders", full, [9], 11),
+        statement(snap, "client_orders", {"client_id": 7}, [9], 11),
+        statement(snap, "sales_daily", {"from": dt.date(2024, 1, 1), "to": full["to"]}),
+        statement(snap, "products", {}),
+        statement(snap, "sales_by_channel", {}),
+        statement(snap, "sales_by_product_channel", {}),
+        statement(snap, "status_summary", {}),
+    ]
+
+
 def test_every_statement_parses_as_trino():
     from api.backends.athena import AthenaSnapshot
 
-    snap = AthenaSnapshot(None, SCHEMA, "b", None)
-    statements = [
-        snap.clients_sql(None, 101)[0],
-        snap.clients_sql((Decimal("10.50"), 7), 101)[0],
-        snap.orders_sql(OrderFilter(), None, 11)[0],
-        snap.orders_sql(
-            OrderFilter(1, 2, "created", "Retail", dt.date(2024, 1, 1), dt.date(2024, 1, 2)), 9, 11
-        )[0],
-        snap.daily_sql(dt.date(2024, 1, 1), dt.date(2024, 1, 2))[0],
-    ]
+    # Given every declared route's statement, with every filter and a cursor
+    snap = AthenaSnapshot(None, SCHEMA, "b", None, marts=MARTS.values())
+    statements = [sql for sql, _ in _all_statements(snap)]
+    # Then each parses as Trino and reads the schema's tables
     for sql in statements:
         tree = sqlglot.parse_one(sql.replace("?", "NULL"), read="trino")
         assert tree.find(sqlglot.exp.Select) is not None
         assert f'"{SCHEMA}".' in sql
     # pa_date is compared bare (no function around it), so Athena prunes partitions
-    assert "pa_date >= cast(? as date)" in statements[3]
+    assert "pa_date >= cast(? as date)" in statements[4]
+    assert "pa_date <= cast(? as date)" in statements[6]
+    # the clients' keyset compares spend as an exact decimal
+    assert "total_spend < cast(? as decimal(38,2))" in statements[1]
 
 
 def test_placeholders_match_parameter_counts():
     from api.backends.athena import AthenaSnapshot
 
-    snap = AthenaSnapshot(None, SCHEMA, "b", None)
-    f = OrderFilter(1, 2, "created", "Retail", dt.date(2024, 1, 1), dt.date(2024, 1, 2))
-    for sql, params in (
-        snap.clients_sql((Decimal("1.00"), 3), 5),
-        snap.orders_sql(f, 7, 5),
-        snap.daily_sql(dt.date(2024, 1, 1), None),
-    ):
+    snap = AthenaSnapshot(None, SCHEMA, "b", None, marts=MARTS.values())
+    for sql, params in _all_statements(snap):
         assert sql.count("?") == len(params)
+        assert all(isinstance(p, int | str) for p in params)
 
 
 def test_throttling_is_503(athena_stub):
@@ -317,7 +352,13 @@ def test_switches_to_newer_builds_only(athena_stub):
     # Given a backend that re-reads mart_build_info every 10 s
     client, stubber = athena_stub
     fake = FakeTime()
-    backend = AthenaBackend(runner(client, fake), SCHEMA, build_check_seconds=10, clock=fake.clock)
+    backend = AthenaBackend(
+        runner(client, fake),
+        SCHEMA,
+        build_check_seconds=10,
+        clock=fake.clock,
+        check_in_background=False,
+    )
     build_info(stubber, "b1", "new-1", "2024-04-01 12:00:00.000")
     build_info(stubber, "b2", "old-0", "2024-04-01 11:00:00.000")  # an older build reappears
     build_info(stubber, "b3", "new-2", "2024-04-01 13:00:00.000")
@@ -329,3 +370,64 @@ def test_switches_to_newer_builds_only(athena_stub):
     assert backend.snapshot().build_id == "new-1"  # re-read: older, ignored
     fake.now += 11
     assert backend.snapshot().build_id == "new-2"
+
+
+class ScriptedRunner:
+    """An AthenaClient stand-in: records each query's deadline; build info from a script."""
+
+    def __init__(self, fake, infos):
+        self.fake = fake
+        self.infos = list(infos)
+        self.deadlines = []
+        self.release = None
+
+    def deadline(self):
+        return self.fake.clock() + 20.0
+
+    def run(self, sql, params, *, reuse=True, deadline=None):
+        if "mart_build_info" in sql:
+            if self.release is not None:
+                self.release.wait(5)
+            info = self.infos.pop(0)
+            if isinstance(info, Exception):
+                raise info
+            return [info]
+        self.deadlines.append(deadline)
+        self.fake.now += 3  # each data query takes 3 s
+        return [(7,)] if sql.endswith(" limit 1") else []
+
+
+def test_one_time_budget_per_request_across_its_queries():
+
+    # Given a build, and a client's orders (two queries: the client exists, then the page)
+    fake = FakeTime()
+    info = ("b1", dt.datetime(2024, 4, 1, tzinfo=dt.UTC), None)
+    r = ScriptedRunner(fake, [info])
+    backend = AthenaBackend(r, SCHEMA, clock=fake.clock, marts=MARTS.values())
+    app = App(Settings(api_key=KEY, backend="athena", lake="s3://x", cache_ttl_seconds=0), backend)
+    # When it is asked
+    resp = app.handle(Request("GET", "/clients/7/orders", (), {"x-api-key": KEY}))
+    # Then both queries ran against the one deadline set when the request took its snapshot
+    assert resp.status == 200
+    assert len(r.deadlines) == 2 and r.deadlines[0] == r.deadlines[1] == 120.0
+
+
+def test_the_build_check_runs_off_the_request_path_and_a_failure_keeps_the_build():
+    import threading
+
+    # Given a backend serving build b1 whose next check will block, then fail
+    fake = FakeTime()
+    info = ("b1", dt.datetime(2024, 4, 1, tzinfo=dt.UTC), None)
+    r = ScriptedRunner(fake, [info, AthenaQueryError("TABLE_NOT_FOUND")])
+    backend = AthenaBackend(r, SCHEMA, clock=fake.clock, marts=MARTS.values())
+    assert backend.snapshot().build_id == "b1"
+    r.release = threading.Event()
+    fake.now += 11
+    # When a request comes after the check interval / Then it does not wait for the check
+    assert backend.snapshot().build_id == "b1"
+    checking = backend._checking
+    assert checking is not None and checking.is_alive()
+    r.release.set()
+    checking.join(5)
+    # And the failed check (the table was being replaced) left the build in service
+    assert backend.snapshot().build_id == "b1"

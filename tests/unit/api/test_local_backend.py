@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from api.backends.local import LocalBackend
-from api.fake_marts import make_orders, write_build
+from tests.support.fake_marts import make_orders, write_build
 
 T0 = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
 
@@ -84,92 +84,29 @@ def test_refuses_an_s3_lake():
         LocalBackend("s3://bucket/lake")
 
 
-def test_a_build_with_impossible_values_is_skipped_not_retried_forever(tmp_path, small_orders):
-    import pyarrow as pa
+def test_a_build_missing_a_declared_column_is_skipped_not_retried_forever(tmp_path, small_orders):
     import pyarrow.parquet as pq
 
+    # Given a good build, then a newer one whose mart_client_sales lost a declared column
     build(tmp_path, small_orders, 1, "good")
-    bad = build(tmp_path, small_orders, 2, "nulls")
+    bad = build(tmp_path, small_orders, 2, "lacks-spend")
     path = bad / "mart_client_sales.parquet"
     table = pq.read_table(path)
-    spend = table.schema.get_field_index("total_spend")
-    nulls = pa.nulls(len(table), table.schema.field(spend).type)
-    pq.write_table(table.set_column(spend, "total_spend", nulls), path)
+    pq.write_table(table.drop_columns(["total_spend"]), path)
+    # When the backend looks / Then it serves the good one and remembers the bad one
     backend = LocalBackend(tmp_path)
     assert backend.refresh() is True
     assert backend.snapshot().build_id == "good"
-    assert backend.refresh() is False  # remembered as bad
+    assert backend.refresh() is False
 
 
-# -- mart_orders as one file per day (docs/architecture.md section 2) ------------------------
-
-
-def split_into_days(build_dir, *, link_from=None):
-    """Turn a written build's mart_orders.parquet into mart_orders/pa_date=<day>/<file>, each
-    sorted by order_id, as the dbt export writes it; days in ``link_from`` (day -> a file of
-    another build) are hard links of that file instead."""
-    import os
-
-    import duckdb
-
-    single = build_dir / "mart_orders.parquet"
-    (build_dir / "mart_orders").mkdir()
-    con = duckdb.connect()
-    days = [r[0] for r in con.execute(f"select distinct pa_date from '{single}'").fetchall()]
-    for day in days:
-        folder = build_dir / "mart_orders" / f"pa_date={day.isoformat()}"
-        folder.mkdir(parents=True)
-        if link_from and day in link_from:
-            os.link(link_from[day], folder / "linked.parquet")
-            continue
-        con.execute(
-            f"copy (select * from '{single}' where pa_date = date '{day}' order by order_id) "
-            f"to '{folder}/part.parquet' (format parquet)"
-        )
-    con.close()
-    single.unlink()
-    folder = build_dir / "mart_orders"
-    return {d: folder / f"pa_date={d.isoformat()}" / "part.parquet" for d in days}
-
-
-def every_order(backend):
-    from api.service import OrderFilter
-
-    return backend.snapshot().orders_page(OrderFilter(), None, 10_000)
-
-
-def test_a_per_day_build_serves_the_same_orders_as_a_single_file(tmp_path, small_orders):
-    # Given the same orders exported as one file (the earlier layout) and as per-day files
-    single_lake, daily_lake = tmp_path / "single", tmp_path / "daily"
-    build(single_lake, small_orders, 1, "single")
-    split_into_days(build(daily_lake, small_orders, 1, "daily"))
-    one, daily = LocalBackend(single_lake), LocalBackend(daily_lake)
-    assert one.refresh() and daily.refresh()
-    # Then every order is served, once, sorted by order_id, with the same values
-    rows = every_order(daily)
-    assert len(rows) == small_orders.num_rows
-    assert [r[0] for r in rows] == sorted(small_orders.column("order_id").to_pylist())
-    assert rows == every_order(one)
-    # and the pre-rendered JSON path agrees with the rows
-    from api.service import OrderFilter
-
-    pairs = daily.snapshot().orders_json_page(OrderFilter(), None, 10_000)
-    assert [p[0] for p in pairs] == [r[0] for r in rows]
-
-
-def test_an_empty_orders_directory_is_a_build_with_no_orders(tmp_path):
-    # Given a build of an empty lake: mart_orders/ exists and holds no file
-    from api.fake_marts import make_orders
-
-    empty = make_orders(0, clients=1, products=1, days=1, seed=1)
-    out = build(tmp_path, empty, 1, "empty")
-    split_into_days(out)
-    assert list((out / "mart_orders").iterdir()) == []
+def test_a_build_without_its_declarations_is_skipped(tmp_path, small_orders):
+    build(tmp_path, small_orders, 1, "good")
+    bad = build(tmp_path, small_orders, 2, "no-served-json")
+    (bad / "_served.json").unlink()
     backend = LocalBackend(tmp_path)
-    # When served / Then it loads with zero orders
     assert backend.refresh() is True
-    assert backend.snapshot().build_id == "empty"
-    assert every_order(backend) == []
+    assert backend.snapshot().build_id == "good"
 
 
 def test_a_build_without_any_mart_orders_is_skipped(tmp_path, small_orders):
@@ -178,28 +115,3 @@ def test_a_build_without_any_mart_orders_is_skipped(tmp_path, small_orders):
     backend = LocalBackend(tmp_path)
     backend.refresh()
     assert backend.snapshot().build_id == "good"
-
-
-def test_a_corrupt_day_file_makes_the_build_unservable(tmp_path, small_orders):
-    build(tmp_path, small_orders, 1, "good")
-    files = split_into_days(build(tmp_path, small_orders, 2, "bad-day"))
-    next(iter(files.values())).write_bytes(b"not parquet")
-    backend = LocalBackend(tmp_path)
-    backend.refresh()
-    assert backend.snapshot().build_id == "good"
-
-
-def test_pruning_a_build_keeps_the_days_a_newer_build_hard_linked(tmp_path, small_orders):
-    # Given build 1 per day, and builds 2..4 whose days are hard links of build 1's files
-    first = split_into_days(build(tmp_path, small_orders, 1, "b1"))
-    for i in range(2, 5):
-        split_into_days(build(tmp_path, small_orders, i, f"b{i}"), link_from=first)
-    backend = LocalBackend(tmp_path, keep_builds=3)
-    # When b4 is served, b1 is pruned
-    assert backend.refresh() is True
-    assert backend.snapshot().build_id == "b4"
-    assert not any(p.exists() for p in first.values())
-    # Then a new backend still loads b4 from its own links, with every order
-    again = LocalBackend(tmp_path)
-    assert again.refresh() is True
-    assert len(every_order(again)) == small_orders.num_rows

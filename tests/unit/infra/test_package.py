@@ -204,6 +204,8 @@ def test_cli_builds_the_real_api_artifact_with_its_dashboard(tmp_path):
         names = set(zf.namelist())
     assert "api/handler.py" in names and "api/static/index.html" in names
     assert not [n for n in names if n.startswith(("tests/", "ingestion/"))]
+    # with the served-mart declarations, and without the local server's modules
+    assert "api/served.json" in names and "api/backends/local.py" not in names
 
 
 def test_cli_rejects_an_unknown_requirements_override(tmp_path, capsys):
@@ -212,3 +214,33 @@ def test_cli_rejects_an_unknown_requirements_override(tmp_path, capsys):
     # Then the CLI refuses it
     assert code == 1
     assert "NAME=FILE" in capsys.readouterr().out
+
+
+def test_each_zip_holds_only_the_modules_its_handler_imports():
+    # Given the real code; When the closures of the two handlers are taken
+    root = package.ROOT
+    closures = {
+        a.name: package.import_closure(root, [a.handler_module, *a.also_import], a.code_dirs)
+        for a in package.ARTIFACTS
+    }
+    api, ingest = closures["duff-api"], closures["duff-ingest"]
+    # Then the Lambda paths are in, and what only the local server, the CLI or tests use is out
+    assert {"api/handler.py", "api/backends/athena.py", "api/service.py"} <= api
+    assert not api & {"api/backends/local.py", "api/server.py", "api/asgi.py", "api/demo.py"}
+    assert not [f for f in api | ingest if f.startswith("tests/") or "fake" in f]
+    assert {"ingestion/handler.py", "ingestion/land.py"} <= ingest
+    assert "ingestion/sample.py" not in ingest and "ingestion/__main__.py" not in ingest
+
+
+def test_a_module_the_handler_does_not_import_stays_out_and_a_missing_one_fails(
+    fake_project, tmp_path
+):
+    root, *_ = fake_project
+    (root / "fakefn" / "unused.py").write_text("import duckdb\n")
+    report = _build(fake_project, tmp_path / "out")
+    with zipfile.ZipFile(report.zip_path) as zf:
+        assert "fakefn/unused.py" not in zf.namelist()
+    (root / "fakefn" / "handler.py").write_text("from fakefn import gone\n")
+    (root / "fakefn" / "__init__.py").write_text("from fakefn.gone import x\n")
+    with pytest.raises(package.PackageError, match=r"fakefn\.gone is imported but fakefn/gone\.py"):
+        _build(fake_project, tmp_path / "out2")

@@ -1,11 +1,13 @@
-"""Synthetic builds of the served marts, exactly as docs/architecture.md section 2 lays them out.
+"""A test double of the pipeline: synthetic builds of the served marts, laid out as the
+export (``python -m export``) lays them out.
 
-For tests, benchmarks and trying the API without running the pipeline: ``make_orders`` draws
-orders (deterministic for a seed), ``write_build`` aggregates them with DuckDB into the eight
-relations with the documented types and writes them as one build directory, ``_SUCCESS.parquet``
-last. Not imported by the API itself.
+For tests and benchmarks of the API without running dbt: ``make_orders`` draws orders
+(deterministic for a seed), ``write_build`` aggregates them with DuckDB into the served
+relations with the documented types and writes one build directory: a Parquet file per
+mart, ``_served.json`` (the declarations of the project's yml) and ``_SUCCESS.parquet``,
+under a temporary name renamed into place.
 
-    python -m api.fake_marts --lake /tmp/lake --orders 100000
+    python -m tests.support.fake_marts --lake /tmp/lake --orders 100000
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from api.declarations import from_project, to_json
+
+ROOT = Path(__file__).resolve().parents[2]
 CHANNELS = ("Retail", "Online", "B2B")
 STATUSES = ("created", "delivered", "broken")
 PRODUCTS = (
@@ -159,8 +164,10 @@ def write_build(
     built_at = built_at or dt.datetime.now(dt.UTC)
     data_as_of = data_as_of or built_at - dt.timedelta(minutes=5)
     build_id = build_id or str(uuid.uuid4())
-    out = Path(lake) / "marts" / "builds" / build_dir_name(built_at, build_id)
+    final = Path(lake) / "marts" / "builds" / build_dir_name(built_at, build_id)
+    out = final.with_name("." + final.name + ".tmp")
     out.mkdir(parents=True, exist_ok=False)
+    (out / "_served.json").write_text(to_json(from_project(ROOT)), encoding="utf-8")
     con = duckdb.connect(":memory:")
     try:
         con.register("src_arrow", orders)
@@ -178,15 +185,21 @@ def write_build(
                 data_as_of.astimezone(dt.UTC).replace(tzinfo=None),
             ],
         )
-        for name in _MARTS_SQL:
-            path = str(out / f"{name}.parquet").replace("'", "''")
-            con.execute(f"copy {name} to '{path}' (format parquet)")
+        for mart in from_project(ROOT):  # as python -m export writes them: sorted, 16 k groups
+            for name, order in mart.sorted_copies().items():
+                order_sql = ", ".join(f"{c}{' desc' if d else ''}" for c, d in order)
+                path = str(out / f"{name}.parquet").replace("'", "''")
+                con.execute(
+                    f"copy (select * from {mart.name} order by {order_sql}) to '{path}'"
+                    " (format parquet, row_group_size 16384)"
+                )
         if write_success:
             path = str(out / "_SUCCESS.parquet").replace("'", "''")
             con.execute(f"copy mart_build_info to '{path}' (format parquet)")
     finally:
         con.close()
-    return out
+    out.rename(final)
+    return final
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""The local export of the served marts: ``python -m export`` after ``dbt build``."""

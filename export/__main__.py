@@ -1,0 +1,143 @@
+"""``python -m export [--target-path target]``: publish the last dbt build's served marts.
+
+The step after ``dbt build`` (or ``dbt run``) on the local target, run by ``make build``, the
+README's analyst steps and the tests. It reads what dbt itself wrote, ``run_results.json``
+(did this invocation build every served mart, and did anything fail?), and copies each served
+mart from the DuckDB warehouse, opened read-only once dbt has let go of it, into one build
+directory the API serves (docs/serving.md):
+
+    $DUFF_LAKE/marts/builds/<YYYYMMDDTHHMMSSffffffZ>_<invocation_id>/
+        <mart>.parquet ...      one per served mart, in its first route's order, and
+        <mart>__by_<id>.parquet a copy sorted by each id a route's path filters on
+        _served.json            the served-mart declarations (models' yml, config.meta.serve)
+        _SUCCESS.parquet        mart_build_info's row
+
+It writes under a hidden temporary name and renames the directory into place last, so a
+build directory is complete or absent; a crash leaves only a ``.*.tmp`` directory, removed
+by the next run. Exit codes: 0 exported (or nothing to export, with the reason: a partial
+``--select`` run, a failed build, the athena target, already exported), 1 an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from api.declarations import ServedMart, from_project, to_json  # noqa: E402
+
+PROBLEMS = ("error", "fail", "skipped", "runtime error")
+ROW_GROUP = 16_384  # small row groups: a page's keyset filter skips all but a few
+
+
+class NothingToExport(Exception):
+    """This invocation's results are not a complete, clean build of the served marts."""
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def check_results(run_results: dict, marts: list[ServedMart]) -> str:
+    """The invocation id of a clean build of every served mart, else NothingToExport."""
+    args = run_results.get("args", {})
+    which = args.get("which")
+    if which not in ("run", "build"):
+        raise NothingToExport(f"the last dbt command was {which!r}, not run or build")
+    if args.get("target") not in (None, "local"):
+        raise NothingToExport(f"it built the {args['target']!r} target; the API reads it there")
+    problems = [
+        f"{r['unique_id']}: {r['status']}"
+        for r in run_results["results"]
+        if r["status"] in PROBLEMS
+    ]
+    if problems:
+        raise NothingToExport("this build had problems: " + ", ".join(problems))
+    built = {
+        r["unique_id"].split(".")[-1]
+        for r in run_results["results"]
+        if r["unique_id"].startswith("model.") and r["status"] == "success"
+    }
+    missing = [m.name for m in marts if m.name not in built] + (
+        [] if "mart_build_info" in built else ["mart_build_info"]
+    )
+    if missing:
+        raise NothingToExport("not rebuilt by this invocation: " + ", ".join(missing))
+    return run_results["metadata"]["invocation_id"]
+
+
+def export(lake: Path, target_path: Path, project_dir: Path = ROOT) -> Path:
+    import duckdb
+
+    marts = from_project(project_dir)
+    run_results = json.loads((target_path / "run_results.json").read_text(encoding="utf-8"))
+    invocation_id = check_results(run_results, marts)
+    builds = lake / "marts" / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    if any(builds.glob(f"*_{invocation_id}")):
+        raise NothingToExport(f"build {invocation_id} is already exported")
+    for stale in builds.glob(".*.tmp"):  # a crashed export's leftovers
+        shutil.rmtree(stale, ignore_errors=True)
+    name = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ") + "_" + invocation_id
+    tmp = builds / f".{name}.tmp"
+    tmp.mkdir()
+    con = duckdb.connect(str(lake / "warehouse" / "duff.duckdb"), read_only=True)
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        info = con.execute("select build_id from main.mart_build_info").fetchall()
+        if info != [(invocation_id,)]:
+            raise NothingToExport(f"mart_build_info is not this build's ({info})")
+        for mart in marts:
+            columns = ", ".join(c.name for c in mart.columns)
+            for copy, order in mart.sorted_copies().items():
+                order_sql = ", ".join(f"{c}{' desc' if d else ''}" for c, d in order)
+                target = _sql_text(str(tmp / f"{copy}.parquet"))
+                con.execute(
+                    f"copy (select {columns} from main.{mart.name} order by {order_sql})"
+                    f" to {target} (format parquet, row_group_size {ROW_GROUP})"
+                )
+        (tmp / "_served.json").write_text(to_json(marts), encoding="utf-8")
+        success = _sql_text(str(tmp / "_SUCCESS.parquet"))
+        con.execute(f"copy (select * from main.mart_build_info) to {success} (format parquet)")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        con.close()
+    final = builds / name
+    os.rename(tmp, final)  # the one step that publishes: complete or absent
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n")[0])
+    parser.add_argument("--target-path", default=os.environ.get("DBT_TARGET_PATH", "target"))
+    args = parser.parse_args(argv)
+    lake = Path((os.environ.get("DUFF_LAKE", "").strip() or "lake").rstrip("/"))
+    if "://" in str(lake) or os.environ.get("DUFF_DBT_TARGET", "local") != "local":
+        print("export: nothing to export (the API reads the marts in Athena)")
+        return 0
+    try:
+        out = export(lake, Path(args.target_path))
+    except NothingToExport as why:
+        print(f"export: not exporting the served marts; {why}")
+        return 0
+    except (OSError, ValueError) as err:
+        print(f"export: error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:  # duckdb.Error: the warehouse cannot be read
+        print(f"export: error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    print(f"export: served marts of this build published to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""``python -m export``: a clean, complete build of every served mart is published whole;
+anything else publishes nothing and says why."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from api.declarations import from_json, from_project
+from export.__main__ import ROOT, NothingToExport, check_results, export
+from tests.support.fake_marts import make_orders, write_build
+
+INVOCATION = "3f1c2b9e-0000-4000-8000-00000000abcd"
+MARTS = from_project(ROOT)
+
+
+def results(which="build", *, status="success", skip=(), invocation=INVOCATION):
+    names = [m.name for m in MARTS] + ["mart_build_info", "fact_orders"]
+    return {
+        "metadata": {"invocation_id": invocation},
+        "args": {"which": which},
+        "results": [
+            {"unique_id": f"model.duff.{n}", "status": status} for n in names if n not in skip
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    return write_build(tmp_path_factory.mktemp("src"), make_orders(500, clients=30, seed=5))
+
+
+@pytest.fixture
+def warehouse(tmp_path, source):
+    """A lake whose DuckDB warehouse holds every served mart (from the fake marts) and a
+    mart_build_info of INVOCATION, plus dbt's run_results.json of that build."""
+    lake = tmp_path / "lake"
+    (lake / "warehouse").mkdir(parents=True)
+    con = duckdb.connect(str(lake / "warehouse" / "duff.duckdb"))
+    for mart in MARTS:
+        con.execute(f"create table {mart.name} as select * from '{source}/{mart.name}.parquet'")
+    con.execute(
+        "create table mart_build_info as select ?::varchar as build_id,"
+        " timestamp '2024-04-01 12:00:00' as built_at,"
+        " timestamp '2024-04-01 11:00:00' as data_as_of",
+        [INVOCATION],
+    )
+    con.close()
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "run_results.json").write_text(json.dumps(results()))
+    return lake, target, source
+
+
+def test_a_clean_build_is_published_whole_in_served_order(warehouse):
+    lake, target, _source = warehouse
+    out = export(lake, target)
+    assert out.name.endswith("_" + INVOCATION) and out.parent == lake / "marts" / "builds"
+    files = sorted(p.name for p in out.iterdir())
+    copies = [f"{name}.parquet" for m in MARTS for name in m.sorted_copies()]
+    assert files == sorted([*copies, "_served.json", "_SUCCESS.parquet"])
+    assert "mart_orders__by_client_id.parquet" in files  # for /clients/{client_id}/orders
+    by_client = pq.read_table(out / "mart_orders__by_client_id.parquet").to_pylist()
+    keys = [(r["client_id"], r["order_id"]) for r in by_client]
+    assert keys == sorted(keys) and len(keys) == 500
+    assert from_json((out / "_served.json").read_text()) == MARTS
+    ids = pq.read_table(out / "mart_orders.parquet").column("order_id").to_pylist()
+    assert ids == sorted(ids) and len(ids) == 500
+    spend = pq.read_table(out / "mart_client_sales.parquet").column("total_spend").to_pylist()
+    assert spend == sorted(spend, reverse=True)
+    assert pq.read_table(out / "_SUCCESS.parquet").to_pylist()[0]["build_id"] == INVOCATION
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary left
+    # the same invocation is not exported twice
+    with pytest.raises(NothingToExport, match="already exported"):
+        export(lake, target)
+
+
+def test_a_crash_mid_export_leaves_no_build_directory(warehouse, monkeypatch):
+    lake, target, _ = warehouse
+    import export.__main__ as step
+
+    def boom(_marts):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(step, "to_json", boom)  # after the marts, before _SUCCESS
+    with pytest.raises(OSError, match="disk full"):
+        export(lake, target)
+    assert list((lake / "marts" / "builds").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("run", "reason"),
+    [
+        (results("test"), "not run or build"),
+        ({**results(), "args": {"which": "build", "target": "athena"}}, "the 'athena' target"),
+        (results(status="error"), "this build had problems"),
+        (results(skip=("mart_orders",)), "not rebuilt by this invocation: mart_orders"),
+        (results(skip=("mart_build_info",)), "not rebuilt by this invocation: mart_build_info"),
+    ],
+)
+def test_a_partial_or_failed_invocation_exports_nothing(run, reason):
+    with pytest.raises(NothingToExport, match=reason):
+        check_results(run, MARTS)
+
+
+def test_a_stale_build_info_is_not_published(warehouse):
+    lake, target, _ = warehouse
+    (target / "run_results.json").write_text(json.dumps(results(invocation="other-build")))
+    with pytest.raises(NothingToExport, match="mart_build_info is not this build's"):
+        export(lake, target)
+    assert [p for p in (lake / "marts" / "builds").iterdir()] == []
