@@ -1,8 +1,8 @@
 """Integration fixtures for the API: realistic exported marts and a live uvicorn server.
 
 The marts are written per docs/architecture.md section 2 from orders this file generates
-(``tests.support.fake_marts``); the expected numbers are computed here independently, in plain Python
-with Decimal, from the same orders.
+(``tests.support.fake_marts``); the expected numbers are computed here independently, in
+plain Python with Decimal, from the same orders.
 """
 
 from __future__ import annotations
