@@ -65,8 +65,8 @@ REACH: dict[str, tuple[set[str], set[str], set[str], set[str], set[str]]] = {
     ),
     # API Gateway's account-wide logging role: an AWS managed policy, no data access.
     "ApiGatewayCloudWatchRole": (set(), set(), set(), set(), set()),
-    # Starts the dbt build and nothing else (checked in test_template.py).
-    "EventsStartBuildRole": (set(), set(), set(), set(), set()),
+    # Starts the dbt build and keeps the follow-up flag (test_build_starter.py), no data.
+    "DbtBuildStarterRole": (set(), set(), set(), set(), set()),
 }
 NOT_AUDITABLE = {"ApiGatewayCloudWatchRole"}  # managed policy text not in the template
 
