@@ -63,6 +63,14 @@ REACH: dict[str, tuple[set[str], set[str], set[str], set[str], set[str]]] = {
         set(),
         {"DataScienceWorkGroup"},
     ),
+    # Lake Formation reads and writes the two registered prefixes with it (no queries).
+    "LakeFormationDataAccessRole": (
+        {"raw/orders/", "warehouse/"},
+        {"raw/orders/", "warehouse/"},
+        set(),
+        set(),
+        set(),
+    ),
     # API Gateway's account-wide logging role: an AWS managed policy, no data access.
     "ApiGatewayCloudWatchRole": (set(), set(), set(), set(), set()),
     # Starts the dbt build and keeps the follow-up flag (test_build_starter.py), no data.
@@ -163,15 +171,121 @@ def test_each_work_group_is_enforced_encrypted_under_its_own_prefix_with_its_own
     assert len(prefixes) == len(cutoffs) == len(WORK_GROUPS)
 
 
+#: Actions without resource-level permissions, allowed on "*": tracing, and Lake Formation's
+#: credential vending and tagging (LF checks its own grants, table by table, tag by tag).
+NO_RESOURCE_LEVEL = (
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "lakeformation:GetDataAccess",
+    "lakeformation:AddLFTagsToResource",
+    "lakeformation:RemoveLFTagsFromResource",
+    "lakeformation:GetResourceLFTags",
+    "lakeformation:ListLFTags",
+    "lakeformation:GetLFTag",
+)
+
+
 def test_no_statement_allows_a_data_action_on_every_resource(world):
     template, res, _ = world
-    no_resource_level = ("xray:", "cloudwatch:PutMetricData", "logs:")
+    documents = []
     for lid, r in template["Resources"].items():
-        if r["Type"] != "AWS::IAM::Role":
+        if r["Type"] == "AWS::IAM::Role":
+            documents += [
+                (lid, p["PolicyDocument"]) for p in res.properties(lid).get("Policies", [])
+            ]
+        elif r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            documents.append((lid, res.properties(lid)["PolicyDocument"]))
+    assert len(documents) >= 9
+    for lid, document in documents:
+        for st in document["Statement"]:
+            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            if st["Effect"] == "Allow" and "*" in resources:
+                assert set(actions) <= set(NO_RESOURCE_LEVEL), (lid, st)
+
+
+#: role -> {(kind, what): permissions}, every Lake Formation grant of the template
+LF_REACH = {
+    "IngestRole": {
+        ("location", "raw/orders"): {"DATA_LOCATION_ACCESS"},
+        ("database", "raw"): {"CREATE_TABLE", "DESCRIBE"},
+        ("tables of", "raw"): {"ALTER", "INSERT", "DESCRIBE"},
+    },
+    "DbtBuildRole": {
+        ("tables of", "raw"): {"SELECT", "DESCRIBE"},
+        ("location", "warehouse"): {"DATA_LOCATION_ACCESS"},
+        ("database", "analytics"): {"CREATE_TABLE", "ALTER", "DROP", "DESCRIBE"},
+        ("tables of", "analytics"): {"SELECT", "INSERT", "DELETE", "ALTER", "DROP", "DESCRIBE"},
+        ("tag", "served"): {"ASSOCIATE", "DESCRIBE"},
+    },
+    "ApiRole": {("tables tagged", "served"): {"SELECT", "DESCRIBE"}},
+    "AnalystsRole": {("tables tagged", "core,served"): {"SELECT", "DESCRIBE"}},
+    "DataScienceRole": {("tables tagged", "core,raw,served"): {"SELECT", "DESCRIBE"}},
+}
+
+
+def test_every_lake_formation_grant_matches_the_reach_table(world):
+    template, res, _ = world
+    lake = f"arn:aws:s3:::{res.properties('LakeBucket')['BucketName']}/"
+    databases = {
+        res.properties("RawDatabase")["DatabaseInput"]["Name"]: "raw",
+        res.properties("AnalyticsDatabase")["DatabaseInput"]["Name"]: "analytics",
+    }
+    roles = {res.attrs[lid]["Arn"]: lid for lid in REACH}
+    got: dict[str, dict[tuple[str, str], set[str]]] = {}
+    for lid, r in template["Resources"].items():
+        if r["Type"] != "AWS::LakeFormation::PrincipalPermissions":
             continue
-        for policy in res.properties(lid).get("Policies", []):
-            for st in policy["PolicyDocument"]["Statement"]:
-                resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
-                actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-                if st["Effect"] == "Allow" and "*" in resources:
-                    assert all(a.startswith(no_resource_level) for a in actions), (lid, st)
+        p = res.properties(lid)
+        assert p["PermissionsWithGrantOption"] == [], lid  # nobody re-grants
+        resource = p["Resource"]
+        if "DataLocation" in resource:
+            key = ("location", resource["DataLocation"]["ResourceArn"].removeprefix(lake))
+        elif "Database" in resource:
+            key = ("database", databases[resource["Database"]["Name"]])
+        elif "Table" in resource:
+            assert resource["Table"]["TableWildcard"] == {}, lid
+            key = ("tables of", databases[resource["Table"]["DatabaseName"]])
+        elif "LFTag" in resource:
+            key = ("tag", ",".join(sorted(resource["LFTag"]["TagValues"])))
+        else:
+            (expression,) = resource["LFTagPolicy"]["Expression"]
+            assert resource["LFTagPolicy"]["ResourceType"] == "TABLE", lid
+            key = ("tables tagged", ",".join(sorted(expression["TagValues"])))
+        role = roles[p["Principal"]["DataLakePrincipalIdentifier"]]
+        assert key not in got.get(role, {}), (role, key)
+        got.setdefault(role, {})[key] = set(p["Permissions"])
+    assert got == LF_REACH
+
+
+def test_lake_formation_governs_the_two_data_prefixes_and_classifies_both_databases(world):
+    template, res, _ = world
+    lake = res.properties("LakeBucket")["BucketName"]
+    locations = {
+        res.properties(lid)["ResourceArn"]: res.properties(lid)
+        for lid, r in template["Resources"].items()
+        if r["Type"] == "AWS::LakeFormation::Resource"
+    }
+    assert set(locations) == {f"arn:aws:s3:::{lake}/raw/orders", f"arn:aws:s3:::{lake}/warehouse"}
+    for props in locations.values():
+        assert props["RoleArn"] == res.attrs["LakeFormationDataAccessRole"]["Arn"]
+        assert props["UseServiceLinkedRole"] is False  # the lake's key is a customer key
+    tag = res.properties("TierTag")
+    assert tag["TagValues"] == ["raw", "core", "served"]
+    tiers = {
+        res.properties(lid)["Resource"]["Database"]["Name"]: res.properties(lid)["LFTags"][0][
+            "TagValues"
+        ]
+        for lid, r in template["Resources"].items()
+        if r["Type"] == "AWS::LakeFormation::TagAssociation"
+    }
+    assert tiers == {
+        res.properties("RawDatabase")["DatabaseInput"]["Name"]: ["raw"],
+        res.properties("AnalyticsDatabase")["DatabaseInput"]["Name"]: ["core"],
+    }
+    # And the dbt build knows the tag it must set on the served marts
+    env = {
+        v["Name"]: v["Value"]
+        for v in res.properties("DbtBuildProject")["Environment"]["EnvironmentVariables"]
+    }
+    assert env["DUFF_LF_TIER_TAG"] == tag["TagKey"]
