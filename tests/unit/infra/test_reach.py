@@ -71,6 +71,16 @@ REACH: dict[str, tuple[set[str], set[str], set[str], set[str], set[str]]] = {
         set(),
         set(),
     ),
+    # Optional Redshift (EnableRedshift): Spectrum reads the marts in place; the schema
+    # function only runs one statement.
+    "RedshiftSpectrumRole": (
+        {"warehouse/"},
+        set(),
+        {"analytics.fact_orders", "analytics.mart_daily_sales"},
+        set(),
+        set(),
+    ),
+    "RedshiftSchemaRole": (set(), set(), set(), set(), set()),
     # API Gateway's account-wide logging role: an AWS managed policy, no data access.
     "ApiGatewayCloudWatchRole": (set(), set(), set(), set(), set()),
     # Starts the dbt build and keeps the follow-up flag (test_build_starter.py), no data.
@@ -182,6 +192,7 @@ NO_RESOURCE_LEVEL = (
     "lakeformation:GetResourceLFTags",
     "lakeformation:ListLFTags",
     "lakeformation:GetLFTag",
+    "redshift-data:DescribeStatement",  # a caller sees only its own statements
 )
 
 
