@@ -133,6 +133,7 @@ class Recorder:
 
     def attach(self, client: Any, creator_role: str | None) -> None:
         service = client.meta.service_model.service_name
+        event_id = client.meta.service_model.service_id.hyphenize()  # as botocore emits
         events = client.meta.events
 
         def before(params: Mapping[str, Any], model: Any, context: dict, **_: Any) -> None:
@@ -140,6 +141,8 @@ class Recorder:
             role = role_of_stack(frame)
             if role is None and not _has_frame_in(frame, TEST_CODE):
                 role = creator_role
+            if role is None:
+                return  # a test's own setup or assertion: not audited, not kept
             call = Call(
                 service=service,
                 operation=model.name,
@@ -172,9 +175,9 @@ class Recorder:
                 call.error = type(exception).__name__
                 self._write(call)
 
-        events.register(f"before-parameter-build.{service}", before, unique_id="duff-audit-before")
-        events.register(f"after-call.{service}", after, unique_id="duff-audit-after")
-        events.register(f"after-call-error.{service}", failed, unique_id="duff-audit-error")
+        events.register(f"before-parameter-build.{event_id}", before, unique_id="duff-audit-before")
+        events.register(f"after-call.{event_id}", after, unique_id="duff-audit-after")
+        events.register(f"after-call-error.{event_id}", failed, unique_id="duff-audit-error")
 
     def _write(self, call: Call) -> None:
         if self._log and call.role:
