@@ -372,19 +372,12 @@ def _athena_results(
         req("s3:GetBucketLocation", _s3_arn(bucket), via, note)
         for suffix in (".csv", ".csv.metadata"):
             req("s3:PutObject", _s3_arn(bucket, f"{prefix}{qid}{suffix}"), via, note)
-        if kms_key:
-            req(
-                "kms:GenerateDataKey",
-                kms_key,
-                {**via, "kms:ViaService": f"s3.{dep.region}.amazonaws.com"},
-                "S3 calls KMS for Athena's results",
-            )
     else:
         req("s3:GetObject", _s3_arn(bucket, f"{prefix}{qid}.csv"), via, note)
-        if kms_key:
-            req(
-                "kms:Decrypt",
-                kms_key,
-                {**via, "kms:ViaService": f"s3.{dep.region}.amazonaws.com"},
-                "S3 calls KMS for Athena's results",
-            )
+    if kms_key:
+        req(
+            "kms:GenerateDataKey" if write else "kms:Decrypt",
+            kms_key,
+            {**via, "kms:ViaService": f"s3.{dep.region}.amazonaws.com"},
+            "S3 calls KMS for Athena's results",
+        )

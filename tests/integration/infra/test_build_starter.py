@@ -11,14 +11,10 @@ import boto3
 import pytest
 
 from infra.cfn import load_template, offline_resolver
+from tests.aws_audit import AUDIT_PARAMETERS
 
-PARAMS = {
-    "EnvironmentName": "dev",
-    "ArtifactBucket": "duff-artifacts-123456789012-us-east-1",
-    "IngestCodeKey": "i.zip",
-    "ApiCodeKey": "a.zip",
-    "DbtSourceKey": "d.zip",
-}
+# The template resolved as the call audit resolves it (EnvironmentName dev).
+PARAMS = AUDIT_PARAMETERS
 LANDING = {"source": "aws.s3", "detail-type": "Object Created", "detail": {}}
 SCHEDULE = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 

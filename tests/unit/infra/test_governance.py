@@ -12,14 +12,10 @@ from api.metrics import Metrics
 from infra.cfn import load_template, offline_resolver
 from infra.iam import parse_statements
 from ingestion.metrics import emf_record
+from tests.aws_audit import AUDIT_PARAMETERS
 
-PARAMS = {
-    "EnvironmentName": "dev",
-    "ArtifactBucket": "duff-artifacts-123456789012-us-east-1",
-    "IngestCodeKey": "i.zip",
-    "ApiCodeKey": "a.zip",
-    "DbtSourceKey": "d.zip",
-}
+# The template resolved as the call audit resolves it (EnvironmentName dev).
+PARAMS = AUDIT_PARAMETERS
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,10 @@ import pytest
 
 from infra.cfn import load_template, offline_resolver
 from infra.iam import Request, policies_from_template
+from tests.aws_audit import AUDIT_PARAMETERS
 
-PARAMS = {
-    "EnvironmentName": "dev",
-    "ArtifactBucket": "duff-artifacts-123456789012-us-east-1",
-    "IngestCodeKey": "i.zip",
-    "ApiCodeKey": "a.zip",
-    "DbtSourceKey": "d.zip",
-}
+# The template resolved as the call audit resolves it (EnvironmentName dev).
+PARAMS = AUDIT_PARAMETERS
 LAKE_AREAS = [
     "raw/orders/",
     "rejects/orders/",
