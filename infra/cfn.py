@@ -251,6 +251,10 @@ def offline_resolver(
             arn = f"{arn_prefix.format(service='codebuild')}:project/{name}"
         elif kind == "AWS::Events::Rule":
             arn = f"{arn_prefix.format(service='events')}:rule/{name}"
+        elif kind == "AWS::RedshiftServerless::Workgroup":
+            extra["Workgroup.WorkgroupArn"] = (
+                f"{arn_prefix.format(service='redshift-serverless')}:workgroup/{logical_id.lower()}"
+            )
         elif kind == "AWS::ApiGateway::RestApi":
             ref = "a1b2c3d4e5"
             extra["RootResourceId"] = "r00t1d"

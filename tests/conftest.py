@@ -79,3 +79,54 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, moto_server: str) -> str:
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
     return moto_server
+
+
+# -- the IAM call audit (tests/aws_audit.py) -------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _record_aws_calls() -> Iterator[None]:
+    """Record every botocore call of the session (cheap: a hook per client); see aws_audit."""
+    from tests.aws_audit import RECORDER
+
+    RECORDER.install()
+    try:
+        yield
+    finally:
+        RECORDER.uninstall()
+
+
+@pytest.fixture(scope="session")
+def _iam_audit_policies():
+    from tests.aws_audit import Audit
+
+    return Audit()
+
+
+@pytest.fixture
+def iam_audit(_iam_audit_policies):
+    """Check every AWS call production code makes in this test against the role it runs
+    under in infra/template.yaml; a call the role could not make fails the test."""
+    import json
+    import os
+
+    from tests.aws_audit import RECORDER
+
+    mark = RECORDER.mark()
+    yield _iam_audit_policies
+    calls = RECORDER.since(mark)
+    evaluated, findings = _iam_audit_policies.check(calls)
+    log = os.environ.get("DUFF_IAM_AUDIT_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as f:
+            for row in evaluated:
+                f.write(json.dumps(row) + "\n")
+    if not evaluated and not findings:
+        pytest.fail("IAM audit: no AWS call of production code was recorded in this test")
+    if findings:
+        text = "\n".join(f.text for f in findings)
+        pytest.fail(
+            f"IAM audit: {len(findings)} call(s) the role could not make in production "
+            f"(infra/template.yaml):\n{text}",
+            pytrace=False,
+        )

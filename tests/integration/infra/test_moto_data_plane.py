@@ -40,6 +40,9 @@ ROOT = Path(__file__).resolve().parents[3]
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 
+# Every AWS call the handler makes is checked against the ingestion role (tests/aws_audit.py).
+pytestmark = pytest.mark.usefixtures("iam_audit")
+
 HEADER = (
     "order_id,client_id,client_name,product_id,product_description,product_price,"
     "product_ccf,product_volume,point_of_sale_channel,status,order_date"

@@ -24,6 +24,9 @@ import pytest
 from ingestion import handler as handler_mod
 from ingestion.settings import Settings
 
+# Every AWS call the handler makes is checked against the ingestion role (tests/aws_audit.py).
+pytestmark = pytest.mark.usefixtures("iam_audit")
+
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 HEADER = (
     "order_id,client_id,client_name,product_id,product_description,product_price,"
