@@ -63,6 +63,17 @@ def test_sales_daily_after_dbt_build_equals_the_realtime_summary(tmp_path):
         check=False,
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    # and the documented export step publishes the build for the API
+    proc = subprocess.run(
+        [sys.executable, "-m", "export", "--target-path", str(tmp_path / "target")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     # Then every day's figures agree between the built marts and the real-time store
     backend = LocalBackend(lake)
     backend.refresh()
