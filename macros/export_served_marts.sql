@@ -213,13 +213,17 @@
         select built_at from read_parquet('{{ staged }}/_SUCCESS.parquet')
     ),
 
-    {#- int_orders__changed_days logs, per fact_orders batch (merged_at), the day of every
-        raw version of each order merged: the day a re-sent order left as well as its new
-        one. -#}
+    {#- fact_orders__change_log holds every row the fact wrote: the days of the orders
+        merged since P, at every version the fact held (a re-sent order leaves its old
+        day). -#}
     merged_order_days as (
         select distinct pa_date
-        from {{ duff_model_relation('int_orders__changed_days') }}
-        where merged_at > (select built_at from previous)
+        from {{ duff_model_relation('fact_orders__change_log') }}
+        where order_id in (
+            select order_id
+            from {{ duff_model_relation('fact_orders__change_log') }}
+            where merged_at > (select built_at from previous)
+        )
     ),
 
     daily_now as (

@@ -91,7 +91,7 @@ FACT_COLUMNS = (
 # merged_at (the batch that wrote a row) differs between an incremental run and a full
 # refresh by design; every other column must not
 BATCH_COLUMNS = {"fact_orders": "merged_at", "agg_sales__daily": "merged_at"}
-BATCH_COLUMNS["agg_sales__client_product_daily"] = "merged_at"
+BATCH_COLUMNS["agg_sales__by_client"] = "merged_at"
 SERVED = (
     "mart_client_sales",
     "mart_product_sales",
