@@ -119,13 +119,15 @@ def test_a_batch_whose_tests_failed_is_tested_again_by_the_next_build(dbt_projec
     pq.write_table(pa.Table.from_pylist([row], schema=RAW_SCHEMA), folder / "broken-0.parquet")
     first = project.run("build", check=False)
     assert first.returncode != 0
-    assert any(t.startswith("not_null_in_batch_fact_orders_ingest_id") for t in failed_tests(first.output))
+    failed = failed_tests(first.output)
+    assert any(t.startswith("not_null_in_batch_fact_orders_ingest_id") for t in failed)
     # When an unrelated, valid batch lands and the next build runs
     lake.land(NEW_DAY, at(11))
     second = project.run("build", check=False)
     # Then the failed batch is tested again (and still fails) instead of being let through
     assert second.returncode != 0
-    assert any(t.startswith("not_null_in_batch_fact_orders_ingest_id") for t in failed_tests(second.output))
+    failed = failed_tests(second.output)
+    assert any(t.startswith("not_null_in_batch_fact_orders_ingest_id") for t in failed)
 
 
 def test_a_clock_that_stepped_back_loses_no_batch(dbt_project_factory):
