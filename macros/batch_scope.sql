@@ -17,15 +17,15 @@
     {%- if batch is none -%}
         {{- return(model) -}}
     {%- endif -%}
-    {%- set condition = batch.merged_at if scope == 'rows' else 'order_id in (' ~ batch.order_ids ~ ')' -%}
+    {%- set condition = batch.merged_at if scope == 'rows' else 'order_id in (' ~ batch.order_id_list ~ ')' -%}
     {{- return('(select * from ' ~ model ~ ' where ' ~ condition ~ ') as batch_scope') -}}
 {%- endmacro %}
 
 
 {% macro latest_batch() -%}
     {#- The batches of fact_orders not yet validated, as {'merged_at': SQL condition on
-        merged_at, 'order_ids': their ids (a literal list, or a subquery when there are
-        many), 'days': date literals of every day any version of
+        merged_at, 'order_ids': a subquery of their ids, 'order_id_list': the same ids as a
+        literal list (the subquery when there are many), 'days': date literals of every day any version of
         their orders sits on, or ''}: every batch stamped after the last build that got
         through its tests to mart_build_info (built last, on every served mart, so a batch
         whose tests failed is tested again by the next build), or else the newest batch
@@ -59,15 +59,17 @@
         'select distinct pa_date from ' ~ log ~ ' where order_id in (select order_id from '
         ~ log ~ ' where ' ~ condition ~ ') order by 1'
     ) if log is not none and log.type != 'view' else '' -%}
-    {#- The batch's ids as a literal list when there are not too many: DuckDB then filters
-        the fact's scan under mart_orders' joins by them, where a subquery made it join every
-        order first (10 M orders: ~8x slower). Bounded so that an Athena query stays well
-        under its 256 KB text limit. -#}
+    {#- order_id_list: the batch's ids inlined when there are not too many, for batch_scope:
+        DuckDB then filters the fact's scan under mart_orders' joins by them, where a
+        subquery made it join every order first (10 M orders: ~8x slower). Bounded so that
+        an Athena query stays well under its 256 KB text limit. The conservation test keeps
+        the subquery: over Parquet files a long literal list is the slower filter. -#}
     {%- set id_query = 'select order_id from ' ~ fact ~ ' where ' ~ condition -%}
     {%- set ids = run_query(id_query ~ ' order by order_id limit 15001').columns[0].values() -%}
     {{- return({
         'merged_at': condition,
-        'order_ids': ids | join(', ') if 0 < ids | length <= 15000 else id_query,
+        'order_ids': id_query,
+        'order_id_list': ids | join(', ') if 0 < ids | length <= 15000 else id_query,
         'days': days,
     }) -}}
 {%- endmacro %}
