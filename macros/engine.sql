@@ -23,6 +23,20 @@
 {%- endmacro %}
 
 
+{% macro iso_utc_timestamp(expression) -%}
+    {#- ISO-8601 text ending in `Z` (the manifests' landed_at) as landed_at's type. -#}
+    {{- return(adapter.dispatch('iso_utc_timestamp', 'duff')(expression)) -}}
+{%- endmacro %}
+
+{% macro default__iso_utc_timestamp(expression) -%}
+    cast({{ expression }} as {{ landed_at_type() }})
+{%- endmacro %}
+
+{% macro athena__iso_utc_timestamp(expression) -%}
+    cast(from_iso8601_timestamp_nanos({{ expression }}) at time zone 'UTC' as timestamp(6))
+{%- endmacro %}
+
+
 {% macro timestamp_literal(value) -%}
     {{- return(adapter.dispatch('timestamp_literal', 'duff')(value)) -}}
 {%- endmacro %}
@@ -51,8 +65,9 @@
 
 
 {% macro unknown_key() -%}
-    {#- The key of every dimension's unknown member. -#}
-    {{ surrogate_key(["'-1'"]) }}
+    {#- The key of every dimension's unknown member (natural id -1 or text 'unknown'), the
+        one spelling the dimensions and fact_orders share. -#}
+    {{ surrogate_key(["'unknown'"]) }}
 {%- endmacro %}
 
 
@@ -135,4 +150,61 @@
 
 {% macro duckdb__cluster_by(column) -%}
     order by {{ column }}
+{%- endmacro %}
+
+
+{% macro timestamp_value_literal(value) -%}
+    {#- A timestamp read back with run_query (a datetime, or text on some adapters) as the
+        same literal type as batch_stamp() (Athena: timestamp(6), the Iceberg fact's
+        type; a plain timestamp there has milliseconds and would never equal merged_at). -#}
+    {%- set value = utc_datetime(value) -%}
+    {{- return(adapter.dispatch('timestamp_value_literal', 'duff')(value)) -}}
+{%- endmacro %}
+
+{% macro default__timestamp_value_literal(value) -%}
+    {{ default__timestamp_literal(value) }}
+{%- endmacro %}
+
+{% macro athena__timestamp_value_literal(value) -%}
+    cast('{{ value.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp(6))
+{%- endmacro %}
+
+
+{% macro utc_datetime(value) -%}
+    {#- A timestamp as run_query returns it (a datetime, aware or naive, or ISO text on some
+        adapters) as a naive UTC datetime; none stays none. -#}
+    {%- if value is none -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- if value is string -%}
+        {%- set value = modules.datetime.datetime.fromisoformat(value[:26]) -%}
+    {%- endif -%}
+    {%- if value.tzinfo is not none -%}
+        {%- set value = value.astimezone(modules.pytz.utc).replace(tzinfo=none) -%}
+    {%- endif -%}
+    {{- return(value) -}}
+{%- endmacro %}
+
+
+{% macro scalar_query(sql) -%}
+    {#- The first value of the first row of `sql`, or none (no rows, or not executing). -#}
+    {%- if not execute -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set result = run_query(sql) -%}
+    {%- if result.rows | length == 0 -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {{- return(result.rows[0][0]) -}}
+{%- endmacro %}
+
+
+{% macro date_literals(sql) -%}
+    {#- The dates of the first column of `sql` as a comma-separated list of date literals
+        (empty text when there are none). -#}
+    {%- set literals = [] -%}
+    {%- for day in run_query(sql).columns[0].values() -%}
+        {%- do literals.append("date '" ~ day ~ "'") -%}
+    {%- endfor -%}
+    {{- return(literals | join(', ')) -}}
 {%- endmacro %}

@@ -15,29 +15,70 @@
 {%- endmacro %}
 
 
-{% macro raw_orders_relation(source_relation) -%}
-    {{- return(adapter.dispatch('raw_orders_relation', 'duff')(source_relation)) -}}
+{% macro lake_relation(source_relation) -%}
+    {{- return(adapter.dispatch('lake_relation', 'duff')(source_relation)) -}}
 {%- endmacro %}
 
 
-{% macro default__raw_orders_relation(source_relation) -%}
+{% macro default__lake_relation(source_relation) -%}
     {{- return(source_relation) -}}
 {%- endmacro %}
 
 
-{% macro duckdb__raw_orders_relation(source_relation) -%}
+{% macro duckdb__lake_relation(source_relation) -%}
     {#- An empty lake (a fresh clone before the first landing) builds empty models rather
-        than failing: read_parquet() refuses a glob that matches nothing, so the source is
-        swapped for an empty relation of exactly the landed schema. -#}
-    {%- set raw_glob = duff_lake_root() ~ '/raw/orders/*/*.parquet' -%}
-    {%- if execute -%}
-        {%- set found = run_query("select count(*) as n from glob('" ~ raw_glob ~ "')") -%}
-        {%- if found.columns[0].values()[0] == 0 -%}
-            {{- log("duff: no raw orders under " ~ raw_glob ~ "; building empty models", info=true) -}}
-            {{- return(empty_raw_orders()) -}}
-        {%- endif -%}
+        than failing: read_parquet() and read_json() refuse a glob that matches nothing, so
+        the source is swapped for an empty relation of exactly its schema. -#}
+    {%- if not execute -%}
+        {{- return(source_relation) -}}
+    {%- endif -%}
+    {%- set lake_files = {
+        'raw_orders': ('raw orders', '/raw/orders/*/*.parquet', empty_raw_orders),
+        'ingest_manifests': ('manifests', '/manifests/*.json', empty_ingest_manifests),
+        'ingest_rejects': ('rejected rows', '/rejects/orders/*/*.parquet', empty_ingest_rejects),
+    } -%}
+    {%- set what, files, empty = lake_files[source_relation.identifier] -%}
+    {%- set lake_glob = duff_lake_root() ~ files -%}
+    {%- set found = run_query("select count(*) as n from glob('" ~ lake_glob ~ "')") -%}
+    {%- if found.columns[0].values()[0] == 0 -%}
+        {{- log("duff: no " ~ what ~ " under " ~ lake_glob ~ "; building empty models from them", info=true) -}}
+        {{- return(empty()) -}}
     {%- endif -%}
     {{- return(source_relation) -}}
+{%- endmacro %}
+
+
+{% macro empty_ingest_manifests() -%}
+    (
+        select
+            cast(null as varchar) as ingest_id,
+            cast(null as varchar) as source_file,
+            cast(null as varchar) as status,
+            cast(null as bigint) as rows_in,
+            cast(null as bigint) as valid,
+            cast(null as struct(missing bigint, invalid bigint, duplicate bigint)) as rejected,
+            cast(null as json) as ignored_columns,
+            cast(null as varchar) as landed_at,
+            cast(null as varchar) as error
+        where false
+    )
+{%- endmacro %}
+
+
+{% macro empty_ingest_rejects() -%}
+    (
+        select
+            cast(null as varchar) as source_file,
+            cast(null as bigint) as source_line,
+            cast(null as varchar) as ingest_id,
+            cast(null as varchar) as raw_values,
+            cast(null as varchar) as reason,
+            cast(null as varchar) as "column",
+            cast(null as varchar) as detail,
+            cast(null as timestamptz) as landed_at,
+            cast(null as date) as ingest_date
+        where false
+    )
 {%- endmacro %}
 
 

@@ -1,33 +1,10 @@
-{% macro order_version_columns() -%}
-    {#- The columns of stg_raw__orders, in order; what int_orders__latest and the fact's
-        incremental branch keep of each version. -#}
-    {{- return([
-        'order_id', 'client_id', 'product_id', 'client_name', 'product_description',
-        'channel', 'status', 'source_file', 'ingest_id', 'units', 'unit_price',
-        'unit_liters', 'total_amount', 'total_liters', 'source_line', 'order_date',
-        'pa_date', 'landed_at',
-    ]) -}}
-{%- endmacro %}
+{#- "Latest version" everywhere (CONTRACT.md section 3): the greatest landed_at, then the
+    greater ingest_id, then the greater source_line. A total order, so the choice never
+    depends on the order rows are read in. -#}
 
-
-{% macro latest_order_versions(relation) -%}
-    {#- The latest version of each order in `relation` (a relation or CTE name with the
-        columns of stg_raw__orders): the greatest landed_at, ties broken by the greater
-        ingest_id, then the greater source_line, so the choice never depends on row order. -#}
-    select
-        {%- for column in order_version_columns() %}
-        {{ column }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    from (
-        select
-            *,
-            row_number() over (
-                partition by order_id
-                order by landed_at desc, ingest_id desc, source_line desc
-            ) as version_rank
-        from {{ relation }}
-    ) as ranked_versions
-    where version_rank = 1
+{% macro latest_version_first() -%}
+    {#- The window order that ranks an entity's versions newest first. -#}
+    landed_at desc, ingest_id desc, source_line desc
 {%- endmacro %}
 
 
@@ -45,13 +22,91 @@
 {%- endmacro %}
 
 
+{% macro order_version_columns() -%}
+    {#- The columns of stg_raw__orders, in order; what int_orders__latest and the fact's
+        incremental branch keep of each version. -#}
+    {{- return([
+        'order_id', 'client_id', 'product_id', 'client_name', 'product_description',
+        'channel', 'status', 'source_file', 'ingest_id', 'units', 'unit_price',
+        'unit_liters', 'total_amount', 'total_liters', 'source_line', 'order_date',
+        'pa_date', 'landed_at',
+    ]) -}}
+{%- endmacro %}
+
+
+{% macro latest_order_versions(relation) -%}
+    {#- The latest version of each order in `relation` (a relation or CTE name with the
+        columns of stg_raw__orders). -#}
+    select
+        {%- for column in order_version_columns() %}
+        {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from (
+        select
+            *,
+            row_number() over (
+                partition by order_id
+                order by {{ latest_version_first() }}
+            ) as version_rank
+        from {{ relation }}
+    ) as ranked_versions
+    where version_rank = 1
+{%- endmacro %}
+
+
+{% macro latest_attributes(relation, key_column, attribute_columns) -%}
+    {#- The "latest attribute" dimensions (dim_clients, dim_products): for each `key_column`
+        value in `relation` (columns of stg_raw__orders), the attributes of its latest
+        version, with that version's lineage as version_landed_at, version_ingest_id and
+        version_source_line. In an incremental run, only the keys that are new or whose
+        latest version beats the one stored in the model (`this`, which has the same
+        lineage columns). -#}
+    select
+        ranked_versions.{{ key_column }},
+        {%- for column in attribute_columns %}
+        ranked_versions.{{ column }},
+        {%- endfor %}
+        ranked_versions.landed_at as version_landed_at,
+        ranked_versions.ingest_id as version_ingest_id,
+        ranked_versions.source_line as version_source_line
+    from (
+        select
+            *,
+            row_number() over (
+                partition by {{ key_column }}
+                order by {{ latest_version_first() }}
+            ) as version_rank
+        from {{ relation }}
+    ) as ranked_versions
+    {%- if is_incremental() %}
+    left join (
+        select
+            {{ key_column }},
+            version_landed_at as landed_at,
+            version_ingest_id as ingest_id,
+            version_source_line as source_line
+        from {{ this }}
+    ) as stored_versions
+        on ranked_versions.{{ key_column }} = stored_versions.{{ key_column }}
+    {%- endif %}
+    where
+        ranked_versions.version_rank = 1
+        {%- if is_incremental() %}
+        and (
+            stored_versions.{{ key_column }} is null
+            or {{ is_newer_version('ranked_versions', 'stored_versions') }}
+        )
+        {%- endif %}
+{%- endmacro %}
+
+
 {% macro incremental_cutoff(landed_at_column='landed_at') -%}
     {#- An incremental run reads the versions landed strictly after this literal: the newest
         landed_at already in this model minus var('fact_orders_lookback_minutes') (so with
         the default lookback the newest landings are read again, which also catches an
         ingest stamped with the very same landed_at); the epoch while the model is empty (or
-        when not executing). A literal, not a subquery, so the
-        engine can prune: DuckDB skips Parquet row groups by their landed_at statistics. -#}
+        on a full build, or when not executing). A literal, not a subquery, so the engine can
+        prune: DuckDB skips Parquet row groups by their landed_at statistics. -#}
     {%- set epoch = modules.datetime.datetime(1970, 1, 1) -%}
     {%- set cutoff = namespace(value=epoch) -%}
     {%- if execute and is_incremental() -%}

@@ -1,5 +1,7 @@
-{% test unique_combination(model, columns) %}
-{#- Fails with one row per combination of `columns` that appears more than once. -#}
+{% test unique_combination(model, columns, scope=none) %}
+{#- Fails with one row per combination of `columns` that appears more than once; with a
+    `scope` ('rows' or 'orders'), among what the batches under test wrote
+    (macros/batch_scope.sql). -#}
 
 with
 
@@ -8,7 +10,7 @@ counted as (
     select
         {{ columns | join(', ') }},
         count(*) as occurrences
-    from {{ model }}
+    from {{ batch_scope(model, scope) if scope else model }}
     group by {{ columns | join(', ') }}
 
 )

@@ -7,18 +7,19 @@
     version. Only orders with two or more landed versions can have a superseded one, so the
     self-join runs over those alone (one cheap group-by finds them): the same result, without
     joining every raw row to itself (10 M orders: ~6 s of every build). On an incremental
-    run the check covers the orders of fact_orders' latest batch: every landed version of
-    them (they lie on the days int_orders__changed_days logged for the batch, so only those
-    days' files are read) and every fact row holding their ids on those days (a stale copy
-    left behind fails it too). A first build, a full refresh or var data_tests_scope = 'all'
-    check every order (macros/test_scope.sql).
+    run the check covers the orders of fact_orders' latest batches: their landed versions on
+    the days any version of them the fact held sits on (latest_batch reads them from
+    fact_orders__change_log, by name: hence the depends_on; only those days' files are read)
+    and every fact row holding their ids on those days (a stale copy left behind fails it
+    too). A first build, a full refresh or var data_tests_scope = 'all' check every order
+    (macros/batch_scope.sql).
     Rows that landed after the fact's newest batch stamp (merged_at: the start of the build
     that merged it) are left for the next build: a file landing while `dbt build` runs is
     not yet the fact's business, and its re-sent versions must not make the build that
     started before it fail. A fact row that landed after the stamp (a file published before
     fact_orders read the lake) counts when its order has a version before the stamp. -#}
 
--- depends_on: {{ ref('int_orders__changed_days') }}
+-- depends_on: {{ ref('fact_orders__change_log') }}
 {%- set batch = latest_batch() %}
 
 with

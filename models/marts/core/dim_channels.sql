@@ -21,7 +21,7 @@ channels as (
 unknown_member as (
 
     select
-        {{ surrogate_key(["'unknown'"]) }} as channel_key,
+        {{ unknown_key() }} as channel_key,
         'unknown' as channel,
         'Channel not in the reference list' as channel_description,
         999 as sort_order,

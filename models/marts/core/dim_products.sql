@@ -1,6 +1,7 @@
-{#- One row per product id plus the unknown member. Incremental on product_id: a run reads only
-    recently landed versions and replaces a product's row when one of them is newer than the
-    version its description came from. -#}
+{#- One row per product id plus the unknown member; the description is the one on the
+    product's latest order version (macros/latest_versions.sql: latest_attributes).
+    Incremental on product_id: a run reads only recently landed versions and replaces a
+    product's row when one of them is newer than the version its description came from. -#}
 {%- set athena_config = {
     'table_type': 'iceberg',
     'incremental_strategy': 'merge',
@@ -11,62 +12,32 @@
     on_schema_change='fail',
     **athena_config
 ) }}
-{#- Built after fact_orders (no column comes from it): the products it reads are then always
-    a superset of the fact's, even when an ingest lands mid-run or `--select fact_orders+`
-    is run, so mart_orders never drops an order for a product not yet in this table. #}
--- depends_on: {{ ref('fact_orders') }}
 
 with
 
+fact_orders as (
+
+    select * from {{ ref('fact_orders') }}
+
+),
+
 order_versions as (
 
+    {#- The versions up to the newest one the fact holds, read after the fact was built: every
+        product of the fact is here even when a file lands mid-build, and a product first seen
+        in a file landed since waits for the build that merges its orders. #}
     select * from {{ ref('stg_raw__orders') }}
-    {% if is_incremental() %}
-    where landed_at > {{ incremental_cutoff('description_landed_at') }}
-    {% endif %}
-
-),
-
-latest_products as (
-
-    {{ latest_attribute_rows('order_versions', 'product_id', ['product_description']) }}
-
-),
-
-{% if is_incremental() %}
-
-current_products as (
-
-    select
-        product_id,
-        description_ingest_id as ingest_id,
-        description_source_line as source_line,
-        description_landed_at as landed_at
-    from {{ this }}
-
-),
-
-changed_products as (
-
-    select latest_products.*
-    from latest_products
-    left join current_products
-        on latest_products.product_id = current_products.product_id
     where
-        current_products.product_id is null
-        or {{ is_newer_version('latest_products', 'current_products') }}
+        landed_at > {{ incremental_cutoff('version_landed_at') }}
+        and landed_at <= (select max(fact_orders.landed_at) from fact_orders)
 
 ),
 
-{% else %}
+latest_descriptions as (
 
-changed_products as (
-
-    select * from latest_products
+    {{ latest_attributes('order_versions', 'product_id', ['product_description']) }}
 
 ),
-
-{% endif %}
 
 products as (
 
@@ -74,24 +45,24 @@ products as (
         {{ surrogate_key(['product_id']) }} as product_key,
         product_id,
         product_description,
-        ingest_id as description_ingest_id,
-        source_line as description_source_line,
+        version_ingest_id,
+        version_source_line,
         false as is_unknown,
-        landed_at as description_landed_at
-    from changed_products
+        version_landed_at
+    from latest_descriptions
 
 ),
 
 unknown_member as (
 
     select
-        {{ surrogate_key(["'-1'"]) }} as product_key,
+        {{ unknown_key() }} as product_key,
         cast(-1 as bigint) as product_id,
         'unknown' as product_description,
-        cast(null as {{ dbt.type_string() }}) as description_ingest_id,
-        cast(null as bigint) as description_source_line,
+        cast(null as {{ dbt.type_string() }}) as version_ingest_id,
+        cast(null as bigint) as version_source_line,
         true as is_unknown,
-        cast(null as {{ landed_at_type() }}) as description_landed_at
+        cast(null as {{ landed_at_type() }}) as version_landed_at
 
 ),
 

@@ -22,7 +22,7 @@ statuses as (
 unknown_member as (
 
     select
-        {{ surrogate_key(["'unknown'"]) }} as status_key,
+        {{ unknown_key() }} as status_key,
         'unknown' as status,
         'Status not in the reference list' as status_description,
         999 as sort_order,

@@ -19,22 +19,25 @@
     on_schema_change='fail',
     **athena_config
 ) }}
--- depends_on: {{ ref('stg_raw__orders') }}
+
+{#- dbt records a model's refs when it parses it, where is_incremental() is false: the
+    incremental branch's input is named here so that its ref is recorded too. #}
+{%- set order_versions = ref('stg_raw__orders') %}
 
 with
 
 {% if is_incremental() %}
 
-new_versions as (
+new_order_versions as (
 
-    select * from {{ ref('stg_raw__orders') }}
+    select * from {{ order_versions }}
     where landed_at > {{ incremental_cutoff() }}
 
 ),
 
 latest_new_versions as (
 
-    {{ latest_order_versions('new_versions') }}
+    {{ latest_order_versions('new_order_versions') }}
 
 ),
 
@@ -89,8 +92,8 @@ final as (
         latest_versions.order_id,
         {{ surrogate_key(['latest_versions.client_id']) }} as client_key,
         {{ surrogate_key(['latest_versions.product_id']) }} as product_key,
-        coalesce(dim_status.status_key, {{ surrogate_key(["'unknown'"]) }}) as status_key,
-        coalesce(dim_channels.channel_key, {{ surrogate_key(["'unknown'"]) }}) as channel_key,
+        coalesce(dim_status.status_key, {{ unknown_key() }}) as status_key,
+        coalesce(dim_channels.channel_key, {{ unknown_key() }}) as channel_key,
         latest_versions.units,
         latest_versions.unit_price,
         latest_versions.total_amount,

@@ -1,6 +1,6 @@
 {#- Built last, after every served mart and their tests: in `dbt build` a failing test skips
     it, so built_at is the start of the last build that got through, which is where the
-    batch-scoped data tests start (macros/test_scope.sql: latest_batch). #}
+    batch-scoped data tests start (macros/batch_scope.sql: latest_batch). #}
 -- depends_on: {{ ref('mart_orders') }}
 -- depends_on: {{ ref('mart_client_sales') }}
 -- depends_on: {{ ref('mart_product_sales') }}

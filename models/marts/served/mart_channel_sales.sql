@@ -12,16 +12,25 @@ dim_channels as (
 
 ),
 
+dim_status as (
+
+    select * from {{ ref('dim_status') }}
+
+),
+
 channel_totals as (
 
     select
-        channel,
-        sum(orders) as orders,
-        sum(units) as units,
-        sum(liters) as liters,
-        sum(revenue) as revenue
+        agg_sales__daily.channel_key,
+        sum(agg_sales__daily.orders) as orders,
+        sum(agg_sales__daily.units) as units,
+        sum(agg_sales__daily.liters) as liters,
+        sum(agg_sales__daily.revenue) as revenue
     from agg_sales__daily
-    group by channel
+    inner join dim_status
+        on agg_sales__daily.status_key = dim_status.status_key
+    where not dim_status.is_unknown
+    group by agg_sales__daily.channel_key
 
 ),
 
@@ -36,7 +45,7 @@ final as (
 
     from dim_channels
     left join channel_totals
-        on dim_channels.channel = channel_totals.channel
+        on dim_channels.channel_key = channel_totals.channel_key
     where not dim_channels.is_unknown
 
 )

@@ -1,8 +1,8 @@
 with
 
-client_product_days as (
+agg_sales__by_client as (
 
-    select * from {{ ref('agg_sales__client_product_daily') }}
+    select * from {{ ref('agg_sales__by_client') }}
 
 ),
 
@@ -18,22 +18,42 @@ dim_products as (
 
 ),
 
+dim_channels as (
+
+    select * from {{ ref('dim_channels') }}
+
+),
+
+dim_status as (
+
+    select * from {{ ref('dim_status') }}
+
+),
+
 client_products as (
 
     select
-        client_product_days.client_id,
-        client_product_days.product_id,
+        agg_sales__by_client.client_key,
+        dim_products.product_id,
         dim_products.product_description,
-        sum(client_product_days.orders) as orders,
-        sum(client_product_days.units) as units,
-        sum(client_product_days.liters) as liters,
-        sum(client_product_days.spend) as spend
-    from client_product_days
+        sum(agg_sales__by_client.orders) as orders,
+        sum(agg_sales__by_client.units) as units,
+        sum(agg_sales__by_client.liters) as liters,
+        sum(agg_sales__by_client.spend) as spend
+    from agg_sales__by_client
     inner join dim_products
-        on client_product_days.product_id = dim_products.product_id
+        on agg_sales__by_client.product_key = dim_products.product_key
+    inner join dim_channels
+        on agg_sales__by_client.channel_key = dim_channels.channel_key
+    inner join dim_status
+        on agg_sales__by_client.status_key = dim_status.status_key
+    where
+        not dim_products.is_unknown
+        and not dim_channels.is_unknown
+        and not dim_status.is_unknown
     group by
-        client_product_days.client_id,
-        client_product_days.product_id,
+        agg_sales__by_client.client_key,
+        dim_products.product_id,
         dim_products.product_description
 
 ),
@@ -41,25 +61,25 @@ client_products as (
 client_totals as (
 
     select
-        client_id,
+        client_key,
         sum(orders) as orders,
         sum(units) as units,
         sum(liters) as liters,
         sum(spend) as total_spend
     from client_products
-    group by client_id
+    group by client_key
 
 ),
 
 ranked_products as (
 
     select
-        client_id,
+        client_key,
         product_id,
         product_description,
         units,
         row_number() over (
-            partition by client_id
+            partition by client_key
             order by units desc, spend desc, product_id asc
         ) as product_rank
     from client_products
@@ -69,7 +89,7 @@ ranked_products as (
 top_products as (
 
     select
-        client_id,
+        client_key,
         product_id,
         product_description,
         units
@@ -81,7 +101,7 @@ top_products as (
 final as (
 
     select
-        client_totals.client_id,
+        dim_clients.client_id,
         dim_clients.client_name,
         cast(client_totals.orders as bigint) as orders,
         cast(client_totals.units as bigint) as units,
@@ -93,9 +113,10 @@ final as (
 
     from client_totals
     inner join dim_clients
-        on client_totals.client_id = dim_clients.client_id
+        on client_totals.client_key = dim_clients.client_key
     inner join top_products
-        on client_totals.client_id = top_products.client_id
+        on client_totals.client_key = top_products.client_key
+    where not dim_clients.is_unknown
 
 )
 

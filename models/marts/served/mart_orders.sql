@@ -1,14 +1,11 @@
-{#- Locally a view: writing the 10 M-row join into a DuckDB table on every build cost more
-    (7-11 s) than evaluating the join in each reader (the two rollups, its tests and the
-    export: ~0.4 s of join each; the export even sorts faster from the fact's order). On
-    Athena a table, which the API queries directly, partitioned by pa_date so the API's day
-    filters (/orders?from=&to=) read only those days. -#}
+{#- Locally a view: writing the join of every order into a DuckDB table on every build costs
+    more than evaluating it in its readers (its batch-scoped tests and the export, which
+    read a few orders or days of it). On Athena a table, which the API queries directly,
+    partitioned by pa_date so the API's day filters (/orders?from=&to=) read only those days. -#}
 {{ config(
     materialized='view' if target.type == 'duckdb' else 'table',
     partitioned_by=none if target.type == 'duckdb' else ['pa_date'],
 ) }}
-{#- Built after the change log, which its batch-scoped data tests read (macros/test_scope.sql). #}
--- depends_on: {{ ref('int_orders__changed_days') }}
 
 with
 

@@ -12,26 +12,41 @@ dim_products as (
 
 ),
 
+dim_channels as (
+
+    select * from {{ ref('dim_channels') }}
+
+),
+
+dim_status as (
+
+    select * from {{ ref('dim_status') }}
+
+),
+
 product_channel_totals as (
 
     select
-        product_id,
-        channel,
-        sum(orders) as orders,
-        sum(units) as units,
-        sum(liters) as liters,
-        sum(revenue) as revenue
+        agg_sales__daily.product_key,
+        agg_sales__daily.channel_key,
+        sum(agg_sales__daily.orders) as orders,
+        sum(agg_sales__daily.units) as units,
+        sum(agg_sales__daily.liters) as liters,
+        sum(agg_sales__daily.revenue) as revenue
     from agg_sales__daily
-    group by product_id, channel
+    inner join dim_status
+        on agg_sales__daily.status_key = dim_status.status_key
+    where not dim_status.is_unknown
+    group by agg_sales__daily.product_key, agg_sales__daily.channel_key
 
 ),
 
 final as (
 
     select
-        product_channel_totals.product_id,
+        dim_products.product_id,
         dim_products.product_description,
-        product_channel_totals.channel,
+        dim_channels.channel,
         cast(product_channel_totals.orders as bigint) as orders,
         cast(product_channel_totals.units as bigint) as units,
         cast(product_channel_totals.liters as decimal(38, 3)) as liters,
@@ -39,7 +54,12 @@ final as (
 
     from product_channel_totals
     inner join dim_products
-        on product_channel_totals.product_id = dim_products.product_id
+        on product_channel_totals.product_key = dim_products.product_key
+    inner join dim_channels
+        on product_channel_totals.channel_key = dim_channels.channel_key
+    where
+        not dim_products.is_unknown
+        and not dim_channels.is_unknown
 
 )
 

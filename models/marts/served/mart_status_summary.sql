@@ -6,6 +6,12 @@ agg_sales__daily as (
 
 ),
 
+dim_channels as (
+
+    select * from {{ ref('dim_channels') }}
+
+),
+
 dim_status as (
 
     select * from {{ ref('dim_status') }}
@@ -15,12 +21,15 @@ dim_status as (
 status_totals as (
 
     select
-        status,
-        sum(orders) as orders,
-        sum(units) as units,
-        sum(revenue) as revenue
+        agg_sales__daily.status_key,
+        sum(agg_sales__daily.orders) as orders,
+        sum(agg_sales__daily.units) as units,
+        sum(agg_sales__daily.revenue) as revenue
     from agg_sales__daily
-    group by status
+    inner join dim_channels
+        on agg_sales__daily.channel_key = dim_channels.channel_key
+    where not dim_channels.is_unknown
+    group by agg_sales__daily.status_key
 
 ),
 
@@ -34,7 +43,7 @@ final as (
 
     from dim_status
     left join status_totals
-        on dim_status.status = status_totals.status
+        on dim_status.status_key = status_totals.status_key
     where not dim_status.is_unknown
 
 )

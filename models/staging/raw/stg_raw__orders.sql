@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ raw_orders_relation(source('raw', 'orders')) }}
+    select * from {{ lake_relation(source('raw', 'orders')) }}
 
 ),
 

@@ -81,7 +81,7 @@ def test_incremental_runs_test_the_latest_batch_and_still_catch_a_stale_copy(
     assert project.run("test").returncode == 0
     whole = project.run("test", "--vars", "{data_tests_scope: all}", check=False)
     assert whole.returncode != 0
-    assert any("not_null_fact_orders_client_key" in t for t in failed_tests(whole.output))
+    assert any("not_null_in_batch_fact_orders_client_key" in t for t in failed_tests(whole.output))
     execute(lake, "update fact_orders set client_key = md5('10') where order_id = 3")
     assert project.run("test", "--vars", "{data_tests_scope: all}").returncode == 0
 
@@ -99,8 +99,8 @@ def test_incremental_runs_test_the_latest_batch_and_still_catch_a_stale_copy(
     stale = project.run("test", check=False)
     failed = failed_tests(stale.output)
     assert stale.returncode != 0
-    assert any(t.startswith("unique_fact_orders_order_id") for t in failed), failed
-    assert any(t.startswith("unique_mart_orders_order_id") for t in failed), failed
+    assert any(t.startswith("unique_in_batch_fact_orders_order_id") for t in failed), failed
+    assert any(t.startswith("unique_in_batch_mart_orders_order_id") for t in failed), failed
     assert "assert_raw_rows_conserved" in failed, failed
 
 

@@ -1,5 +1,6 @@
 """Incremental builds in the situations a schedule meets: part of the DAG run alone, a batch
-whose tests failed, a clock that stepped back, and a change of the served members.
+whose tests failed, a clock that stepped back, and an order re-sent twice while the rollups
+waited.
 
 Each case compares the served marts after the incremental build with figures computed here
 in Python from the rows the test landed (never read back from the warehouse).
@@ -118,13 +119,15 @@ def test_a_batch_whose_tests_failed_is_tested_again_by_the_next_build(dbt_projec
     pq.write_table(pa.Table.from_pylist([row], schema=RAW_SCHEMA), folder / "broken-0.parquet")
     first = project.run("build", check=False)
     assert first.returncode != 0
-    assert any(t.startswith("not_null_fact_orders_ingest_id") for t in failed_tests(first.output))
+    failed = failed_tests(first.output)
+    assert any(t.startswith("not_null_in_batch_fact_orders_ingest_id") for t in failed)
     # When an unrelated, valid batch lands and the next build runs
     lake.land(NEW_DAY, at(11))
     second = project.run("build", check=False)
     # Then the failed batch is tested again (and still fails) instead of being let through
     assert second.returncode != 0
-    assert any(t.startswith("not_null_fact_orders_ingest_id") for t in failed_tests(second.output))
+    failed = failed_tests(second.output)
+    assert any(t.startswith("not_null_in_batch_fact_orders_ingest_id") for t in failed)
 
 
 def test_a_clock_that_stepped_back_loses_no_batch(dbt_project_factory):
@@ -144,9 +147,9 @@ def test_a_clock_that_stepped_back_loses_no_batch(dbt_project_factory):
     project.run("build")
     for table in (
         "fact_orders",
-        "int_orders__changed_days",
+        "fact_orders__change_log",
         "agg_sales__daily",
-        "agg_sales__client_product_daily",
+        "agg_sales__by_client",
     ):
         execute(lake, f"update {table} set merged_at = merged_at + interval 1 hour")
     # When an order lands on a new day and the next build runs
@@ -178,17 +181,35 @@ def test_a_clock_that_stepped_back_loses_no_batch(dbt_project_factory):
     assert_marts_match(lake)
 
 
-def test_a_change_of_the_served_members_recomputes_every_day(dbt_project_factory):
-    # Given a build whose rollups were computed under other seeds (a stale fingerprint, and
-    # figures that the current members would not give)
-    project = dbt_project_factory("dbt_members")
+def test_an_order_re_sent_twice_while_the_rollups_wait_is_counted_once(dbt_project_factory):
+    # Given a build, then order 1 re-sent to another day, client and product, merged into
+    # the fact and its change log while the rollups were left out of the run
+    project = dbt_project_factory("dbt_resent_twice")
     lake = RawLake(project.lake)
     lake.land(BASE, at(8))
     project.run("build")
-    for table in ("agg_sales__daily", "agg_sales__client_product_daily"):
-        execute(lake, f"update {table} set served_members = 'other seeds', orders = orders + 100")
-    # When a new day lands and the next build runs
-    lake.land(NEW_DAY, at(11))
+    lake.land(
+        [
+            Order(
+                1, 11, "Barney", 101, "Duff Dry", "2.00", 4, "0.500", "B2B", "broken", D(2024, 3, 7)
+            )
+        ],
+        at(9),
+    )
+    project.run("run", "-s", "fact_orders", "fact_orders__change_log")
+    # When it is re-sent once more (back to Moe, a third day) and the scheduled build runs
+    lake.land(
+        [
+            Order(
+                1, 10, "Moe", 100, "Duff", "1.50", 6, "0.330", "Online", "delivered", D(2024, 3, 9)
+            )
+        ],
+        at(10),
+    )
     project.run("build")
-    # Then every day was recomputed, not only the new one
+    # Then the rollups subtracted the version they had counted (the first), not the one in
+    # between, and every mart matches the latest versions
     assert_marts_match(lake)
+    assert query(lake, "select count(*) from agg_sales__daily where pa_date = '2024-03-07'") == [
+        (0,)
+    ]

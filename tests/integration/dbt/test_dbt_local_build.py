@@ -91,7 +91,7 @@ FACT_COLUMNS = (
 # merged_at (the batch that wrote a row) differs between an incremental run and a full
 # refresh by design; every other column must not
 BATCH_COLUMNS = {"fact_orders": "merged_at", "agg_sales__daily": "merged_at"}
-BATCH_COLUMNS["agg_sales__client_product_daily"] = "merged_at"
+BATCH_COLUMNS["agg_sales__by_client"] = "merged_at"
 SERVED = (
     "mart_client_sales",
     "mart_product_sales",
@@ -227,6 +227,7 @@ def test_fact_columns_follow_the_contract(scenario):
 def test_dim_clients_takes_the_latest_name_and_keeps_namesakes_apart(scenario):
     # Given client 10 renamed in a later landing and clients 10 and 12 both once "Moe"
     # Then each id has one row with its latest name, keyed by md5(id), plus the unknown member
+    # (natural id -1, keyed like every dimension's unknown member)
     lake: RawLake = scenario["lake"]
     rows = sorted(
         query(lake.root, "select client_key, client_id, client_name, is_unknown from dim_clients")
@@ -236,7 +237,7 @@ def test_dim_clients_takes_the_latest_name_and_keeps_namesakes_apart(scenario):
             (md5(str(cid)), cid, name, False)
             for cid, name in lake.latest_attribute("client_id", "client_name").items()
         ]
-        + [(md5("-1"), -1, "unknown", True)]
+        + [(md5("unknown"), -1, "unknown", True)]  # every unknown member: unknown_key()
     )
     assert rows == expected
     names = {r[1]: r[2] for r in rows}
