@@ -11,8 +11,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from ingestion import land as land_mod
 from ingestion import rules
+from ingestion import writers as writers_mod
 from tests.integration.ingestion.landing_helpers import HEADER, land_text, row
 
 NAMES = ["Homer", "Marge", " Bart ", "Lisa", "Maggie", "Ned Flanders", "Moe"]
@@ -79,7 +79,7 @@ def test_many_partitions_over_spilled_runs_land_exactly(
     # Given 4000 rows over 60 dates in random order, a sort buffer far smaller than the file
     # (many spilled runs, each holding a slice of most dates), small row groups and, in the
     # last case, a new file once one holds 20 rows (several files per partition)
-    monkeypatch.setattr(land_mod, "MAX_ROWS_PER_FILE", max_rows_per_file)
+    monkeypatch.setattr(writers_mod, "MAX_ROWS_PER_FILE", max_rows_per_file)
     lines, expected = make_rows(4000, 60, seed=3)
     landed = land_text(
         tmp_path,

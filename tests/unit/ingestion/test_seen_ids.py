@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ingestion.land import IdRun, SeenIds, _merge_sorted
+from ingestion.seen_ids import IdRun, SeenIds, _merge_sorted
 
 
 def reference_first_seen(ids: np.ndarray, reference: set[int]) -> list[bool]:
