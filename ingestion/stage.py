@@ -110,7 +110,8 @@ def _read_rows(
     except ScanError as exc:
         raise Quarantine(str(exc)) from None
     positions, ignored = check_header(names)
-    position = {n.strip().lower(): i for i, n in enumerate(names)}
+    header = [n.strip().lower() for n in names]
+    position = {name: i for i, name in enumerate(header)}
     seen = SeenIds()
     scanner = Scanner(f, len(names), header_lines + 1, rest, block_bytes=settings.block_bytes)
     try:
@@ -121,7 +122,7 @@ def _read_rows(
             checked_blocks = checked_in_order(iter(scanner), positions, landing_date, checkers)
             for block, checked in prefetch(checked_blocks):
                 verdicts = judge_duplicates(block, checked, seen, spill)
-                record(block, verdicts, position, len(names), counts, rejects)
+                record(block, verdicts, header, position, counts, rejects)
                 if progress is not None:
                     progress(block.nbytes)
     except ScanError as exc:
@@ -226,13 +227,13 @@ def judge_duplicates(
 def record(
     block: Block,
     verdicts: Verdicts,
+    header: list[str],
     position: dict[str, int],
-    ncols: int,
     counts: Counts,
     rejects: RejectsWriter,
 ) -> None:
     """Count the block's rows and keep each rejected one with its reason, column and detail.
-    ``position``: the file's column index of each normalised header name."""
+    ``header``: the normalised header names; ``position``: the index of each."""
     reason, column = verdicts.reason, verdicts.column
     counts.rows_in += block.rows_in
     counts.valid += verdicts.valid
@@ -262,5 +263,17 @@ def record(
             json_row(fields),
             "invalid",
             None,
-            f"the row has {len(fields)} field(s); the header has {ncols}",
+            f"the row has {len(fields)} field(s); the header has {len(header)}",
+        )
+    for line, fields, at in block.malformed:
+        counts.rejected["invalid"] += 1
+        name = header[at] if at < len(header) else None
+        where = f"field {at + 1}" + (f" ({name})" if name else ", beyond the header")
+        rejects.add(
+            line,
+            json_row(fields),
+            "invalid",
+            name,
+            f"malformed quoting: a lone quote inside the quoted {where}; the row ends with "
+            "that quote's line",
         )
