@@ -6,9 +6,11 @@ The content hash is needed before any row is written because it is part of ``ing
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from ingestion.lake import open_source
 
@@ -31,14 +33,16 @@ class Fingerprint:
     etag: str | None = None  # S3 sources: the version hashed, to pin the second read to
 
 
-def fingerprint(source: str) -> Fingerprint:
-    """SHA-256, size and the first whole-file fault of ``source``, in one streaming pass."""
+def fingerprint(source: str | BinaryIO) -> Fingerprint:
+    """SHA-256, size and the first whole-file fault of ``source`` (a source URI, or a stream
+    at its first byte), in one streaming pass."""
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     size = 0
     fault: str | None = None
     # SHA-256 of chunk i (hashlib releases the GIL) runs while chunk i+1 is read and checked.
-    with open_source(source) as f, ThreadPoolExecutor(1) as hasher:
+    opened = open_source(source) if isinstance(source, str) else contextlib.nullcontext(source)
+    with opened as f, ThreadPoolExecutor(1) as hasher:
         etag = getattr(getattr(f, "raw", None), "etag", None)
         hashing = None
         while True:

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ingestion.claims import claim
-from ingestion.errors import LandingBusy, Quarantine
+from ingestion.errors import LandingBusy, Quarantine, Unreadable
 from ingestion.fingerprint import READ_BYTES, Fingerprint, fingerprint
 from ingestion.lake import (
     Catalog,
@@ -40,12 +40,13 @@ from ingestion.lake import (
     canonical_source,
     is_s3_uri,
     lake_from_uri,
-    open_source,
 )
 from ingestion.layout import (
+    MAX_ERROR_CHARS,
     QUARANTINE,
     STAGING,
     STARTED,
+    capped,
     claim_prefix,
     iso_z,
     make_ingest_id,
@@ -54,11 +55,13 @@ from ingestion.layout import (
 )
 from ingestion.publish import publish, recover
 from ingestion.settings import Settings
+from ingestion.source import Source, opened
 from ingestion.stage import stage_rows
 
 __all__ = [
     "LandingBusy",
     "Quarantine",
+    "Unreadable",
     "claim_prefix",
     "default_catalog",
     "land",
@@ -77,57 +80,72 @@ def land(
     progress: Callable[[int], None] | None = None,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """Land ``source`` (a path or ``s3://bucket/key``) and return its manifest."""
+    """Land ``source`` (a path or ``s3://bucket/key``) and return its manifest.
+
+    Raises :class:`Unreadable` when the source cannot be read at all (nothing is written)."""
     settings = settings or Settings.from_env()
     lake = lake if lake is not None else lake_from_uri(settings.lake)
     catalog = catalog if catalog is not None else NullCatalog()
     started = time.monotonic()
-    source_file = canonical_source(source)
     landed_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    fp = fingerprint(source_file)
-    ingest_id = make_ingest_id(landed_at, fp.sha256)
-    extra = {"ingest_id": ingest_id, "source_file": source_file}
-    log.info(
-        "landing",
-        extra={
-            **extra,
-            "bytes": fp.size,
-            "sha256": fp.sha256,
-            "seconds": round(time.monotonic() - started, 3),
-        },
-    )
-
-    claimed = claim(lake, settings, source_file, fp.sha256, ingest_id)
-    if not isinstance(claimed, str):
-        manifest = claimed
-        manifest["previous_status"] = manifest["status"]
-        manifest["status"] = "skipped"
-        manifest["error"] = None
+    with opened(canonical_source(source)) as src:
+        # 1. fingerprint
+        with src.read() as f:
+            fp = fingerprint(f)
+        src.etag = fp.etag
+        ingest_id = make_ingest_id(landed_at, fp.sha256)
+        extra = {"ingest_id": ingest_id, "source_file": src.uri}
         log.info(
-            "skipped: this object has landed before", extra={**extra, "as": manifest["ingest_id"]}
+            "landing",
+            extra={
+                **extra,
+                "bytes": fp.size,
+                "sha256": fp.sha256,
+                "seconds": round(time.monotonic() - started, 3),
+            },
         )
-        return manifest
-    try:
-        return _land_claimed(
-            lake, catalog, settings, source_file, fp, ingest_id, landed_at, started, progress
-        )
-    except BaseException:
-        with contextlib.suppress(Exception):
-            lake.delete([claimed])  # let the retry claim it at once
-        raise
+        # 2. claim, or skip what landed before
+        claimed = claim(lake, settings, src.uri, fp.sha256, ingest_id)
+        if not isinstance(claimed, str):
+            return _skipped(claimed, extra)
+        try:
+            # 3. recover, 4. stage, 5. publish
+            return _land_claimed(
+                lake, catalog, settings, src, fp, ingest_id, landed_at, started, progress
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                lake.delete([claimed])  # let the retry claim it at once
+            raise
+
+
+def _skipped(previous: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of a delivery of an object that landed (or was quarantined) before: that
+    landing's manifest, saying so; a quarantined one keeps its error (CONTRACT.md section 2)."""
+    manifest = dict(previous)
+    manifest["previous_status"] = previous["status"]
+    manifest["status"] = "skipped"
+    if previous["status"] != "quarantined":
+        manifest["error"] = None
+    log.info(
+        "skipped: this object has landed before",
+        extra={**extra, "as": manifest["ingest_id"], "previous_status": previous["status"]},
+    )
+    return manifest
 
 
 def _land_claimed(
     lake: Lake,
     catalog: Catalog,
     settings: Settings,
-    source_file: str,
+    src: Source,
     fp: Fingerprint,
     ingest_id: str,
     landed_at: dt.datetime,
     started: float,
     progress: Callable[[int], None] | None,
 ) -> dict[str, Any]:
+    source_file = src.uri
     extra = {"ingest_id": ingest_id, "source_file": source_file}
     recovered = recover(lake, catalog, settings, source_file, fp.sha256)
     if recovered is not None:
@@ -158,14 +176,12 @@ def _land_claimed(
     try:
         if fp.fault:
             raise Quarantine(fp.fault)
-        staged = stage_rows(
-            lake, settings, source_file, ingest_id, landed_at, stage, progress, fp.etag
-        )
+        staged = stage_rows(lake, settings, src, ingest_id, landed_at, stage, progress)
         manifest.update(
             rows_in=staged.counts.rows_in,
             valid=staged.counts.valid,
             rejected=staged.counts.rejected,
-            ignored_columns=staged.ignored_columns,
+            ignored_columns=[capped(name) for name in staged.ignored_columns],
             partitions=staged.partitions,
         )
         moves = staged.moves
@@ -174,10 +190,16 @@ def _land_claimed(
             if not key.endswith(STARTED):
                 lake.delete([key])
         qkey = f"{QUARANTINE}{ingest_id}/{source_name(source_file)}"
-        _copy_source(lake, source_file, stage + "quarantined")
-        manifest.update(status="quarantined", error=str(exc))
+        _copy_source(lake, src, stage + "quarantined")
+        manifest.update(status="quarantined", error=capped(str(exc), MAX_ERROR_CHARS))
         moves = [(stage + "quarantined", qkey)]
-        log.warning("quarantined", extra={**extra, "error": str(exc)})
+        log.warning("quarantined", extra={**extra, "error": manifest["error"]})
+    except BaseException:
+        with contextlib.suppress(Exception):
+            lake.delete_prefix(stage)
+        raise
+    try:
+        src.check_unchanged()  # the bytes staged are the bytes hashed
     except BaseException:
         with contextlib.suppress(Exception):
             lake.delete_prefix(stage)
@@ -199,15 +221,15 @@ def _land_claimed(
     return manifest
 
 
-def _copy_source(lake: Lake, source_file: str, key: str) -> None:
+def _copy_source(lake: Lake, src: Source, key: str) -> None:
     """Keep the refused file byte for byte (server-side when both are on S3)."""
     copy_from = getattr(lake, "copy_from", None)
-    if is_s3_uri(source_file) and callable(copy_from):
-        copy_from(source_file, key)
+    if is_s3_uri(src.uri) and callable(copy_from):
+        copy_from(src.uri, key)
         return
-    with open_source(source_file) as src, lake.open_write(key) as dst:
+    with src.read() as f, lake.open_write(key, mode=src.mode) as dst:
         while True:
-            chunk = src.read(READ_BYTES)
+            chunk = f.read(READ_BYTES)
             if not chunk:
                 break
             dst.write(chunk)

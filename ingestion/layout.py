@@ -42,3 +42,15 @@ def source_name(source_file: str) -> str:
 
 def day_text(day: int) -> str:
     return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
+
+
+MAX_NAME_CHARS = 100  # a header name, as the manifest shows it
+MAX_ERROR_CHARS = 500  # a manifest's error
+
+
+def capped(text: str, limit: int = MAX_NAME_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was cut: what a manifest quotes
+    from a file (names, errors) stays readable whatever the file holds."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 30]}... ({len(text):,} characters)"

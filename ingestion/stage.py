@@ -19,11 +19,12 @@ import pyarrow as pa
 from ingestion import rules
 from ingestion.csvscan import Block, ScanError, Scanner, parse_header
 from ingestion.errors import Quarantine
-from ingestion.lake import Lake, open_source
-from ingestion.layout import REJECTS_PREFIX, day_text
+from ingestion.lake import Lake
+from ingestion.layout import REJECTS_PREFIX, capped, day_text
 from ingestion.pipeline import CHECK_THREADS, checked_in_order, peak_rss_mb, prefetch
 from ingestion.seen_ids import SeenIds
 from ingestion.settings import Settings
+from ingestion.source import Source
 from ingestion.spill import PARTITION_SCHEMA, DateSpill
 from ingestion.writers import WRITE_THREADS, RejectsWriter, json_row, write_partition
 
@@ -60,29 +61,28 @@ class Verdicts:
 def stage_rows(
     lake: Lake,
     settings: Settings,
-    source_file: str,
+    source: Source,
     ingest_id: str,
     landed_at: dt.datetime,
     stage: str,
     progress: Callable[[int], None] | None,
-    etag: str | None = None,
 ) -> Staged:
-    """Read every row of ``source_file`` into staged Parquet under ``stage``; the moves that
+    """Read every row of ``source`` into staged Parquet under ``stage``; the moves that
     publish them. Raises :class:`Quarantine` for a fault of the whole file."""
     counts = Counts()
     landing_date = landed_at.astimezone(dt.UTC).date()
-    lineage = {"source_file": source_file, "ingest_id": ingest_id, "landed_at": landed_at}
+    lineage = {"source_file": source.uri, "ingest_id": ingest_id, "landed_at": landed_at}
     rejects_key = f"{REJECTS_PREFIX}ingest_date={landing_date.isoformat()}/{ingest_id}.parquet"
-    rejects = RejectsWriter(lake, stage + "rejects.parquet", lineage)
+    rejects = RejectsWriter(lake, stage + "rejects.parquet", lineage, source.mode)
     scratch = tempfile.mkdtemp(prefix="duff-ingest-", dir=settings.spill_dir)
     try:
         spill = DateSpill(scratch, settings.buffer_bytes)
-        # Pinned to the version hashed: a replaced S3 object fails (SourceChanged) rather than
-        # landing other bytes under this SHA-256; its own event lands the new version.
-        with open_source(source_file, if_match=etag) as f:
+        # The bytes hashed: the same open file, or an S3 object pinned to the ETag hashed (a
+        # replaced object fails with SourceChanged; its own event lands the new version).
+        with source.read() as f:
             ignored = _read_rows(f, settings, landing_date, spill, counts, rejects, progress)
         days = spill.partitions()
-        moves = _write_partitions(lake, settings, spill, days, lineage, stage)
+        moves = _write_partitions(lake, settings, spill, days, lineage, stage, source.mode)
         if rejects.close():
             moves.append((stage + "rejects.parquet", rejects_key))
         return Staged(counts, ignored, [day_text(day) for day in days], moves)
@@ -149,6 +149,7 @@ def _write_partitions(
     days: list[int],
     lineage: dict[str, Any],
     stage: str,
+    mode: int | None,
 ) -> list[tuple[str, str]]:
     """One staged Parquet file per partition (more past MAX_ROWS_PER_FILE); their moves."""
     t0 = time.monotonic()
@@ -157,7 +158,7 @@ def _write_partitions(
     # Parquet encoding and zstd release the GIL: write partitions two at a time.
     with ThreadPoolExecutor(WRITE_THREADS) as pool, spill.views() as runs:
         futures = [
-            pool.submit(write_partition, lake, settings, spill, runs, day, lineage, stage)
+            pool.submit(write_partition, lake, settings, spill, runs, day, lineage, stage, mode)
             for day in days
         ]
         for future in futures:
@@ -183,7 +184,9 @@ def check_header(names: list[str]) -> tuple[dict[str, int], list[str]]:
             twice.append(name)
         seen.add(name)
     if twice:
-        raise Quarantine("the header names a column twice: " + ", ".join(repr(n) for n in twice))
+        raise Quarantine(
+            "the header names a column twice: " + ", ".join(repr(capped(n)) for n in twice)
+        )
     absent = [c for c in rules.REQUIRED if c not in seen]
     if absent:
         raise Quarantine(

@@ -79,8 +79,10 @@ class RejectsWriter:
 
     FLUSH_ROWS = 65_536
 
-    def __init__(self, lake: Lake, key: str, lineage: dict[str, Any]) -> None:
-        self.lake, self.key, self.lineage = lake, key, lineage
+    def __init__(
+        self, lake: Lake, key: str, lineage: dict[str, Any], mode: int | None = None
+    ) -> None:
+        self.lake, self.key, self.lineage, self.mode = lake, key, lineage, mode
         self.rows: dict[str, list[Any]] = {
             "source_line": [],
             "raw_values": [],
@@ -122,7 +124,7 @@ class RejectsWriter:
             schema=rules.REJECTS_SCHEMA,
         )
         if self._writer is None:
-            sink = self._stack.enter_context(self.lake.open_write(self.key))
+            sink = self._stack.enter_context(self.lake.open_write(self.key, mode=self.mode))
             self._writer = pq.ParquetWriter(sink, rules.REJECTS_SCHEMA, **PARQUET_OPTIONS)
         self._writer.write_table(table)
         for v in self.rows.values():
@@ -149,6 +151,7 @@ def write_partition(
     day: int,
     lineage: dict[str, Any],
     stage: str,
+    mode: int | None = None,
 ) -> list[tuple[str, str]]:
     date = day_text(day)
     ingest_id = lineage["ingest_id"]
@@ -171,7 +174,7 @@ def write_partition(
                     n += 1
                 key = f"{RAW_PREFIX}pa_date={date}/{ingest_id}-{n}.parquet"
                 staged = f"{stage}{date}-{n}.parquet"  # flat: one directory to clean up
-                sink = stack.enter_context(lake.open_write(staged))
+                sink = stack.enter_context(lake.open_write(staged, mode=mode))
                 writer = pq.ParquetWriter(
                     sink, WRITE_SCHEMA, store_schema=False, **RAW_PARQUET_OPTIONS
                 )

@@ -198,7 +198,7 @@ def test_failed_landing_releases_its_claim_so_the_retry_lands_at_once(
     lake = tmp_path / "lake"
     real = LocalLake.open_write
 
-    def failing(self, key):
+    def failing(self, key, **kw):
         raise OSError("disk full")
 
     monkeypatch.setattr(LocalLake, "open_write", failing)

@@ -126,11 +126,11 @@ def test_failure_while_staging_cleans_up(tmp_path: Path, monkeypatch) -> None:
     calls = []
     real = LocalLake.open_write
 
-    def failing(self, key):
+    def failing(self, key, **kw):
         calls.append(key)
         if len(calls) == 3:
             raise OSError("disk full")
-        return real(self, key)
+        return real(self, key, **kw)
 
     monkeypatch.setattr(LocalLake, "open_write", failing)
     # When landing fails
