@@ -211,7 +211,7 @@ def parse_records(buf: bytes, eof: bool, limit: int | None = None) -> tuple[list
 
 
 _END = 256  # "no byte": the quote is the last byte of the buffer
-_WINDOW = 4096  # quotes judged per step of the quote walk (even: parity carries over)
+_WINDOW = 4096  # quotes judged per step of the quote walk
 
 
 def _walk_quotes(
@@ -241,28 +241,29 @@ def _walk_quotes(
     literal: list[int] = []
     lone: list[int] = []
     resume: list[int] = []
-    base = 0
-    while base < len(q):
-        hi = min(base + _WINDOW, len(q))
-        idx = np.arange(base, hi)
-        opening = ((idx - base) & 1) == 0
+    origin = 0  # the quote where the parity restarts (outside any quoted field)
+    low = 0  # the first quote not judged yet
+    while low < len(q):
+        hi = min(low + _WINDOW, len(q))
+        idx = np.arange(low, hi)
+        opening = ((idx - origin) & 1) == 0
         ok = np.where(
-            opening, open_ok[base:hi] | (after_quote[base:hi] & (idx > base)), close_ok[base:hi]
+            opening, open_ok[low:hi] | (after_quote[low:hi] & (idx > origin)), close_ok[low:hi]
         )
         bad = np.flatnonzero(~ok)
         if not len(bad):
-            base = hi
+            low = hi
             continue
-        k = base + int(bad[0])
+        k = low + int(bad[0])
         if opening[bad[0]]:  # a quote inside an unquoted field (Moe"s): text
             literal.append(k)
-            base = k + 1
+            origin = low = k + 1
             continue
         lone.append(k)
         j = int(np.searchsorted(nl, q[k], side="right"))
         at = int(nl[j]) + 1 if j < len(nl) else n
         resume.append(at)
-        base = int(np.searchsorted(q, at))
+        origin = low = int(np.searchsorted(q, at))
     return np.array(literal, dtype=np.int64), lone, resume
 
 

@@ -239,3 +239,26 @@ def test_block_with_only_short_rows() -> None:
     _, rows = scan(b"a,b,c\n \n\t\nx\n")
     # Then each is still a row, on its own line, with its fields as read
     assert rows == [(2, [" "], False), (3, ["\t"], False), (4, ["x"], False)]
+
+
+def test_well_quoted_blocks_stay_on_the_fast_path_past_one_window_of_quotes() -> None:
+    # Given 5,000 rows of doubled quotes and quoted commas (over 20,000 quotes, several
+    # windows of the quote walk), and a few Moe"s and one "Du"ff" among them
+    lines = ["id,name,n"]
+    for i in range(5000):
+        if i == 2500:
+            lines.append(f'{i},"Du"ff",1')
+        elif i % 1000 == 7:
+            lines.append(f'{i},Moe"s {i},1')
+        else:
+            lines.append(f'{i},"Moe ""Big"" {i}, Springfield",1')
+    data = ("\n".join(lines) + "\n").encode()
+    stream = io.BytesIO(data)
+    names, header_lines, rest = parse_header(stream)
+    scanner = Scanner(stream, len(names), header_lines + 1, rest, block_bytes=1 << 22)
+    blocks = list(scanner)
+    # Then no block needs the pure-Python reader, and the rows are the reference reader's
+    assert (scanner.fast_blocks, scanner.slow_blocks) == (1, 0)
+    assert sum(b.table.num_rows for b in blocks) == 4999
+    assert [(line, at) for b in blocks for line, _f, at in b.malformed] == [(2502, 1)]
+    assert scan(data, 1 << 22) == scan(data, 1 << 22, reference=True)
