@@ -65,26 +65,38 @@ class IdRun:
         return IdRun.of(starts, ends, self.count + other.count)
 
 
-class SeenIds:
-    """The set of order_ids already landed from this file, as a few sorted runs.
+DENSE_FILL = 8  # a dense window spends at most 8 bytes (8 slots) per id it holds
+DENSE_MIN_RUN_BYTES = 8 << 20  # runs smaller than this never become a window
 
-    Runs of similar size are merged (like a log-structured merge tree), so adding n ids costs
-    O(n log n) in total and a lookup is a binary search per run. A run stores its ids as
-    intervals of consecutive ids when that is smaller: exports numbered 1, 2, 3, ... take a few
-    bytes per gap, so a 5 GB file's ids do not grow the memory; ids in no order take 8 bytes
-    each.
+
+class SeenIds:
+    """The set of order_ids already landed from this file.
+
+    Ids live in a few sorted runs, merged like a log-structured merge tree (adding n ids
+    costs O(n log n), a lookup is a binary search per run). A run stores its ids as intervals
+    of consecutive ids when that is smaller, so an export numbered in order costs a few bytes
+    per gap whatever its size. Ids in no order would cost 8 bytes each in runs; once they take
+    more than 8 MiB and fill at least one slot in 8 of their range, they move to a *dense
+    window*, one byte per id of the range (an export of ids 1..50,000,000 shuffled over a
+    5 GB file: 50 MB instead of 400 MB plus the merges). Ids outside the window (outliers, or
+    a range too sparse for one) stay in runs.
     """
 
     def __init__(self) -> None:
         self.runs: list[IdRun] = []
-        self.top: int | None = None  # the largest id added
+        self.top: int | None = None  # the largest id in the runs
+        self.bottom: int | None = None  # the smallest id in the runs
+        self.window: np.ndarray | None = None  # one flag per id lo..lo+len-1
+        self.lo = 0
+        self.in_window = 0
 
     def __len__(self) -> int:
-        return sum(r.count for r in self.runs)
+        return sum(r.count for r in self.runs) + self.in_window
 
     @property
     def nbytes(self) -> int:
-        return sum(r.starts.nbytes + (r.ends is not r.starts) * r.ends.nbytes for r in self.runs)
+        runs = sum(r.starts.nbytes + (r.ends is not r.starts) * r.ends.nbytes for r in self.runs)
+        return runs + (self.window.nbytes if self.window is not None else 0)
 
     def first_seen(self, ids: np.ndarray) -> np.ndarray:
         """For each id (in order), True when neither an earlier id of ``ids`` nor an id added
@@ -96,19 +108,70 @@ class SeenIds:
         s = ids[order]
         first = np.ones(n, dtype=bool)
         first[order[1:][s[1:] == s[:-1]]] = False
-        # Only ids up to the largest one added can be in a run (exports mostly come in
+        # Only ids up to the largest one in a run can be in it (exports mostly come in
         # order_id order, so this is usually a few re-sent ids, not the whole batch).
         old = np.flatnonzero(first & (ids <= self.top)) if self.top is not None else []
         if len(old):
             probe = ids[old]
             for run in self.runs:
                 first[old[run.contains(probe)]] = False
-        new = s[first[order]]  # the first ids, sorted (s is ids in sorted order)
+        to_runs = first
+        if self.window is not None:
+            self._grow(s[0], s[-1])
+            assert self.window is not None
+            inside = first & (ids >= self.lo) & (ids < self.lo + len(self.window))
+            where = np.flatnonzero(inside)
+            slots = ids[where] - self.lo
+            hit = self.window[slots]
+            first[where[hit]] = False
+            self.window[slots[~hit]] = True
+            self.in_window += int((~hit).sum())
+            to_runs = first & ~inside
+        new = s[to_runs[order]]  # the ids for the runs, sorted (s is ids in sorted order)
         if len(new):
             self.top = int(new[-1]) if self.top is None else max(self.top, int(new[-1]))
+            self.bottom = int(new[0]) if self.bottom is None else min(self.bottom, int(new[0]))
             self.runs.append(IdRun.of(new, new, len(new)))
             while len(self.runs) > 1 and self.runs[-2].count <= 2 * self.runs[-1].count:
                 b = self.runs.pop()
                 a = self.runs.pop()
                 self.runs.append(a.merge(b))
+            if self.window is None:
+                self._open_window()
         return first
+
+    def _open_window(self) -> None:
+        """Move the runs into a dense window when they are big and fill their range enough."""
+        count = sum(r.count for r in self.runs)
+        runs_bytes = sum(
+            r.starts.nbytes + (r.ends is not r.starts) * r.ends.nbytes for r in self.runs
+        )
+        if runs_bytes < DENSE_MIN_RUN_BYTES or self.top is None or self.bottom is None:
+            return
+        span = self.top - self.bottom + 1
+        if span > DENSE_FILL * count:
+            return
+        self.lo = self.bottom
+        self.window = np.zeros(span + span // 8, dtype=bool)  # room for ids a little higher
+        for run in self.runs:
+            if run.ends is run.starts:
+                self.window[run.starts - self.lo] = True
+            else:
+                for a, b in zip(run.starts.tolist(), run.ends.tolist(), strict=True):
+                    self.window[a - self.lo : b - self.lo + 1] = True
+        self.in_window = count
+        self.runs, self.top, self.bottom = [], None, None
+
+    def _grow(self, low: int, high: int) -> None:
+        """Widen the window to ``low..high`` when it then still spends <= 8 slots per id."""
+        assert self.window is not None
+        lo, hi = self.lo, self.lo + len(self.window) - 1
+        new_lo, new_hi = min(lo, int(low)), max(hi, int(high))
+        if (new_lo, new_hi) == (lo, hi):
+            return
+        span = new_hi - new_lo + 1
+        if span > DENSE_FILL * max(self.in_window, 1):
+            return  # too sparse: the ids outside go to the runs
+        grown = np.zeros(span + span // 8, dtype=bool)
+        grown[lo - new_lo : lo - new_lo + len(self.window)] = self.window
+        self.window, self.lo = grown, new_lo

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ingestion import seen_ids
 from ingestion.seen_ids import IdRun, SeenIds, _merge_sorted
 
 
@@ -96,3 +97,25 @@ def test_runs_merge_exactly_in_every_form() -> None:
             probe = np.arange(-2, 460, dtype=np.int64)
             want = np.isin(probe, np.concatenate([a_ids, b_ids]))
             assert merged.contains(probe).tolist() == want.tolist()
+
+
+def test_shuffled_ids_move_to_a_dense_window_and_still_match_a_set(monkeypatch) -> None:
+    # Given ids 1..60,000 shuffled, re-sent ones, and outliers far outside their range, with
+    # the window allowed from 64 KiB of runs
+    monkeypatch.setattr(seen_ids, "DENSE_MIN_RUN_BYTES", 64 * 1024)
+    rng = np.random.default_rng(3)
+    ids = rng.permutation(60_000).astype(np.int64) + 1
+    resent = rng.choice(ids, 3_000)
+    outliers = np.array([10**15, 10**15, 7 * 10**17, -5], dtype=np.int64)
+    stream = np.concatenate([ids[:30_000], resent, outliers, ids[30_000:], resent, outliers])
+    seen = SeenIds()
+    reference: set[int] = set()
+    for batch in np.array_split(stream, 40):
+        # When each batch is checked
+        first = seen.first_seen(batch)
+        # Then the answers are a set's
+        assert first.tolist() == reference_first_seen(batch, reference)
+    # And the ids sit in a window of about one byte per id, the outliers in runs
+    assert seen.window is not None
+    assert len(seen) == len(reference) == 60_003
+    assert seen.nbytes < 2 * 60_000
