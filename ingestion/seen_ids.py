@@ -65,8 +65,9 @@ class IdRun:
         return IdRun.of(starts, ends, self.count + other.count)
 
 
-DENSE_FILL = 8  # a dense window spends at most 8 bytes (8 slots) per id it holds
-DENSE_MIN_RUN_BYTES = 8 << 20  # runs smaller than this never become a window
+DENSE_FILL = 8  # beyond DENSE_FREE_BYTES, a window spends at most 8 slots (bytes) per id
+DENSE_FREE_BYTES = 64 << 20  # a window this small is fine however few ids fill it
+DENSE_MIN_RUN_BYTES = 256 << 10  # runs smaller than this (ordered ids: intervals) stay runs
 
 
 class SeenIds:
@@ -75,11 +76,12 @@ class SeenIds:
     Ids live in a few sorted runs, merged like a log-structured merge tree (adding n ids
     costs O(n log n), a lookup is a binary search per run). A run stores its ids as intervals
     of consecutive ids when that is smaller, so an export numbered in order costs a few bytes
-    per gap whatever its size. Ids in no order would cost 8 bytes each in runs; once they take
-    more than 8 MiB and fill at least one slot in 8 of their range, they move to a *dense
-    window*, one byte per id of the range (an export of ids 1..50,000,000 shuffled over a
-    5 GB file: 50 MB instead of 400 MB plus the merges). Ids outside the window (outliers, or
-    a range too sparse for one) stay in runs.
+    per gap whatever its size. Ids in no order would cost 8 bytes each in runs and a binary
+    search per run for every id; once they take 256 KiB they move to a *dense window*, one
+    flag byte per id of their range, when that range is at most 64 MiB or filled at least one
+    slot in eight (an export of ids 1..50,000,000 shuffled over a 5 GB file: 56 MB instead of
+    400 MB plus the merges, and one lookup per id). Ids outside the window (outliers, or a
+    range too sparse for one) stay in runs.
     """
 
     def __init__(self) -> None:
@@ -89,6 +91,7 @@ class SeenIds:
         self.window: np.ndarray | None = None  # one flag per id lo..lo+len-1
         self.lo = 0
         self.in_window = 0
+        self.window_top = 0  # the largest id in the window
 
     def __len__(self) -> int:
         return sum(r.count for r in self.runs) + self.in_window
@@ -124,8 +127,11 @@ class SeenIds:
             slots = ids[where] - self.lo
             hit = self.window[slots]
             first[where[hit]] = False
-            self.window[slots[~hit]] = True
-            self.in_window += int((~hit).sum())
+            added = slots[~hit]
+            self.window[added] = True
+            self.in_window += len(added)
+            if len(added):
+                self.window_top = max(self.window_top, self.lo + int(added.max()))
             to_runs = first & ~inside
         new = s[to_runs[order]]  # the ids for the runs, sorted (s is ids in sorted order)
         if len(new):
@@ -149,7 +155,7 @@ class SeenIds:
         if runs_bytes < DENSE_MIN_RUN_BYTES or self.top is None or self.bottom is None:
             return
         span = self.top - self.bottom + 1
-        if span > DENSE_FILL * count:
+        if not _window_ok(span, count):
             return
         self.lo = self.bottom
         self.window = np.zeros(span + span // 8, dtype=bool)  # room for ids a little higher
@@ -160,18 +166,25 @@ class SeenIds:
                 for a, b in zip(run.starts.tolist(), run.ends.tolist(), strict=True):
                     self.window[a - self.lo : b - self.lo + 1] = True
         self.in_window = count
+        self.window_top = self.top
         self.runs, self.top, self.bottom = [], None, None
 
     def _grow(self, low: int, high: int) -> None:
-        """Widen the window to ``low..high`` when it then still spends <= 8 slots per id."""
+        """Widen the window to ``low..high`` when it stays small or full enough."""
         assert self.window is not None
         lo, hi = self.lo, self.lo + len(self.window) - 1
-        new_lo, new_hi = min(lo, int(low)), max(hi, int(high))
-        if (new_lo, new_hi) == (lo, hi):
+        if lo <= low and high <= hi:
             return
+        new_lo, new_hi = min(lo, int(low)), max(self.window_top, int(high))
         span = new_hi - new_lo + 1
-        if span > DENSE_FILL * max(self.in_window, 1):
+        if not _window_ok(span, self.in_window):
             return  # too sparse: the ids outside go to the runs
         grown = np.zeros(span + span // 8, dtype=bool)
-        grown[lo - new_lo : lo - new_lo + len(self.window)] = self.window
+        kept = self.window[: self.window_top - lo + 1]
+        grown[lo - new_lo : lo - new_lo + len(kept)] = kept
         self.window, self.lo = grown, new_lo
+
+
+def _window_ok(span: int, count: int) -> bool:
+    """Whether a window of ``span`` slots is worth it for ``count`` ids."""
+    return span + span // 8 <= DENSE_FREE_BYTES or span <= DENSE_FILL * count

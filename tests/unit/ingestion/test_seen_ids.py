@@ -123,7 +123,7 @@ def test_shuffled_ids_move_to_a_dense_window_and_still_match_a_set(monkeypatch) 
 
 def test_over_a_million_shuffled_ids_move_to_a_window() -> None:
     # Given 1,300,000 distinct ids from 1..4,000,000 in random order (too scattered for
-    # intervals; past the 8 MiB of runs that open a window), checked in blocks as landing does
+    # intervals; past the 256 KiB of runs that open a window), checked in blocks as landing does
     rng = np.random.default_rng(5)
     ids = rng.choice(4_000_000, 1_300_000, replace=False).astype(np.int64) + 1
     seen = SeenIds()
