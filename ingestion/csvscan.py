@@ -211,7 +211,7 @@ def parse_records(buf: bytes, eof: bool, limit: int | None = None) -> tuple[list
 
 
 _END = 256  # "no byte": the quote is the last byte of the buffer
-_WINDOW = 4096  # quotes judged per step of the quote walk
+_WINDOW = 4096  # quotes judged in the first step of the quote walk (then doubling)
 
 
 def _walk_quotes(
@@ -243,8 +243,9 @@ def _walk_quotes(
     resume: list[int] = []
     origin = 0  # the quote where the parity restarts (outside any quoted field)
     low = 0  # the first quote not judged yet
+    window = _WINDOW
     while low < len(q):
-        hi = min(low + _WINDOW, len(q))
+        hi = min(low + window, len(q))
         idx = np.arange(low, hi)
         opening = ((idx - origin) & 1) == 0
         ok = np.where(
@@ -253,7 +254,9 @@ def _walk_quotes(
         bad = np.flatnonzero(~ok)
         if not len(bad):
             low = hi
+            window *= 2  # clean so far: judge more at once
             continue
+        window = _WINDOW
         k = low + int(bad[0])
         if opening[bad[0]]:  # a quote inside an unquoted field (Moe"s): text
             literal.append(k)
@@ -383,7 +386,15 @@ class Scanner:
                 for start, stop in zip(span_starts, span_stops, strict=True):
                     drop[int(np.searchsorted(q, start)) : int(np.searchsorted(q, stop))] = True
                 q = q[~drop]
-        ends = nl[(np.searchsorted(q, nl) & 1) == 0] if len(q) else nl
+        # Inside a quoted stretch: an odd number of field quotes at or before the byte.
+        if len(q):
+            flips = np.zeros(n, dtype=np.uint8)
+            flips[q] = 1
+            quoted = np.bitwise_xor.accumulate(flips).view(bool)
+            ends = nl[~quoted[nl]]
+        else:
+            quoted = None
+            ends = nl
         if span_starts:
             inside = np.zeros(len(ends), dtype=bool)
             for start, stop in zip(span_starts, span_stops, strict=True):
@@ -414,24 +425,13 @@ class Scanner:
         # Fields = commas outside quotes + 1. Records are contiguous (each starts right after
         # the previous one's LF, never on a comma), so one search gives every record's commas.
         commas = np.flatnonzero(a[:consumed] == COMMA)
-        upto = np.searchsorted(commas, ends)
-        nfields = np.diff(upto, prepend=0) + 1
         nl_all = nl[nl < consumed]
         newlines_in_quotes = False
-        if len(q):
-            # Quote i opens a quoted stretch when i is even; it closes at quote i+1 (or the
-            # end of the block). Remove the commas inside each stretch from its record.
-            opens = q[0::2]
-            closes = np.append(q[1::2], consumed)[: len(opens)]
-            inside = np.searchsorted(commas, closes) - np.searchsorted(commas, opens)
-            record = np.searchsorted(ends, opens)
-            keep = record < len(ends)
-            nfields -= np.bincount(record[keep], weights=inside[keep], minlength=len(ends)).astype(
-                nfields.dtype
-            )
-            newlines_in_quotes = bool(
-                (np.searchsorted(nl_all, closes) - np.searchsorted(nl_all, opens)).any()
-            )
+        if quoted is not None:
+            commas = commas[~quoted[commas]]  # the commas that separate fields
+            newlines_in_quotes = bool(quoted[nl_all].any())
+        upto = np.searchsorted(commas, ends)
+        nfields = np.diff(upto, prepend=0) + 1
         lf_ends = len(ends) - int(eof and len(ends) > 0 and ends[-1] >= n)
         if lf_ends == len(nl_all):  # every LF ends a record: record i starts on line i
             lines = self.line + np.arange(len(ends))
