@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import subprocess
@@ -162,3 +163,33 @@ def test_generated_sample_rejects_exactly_the_truth(tmp_path: Path) -> None:
     valid = read_valid(tmp_path / "lake")
     assert len(valid) == m["valid"]
     assert len({r["order_id"] for r in valid}) == len(valid)
+
+
+def test_json_log_lines_only_off_a_terminal_or_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given stderr is a terminal, then not, then a terminal with --log-json
+    import logging
+
+    from ingestion.metrics import JsonFormatter
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+
+    class Tty(io.StringIO):
+        def __init__(self, tty: bool) -> None:
+            super().__init__()
+            self.tty = tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+    formatters = []
+    try:
+        for tty, log_json in [(True, False), (False, False), (True, True)]:
+            monkeypatch.setattr(sys, "stderr", Tty(tty))
+            cli_mod._configure_logging(Settings(), log_json)
+            formatters.append(isinstance(root.handlers[-1].formatter, JsonFormatter))
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    # Then a person at a terminal gets plain warnings; a pipe or --log-json gets JSON lines
+    assert formatters == [False, True, True]
