@@ -1,6 +1,8 @@
 """Land one orders CSV into the lake: validate, stage, publish, write the manifest last.
 
-:func:`land` runs these steps, in this order (CONTRACT.md section 2, docs/ingestion.md):
+:func:`land` runs these steps, in this order (CONTRACT.md section 2, docs/ingestion.md),
+on a source opened once (:mod:`ingestion.source`: regular files only, one handle for every
+pass; :class:`Unreadable` otherwise):
 
 1. **Fingerprint** (:mod:`ingestion.fingerprint`): one streaming pass computes the SHA-256 and
    size and finds whole-file faults (empty, compressed, not UTF-8). ``ingest_id`` is
