@@ -25,7 +25,8 @@ setup: $(VENV)/.synced ## create .venv from the lock (idempotent; fast when noth
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
 	  || python3 -m pip install --quiet --user uv
-	$(UV) sync --frozen --python python3
+	@$(UV) sync --frozen --quiet --python python3
+	@echo "setup: .venv in sync with uv.lock"
 	@touch $@
 
 lint: lint-python lint-sql lint-infra ## every linter CI runs
@@ -57,7 +58,7 @@ test-integration: setup ## the integration tests only (dbt, moto, browser)
 
 sample: setup ## write sample/orders.csv (DEMO_ROWS orders, default 200000, seed 7)
 	@mkdir -p sample
-	$(PY) -m ingestion.sample --rows $(DEMO_ROWS) --bad-share 0.01 --seed 7 --out sample/orders.csv
+	@$(PY) -m ingestion.sample --rows $(DEMO_ROWS) --bad-share 0.01 --seed 7 --out sample/orders.csv
 
 ingest-sample: sample ## land the sample file into the lake
 	$(PY) -m ingestion sample/orders.csv
@@ -65,8 +66,21 @@ ingest-sample: sample ## land the sample file into the lake
 build: setup ## dbt build on the local target
 	$(BIN)/dbt build
 
-demo: setup ingest-sample build ## the whole pipeline on sample data, then serve API and dashboard
-	$(PY) -m api.demo --port $(DUFF_PORT)
+# The demo keeps the terminal short: one line per step, the details (ingestion's JSON log, the
+# manifest, dbt's output) in $(DEMO_LOG), and the server's URL and key last.
+DEMO_LOG = $(DUFF_LAKE)/logs/demo.log
+
+demo: setup sample ## the whole pipeline on sample data, then serve API and dashboard
+	@mkdir -p "$(DUFF_LAKE)/logs" && : > "$(DEMO_LOG)"
+	@echo "Landing sample/orders.csv, then dbt build (details in $(DEMO_LOG)) ..."
+	@if ! $(PY) -m ingestion sample/orders.csv > "$(DEMO_LOG).out" 2>> "$(DEMO_LOG)"; then \
+	  cat "$(DEMO_LOG).out" >> "$(DEMO_LOG)"; tail -n 20 "$(DEMO_LOG)"; \
+	  echo "make demo: the ingestion failed (see $(DEMO_LOG))"; exit 1; fi
+	@head -n 1 "$(DEMO_LOG).out"; cat "$(DEMO_LOG).out" >> "$(DEMO_LOG)"; rm -f "$(DEMO_LOG).out"
+	@if ! $(BIN)/dbt --no-use-colors build >> "$(DEMO_LOG)" 2>&1; then \
+	  tail -n 30 "$(DEMO_LOG)"; echo "make demo: dbt build failed (see $(DEMO_LOG))"; exit 1; fi
+	@{ grep -h "Done\. PASS=" "$(DEMO_LOG)" || true; } | tail -n 1 | sed -E 's/^.*Done\./dbt build: done./'
+	@$(PY) -m api.demo --port $(DUFF_PORT)
 
 serve: setup ## serve the API on 127.0.0.1:DUFF_PORT (default 8000; needs DUFF_API_KEY)
 	$(PY) -m api --port $(DUFF_PORT)

@@ -12,7 +12,7 @@ import os
 import secrets
 import sys
 
-from api.server import configure_logging, listen, serve
+from api.server import LOG_FORMATS, configure_logging, listen, serve
 from api.settings import Settings, SettingsError
 
 
@@ -33,13 +33,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     parser.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    parser.add_argument(
+        "--log-format",
+        default="auto",
+        choices=LOG_FORMATS,
+        help="auto (default): text on a terminal, JSON lines otherwise",
+    )
     args = parser.parse_args(argv)
     if args.port is None:
         try:
             args.port = _port(os.environ.get("DUFF_PORT", "").strip() or "8000")
         except argparse.ArgumentTypeError as err:
             parser.error(f"DUFF_PORT: {err}")
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     try:
         settings = Settings.from_env()
     except SettingsError as err:

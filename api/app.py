@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ log = logging.getLogger("duff.api")
 access_log = logging.getLogger("duff.api.access")
 
 ALLOWED_METHODS = ("GET", "HEAD")
+_HEALTH_FIELDS = ("status", "data_as_of")  # CONTRACT.md section 4
+_BUILD_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # safe as a header value
 _BASE_HEADERS = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
 # The dashboard runs only its own scripts and styles and talks only to this origin.
 _PAGE_POLICY = (
@@ -44,6 +47,8 @@ class Request:
     query: tuple[tuple[str, str], ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)  # names in lower case
     query_error: bool = False  # the front end could not decode the query string
+    # names of headers the client sent more than once (their values are joined with ", ")
+    repeated_headers: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -62,6 +67,13 @@ class Backend(Protocol):
     def snapshot(self) -> service.Snapshot | None: ...
 
     def close(self) -> None: ...
+
+
+def loggable(text: str, limit: int = 300) -> str:
+    """``text`` safe for a log line: control characters (a newline would forge a line, ESC
+    drives the terminal), backslashes and non-ASCII escaped as Python does; cut at ``limit``."""
+    shown = text[:limit].encode("unicode_escape").decode("ascii")
+    return shown + "..." if len(text) > limit else shown
 
 
 def json_response(status: int, body: bytes, extra: Mapping[str, str] | None = None) -> Response:
@@ -116,7 +128,9 @@ class App:
                 ApiError(503, "unavailable", str(err) or "no data available yet; try again later")
             )
         except Exception:
-            log.exception("unhandled error serving %s %s", req.method, req.path)
+            log.exception(
+                "unhandled error serving %s %s", loggable(req.method, 20), loggable(req.path)
+            )
             resp = error_response(ApiError(500, "internal", "internal error; it has been logged"))
         if req.method.upper() == "HEAD":
             resp.headers["content-length"] = str(len(resp.body))
@@ -129,8 +143,8 @@ class App:
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 "%s %s %d %.2fms",
-                req.method,
-                req.path,
+                loggable(req.method, 20),
+                loggable(req.path),
                 resp.status,
                 (time.perf_counter() - started) * 1000,
             )
@@ -154,6 +168,8 @@ class App:
             raise ApiError(404, "not_found", "no such route; see /openapi.json")
         route, raw_path_params = found
         self._check_method(method)
+        if route.auth and "x-api-key" in req.repeated_headers:
+            raise ApiError(403, "forbidden", "x-api-key was sent more than once; send it once")
         if route.auth and not self._authorised(req):
             raise ApiError(403, "forbidden", "a valid x-api-key header is required")
         if req.query_error:
@@ -208,9 +224,10 @@ class App:
         return params
 
     def _health(self) -> Response:
+        # Open to anyone, so only what the contract lists: the build id and the cache counters
+        # are for key holders (the x-duff-build header of data answers, the metrics log).
         snap = self.backend.snapshot()
-        payload = service.health(snap)
-        payload["cache"] = self.cache.stats()
+        payload = {k: v for k, v in service.health(snap).items() if k in _HEALTH_FIELDS}
         return json_response(200 if snap is not None else 503, jsonenc.dumps(payload))
 
     def _data(self, route: routes.Route, params: dict[str, object]) -> Response:
@@ -227,7 +244,8 @@ class App:
             assert route.handler is not None
             body = jsonenc.dumps(route.handler(snap, params, self.codec))
             self.cache.put(snap.build_id, key, body)
-        return json_response(200, body)  # type: ignore[arg-type]
+        extra = {"x-duff-build": snap.build_id} if _BUILD_ID.fullmatch(snap.build_id) else None
+        return json_response(200, body, extra)  # type: ignore[arg-type]
 
     def _static(self, rel: str) -> Response:
         found = static_files.resolve(rel, self.static_dir)

@@ -13,7 +13,8 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from api.app import App, Request, Response
+from api.app import App, Request, Response, error_response
+from api.errors import ApiError
 from api.querystring import parse_query
 
 log = logging.getLogger("duff.api")
@@ -35,25 +36,18 @@ class AsgiApp:
             return
         if kind != "http":
             return
-        headers = {
-            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())
-        }
-        query = parse_query(scope.get("query_string", b""))
-        req = Request(
-            method=scope["method"],
-            path=scope["path"],
-            query=query if query is not None else (),
-            headers=headers,
-            query_error=query is None,
-        )
-        if self._pool is None:
-            resp: Response = self.core.handle(req)
-        else:
-            loop = asyncio.get_running_loop()
-            resp = await loop.run_in_executor(self._pool, self.core.handle, req)
-        length = resp.headers.pop("content-length", None) or str(len(resp.body))
-        raw_headers = [(b"content-length", length.encode("ascii"))]
-        raw_headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers.items()]
+        try:
+            req = to_request(scope)
+            if self._pool is None:
+                resp: Response = self.core.handle(req)
+            else:
+                loop = asyncio.get_running_loop()
+                resp = await loop.run_in_executor(self._pool, self.core.handle, req)
+            raw_headers = _raw_headers(resp)
+        except Exception:  # never uvicorn's text/plain 500: the contract's JSON error
+            log.exception("unhandled error in the ASGI front end")
+            resp = error_response(ApiError(500, "internal", "internal error; it has been logged"))
+            raw_headers = _raw_headers(resp)
         await send({"type": "http.response.start", "status": resp.status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": resp.body})
 
@@ -71,3 +65,33 @@ class AsgiApp:
         if self._pool is not None:
             self._pool.shutdown(wait=False)
         self.core.close()
+
+
+def to_request(scope: dict) -> Request:
+    """The core Request for an ASGI HTTP scope. A header sent more than once keeps all its
+    values, joined with ", " (RFC 9110, 5.3), and its name is listed in repeated_headers."""
+    headers: dict[str, str] = {}
+    repeated: set[str] = set()
+    for k, v in scope.get("headers", ()):
+        name, value = k.decode("latin-1").lower(), v.decode("latin-1")
+        if name in headers:
+            repeated.add(name)
+            headers[name] += ", " + value
+        else:
+            headers[name] = value
+    query = parse_query(scope.get("query_string", b""))
+    return Request(
+        method=scope["method"],
+        path=scope["path"],
+        query=query if query is not None else (),
+        headers=headers,
+        query_error=query is None,
+        repeated_headers=frozenset(repeated),
+    )
+
+
+def _raw_headers(resp: Response) -> list[tuple[bytes, bytes]]:
+    length = resp.headers.pop("content-length", None) or str(len(resp.body))
+    raw = [(b"content-length", length.encode("ascii"))]
+    raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers.items()]
+    return raw

@@ -13,6 +13,7 @@ _TEXT_TYPES = ("application/json", "text/", "image/svg+xml")
 
 def to_request(event: dict) -> Request:
     """The core Request for an API Gateway proxy event (payload format 1.0 or 2.0)."""
+    repeated: set[str] = set()
     if event.get("version") == "2.0":
         http = event.get("requestContext", {}).get("http", {})
         method = http.get("method", "GET")
@@ -37,14 +38,20 @@ def to_request(event: dict) -> Request:
             query = tuple((k, v if v is not None else "") for k, v in single.items())
         headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
         for k, values in (event.get("multiValueHeaders") or {}).items():
-            if values and str(k).lower() not in headers:
+            if values and len(values) > 1:  # REST API: `headers` holds only the last value
+                repeated.add(str(k).lower())
+                headers[str(k).lower()] = ", ".join(str(v) for v in values)
+            elif values and str(k).lower() not in headers:
                 headers[str(k).lower()] = str(values[-1])
+    # (HTTP API payload 2.0 joins a repeated header's values with commas itself: such a key
+    # never equals the configured one, so it is refused as a wrong key.)
     return Request(
         method=method,
         path=path,
         query=query if query is not None else (),
         headers=headers,
         query_error=query is None,
+        repeated_headers=frozenset(repeated),
     )
 
 

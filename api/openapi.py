@@ -56,9 +56,8 @@ SCHEMAS: dict[str, dict] = {
                 "nullable": True,
                 "description": "Timestamp (UTC, ending in Z) of the latest landed file.",
             },
-            "build_id": {"type": "string"},
-            "cache": {"type": "object"},
         },
+        "additionalProperties": False,
     },
     "OpenApi": {"type": "object"},
     "TopProduct": _obj(

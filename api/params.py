@@ -9,9 +9,10 @@ from decimal import Decimal, InvalidOperation
 from api.errors import bad_request
 
 INT64_MAX = 2**63 - 1
-_DIGITS = re.compile(r"^[0-9]{1,25}$")
-_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-_DECIMAL = re.compile(r"^-?[0-9]{1,40}(\.[0-9]{1,3})?$")
+# Used with fullmatch: `$` would also match before a trailing newline ("5968\n").
+_DIGITS = re.compile(r"[0-9]{1,25}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DECIMAL = re.compile(r"-?[0-9]{1,40}(\.[0-9]{1,3})?")
 
 STATUSES = ("created", "delivered", "broken")
 CHANNELS = ("Retail", "Online", "B2B")
@@ -24,7 +25,7 @@ MAX_LIMIT = 1000
 
 def parse_id(name: str, raw: str) -> int:
     """An id: ASCII digits (leading zeros allowed), > 0, fits int64."""
-    if not _DIGITS.match(raw):
+    if not _DIGITS.fullmatch(raw):
         raise bad_request(f"{name}: must be a positive integer")
     value = int(raw)
     if not 0 < value <= INT64_MAX:
@@ -33,14 +34,14 @@ def parse_id(name: str, raw: str) -> int:
 
 
 def parse_limit(raw: str) -> int:
-    if not _DIGITS.match(raw) or not 1 <= int(raw) <= MAX_LIMIT:
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise bad_request(f"limit: must be an integer from 1 to {MAX_LIMIT}")
     return int(raw)
 
 
 def parse_date(name: str, raw: str) -> dt.date:
     """A real calendar date ``YYYY-MM-DD`` (``2024-02-30`` is refused)."""
-    if not _DATE.match(raw):
+    if not _DATE.fullmatch(raw):
         raise bad_request(f"{name}: must be a date YYYY-MM-DD")
     try:
         value = dt.date.fromisoformat(raw)
@@ -52,14 +53,14 @@ def parse_date(name: str, raw: str) -> dt.date:
 
 
 def parse_status(raw: str) -> str:
-    value = _STATUS_BY_LOWER.get(raw.strip().lower())
+    value = _STATUS_BY_LOWER.get(raw.strip(" ").lower())
     if value is None:
         raise bad_request("status: must be one of " + ", ".join(STATUSES) + " (any case)")
     return value
 
 
 def parse_channel(raw: str) -> str:
-    value = _CHANNEL_BY_LOWER.get(raw.strip().lower())
+    value = _CHANNEL_BY_LOWER.get(raw.strip(" ").lower())
     if value is None:
         raise bad_request("channel: must be one of " + ", ".join(CHANNELS) + " (any case)")
     return value
@@ -67,7 +68,7 @@ def parse_channel(raw: str) -> str:
 
 def parse_key_decimal(raw: object) -> Decimal:
     """A decimal read back from a (signed, so trusted) cursor key; re-checked anyway."""
-    if not isinstance(raw, str) or not _DECIMAL.match(raw):
+    if not isinstance(raw, str) or not _DECIMAL.fullmatch(raw):
         raise ValueError("bad decimal in cursor")
     try:
         return Decimal(raw)

@@ -2,22 +2,59 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
+import os
 import socket
 import sys
 
 from api.app import App
 from api.asgi import AsgiApp
 from api.backends import make_backend
+from api.metrics import log as metrics_log
 from api.settings import Settings
 
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+METRICS_LOGGER = metrics_log.name
+LOG_FORMATS = ("auto", "text", "json")
 
-def configure_logging(level: str = "info") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line (time in UTC, level, logger, message; the stack trace if any).
+    A metrics record is already an EMF document and is written as it is, so that a log
+    collector reads it as one (api.metrics)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == METRICS_LOGGER:
+            return record.getMessage()
+        stamp = dt.datetime.fromtimestamp(record.created, dt.UTC)
+        doc = {
+            "time": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=True)
+
+
+def configure_logging(
+    level: str = "info", fmt: str = "auto", path: str | os.PathLike | None = None
+) -> None:
+    """Log to stderr, or to the file ``path``. ``fmt`` "auto": readable text on a terminal,
+    JSON lines otherwise (a file, a pipe, a log collector). uvicorn's loggers go the same way."""
+    handler: logging.Handler = (
+        logging.StreamHandler(sys.stderr) if path is None else logging.FileHandler(path)
     )
+    as_json = fmt == "json" or (fmt == "auto" and (path is not None or not sys.stderr.isatty()))
+    handler.setFormatter(JsonLogFormatter() if as_json else logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
 
 
 def build_asgi(settings: Settings, *, watch: bool = True) -> AsgiApp:
@@ -35,7 +72,10 @@ def listen(host: str, port: int) -> socket.socket:
     """Bind and listen before anything is printed, so that a taken port is an error the user
     reads, not a URL that points at another program. Raises OSError with what went wrong."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted sockets only when the
+    # listener's proto says TCP. Without it Nagle holds each response body (uvicorn writes head
+    # and body separately) until the client's delayed ACK: ~40 ms per keep-alive request.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
@@ -48,6 +88,34 @@ def listen(host: str, port: int) -> socket.socket:
         ) from err
     sock.set_inheritable(True)
     return sock
+
+
+def server_config(asgi: AsgiApp, settings: Settings):
+    """uvicorn's configuration for the API: the guarded protocol (api.http_protocol) with the
+    deadlines of ``settings``, no server header, no uvicorn access log (the app logs)."""
+    import uvicorn
+
+    from api.http_protocol import protocol_class
+
+    config = uvicorn.Config(
+        asgi,
+        http=protocol_class(
+            request_timeout=settings.request_timeout_seconds,
+            idle_timeout=settings.idle_timeout_seconds,
+        ),
+        ws="none",
+        log_config=None,  # uvicorn's records go to the handler of configure_logging
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+        timeout_keep_alive=settings.idle_timeout_seconds,  # type: ignore[arg-type]
+    )
+    # uvicorn warns about each malformed or upgrade request: client behaviour, not the
+    # server's health, and a way for any client to flood the terminal. The protocol logs
+    # its refusals (escaped) in the access log instead.
+    logging.getLogger("uvicorn.error").setLevel(logging.ERROR)
+    return config
 
 
 def serve(
@@ -73,16 +141,6 @@ def serve(
 
     threading.Thread(target=flush_metrics, name="duff-metrics", daemon=True).start()
     try:
-        config = uvicorn.Config(
-            asgi,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            server_header=False,
-            lifespan="on",
-            timeout_keep_alive=30,
-        )
-        uvicorn.Server(config).run(sockets=[sock or listen(host, port)])
+        uvicorn.Server(server_config(asgi, settings)).run(sockets=[sock or listen(host, port)])
     finally:
         stop.set()

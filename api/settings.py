@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-_SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+_SCHEMA_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 
 
 class SettingsError(ValueError):
@@ -61,6 +61,11 @@ class Settings:
     athena_reuse_minutes: int = 60
     athena_build_check_seconds: float = 10.0
     cursor_secret_env: str | None = None
+    # Local server (python -m api): a connection's first request must start within
+    # idle_timeout_seconds (later ones: the keep-alive timeout, the same value), and each
+    # request must arrive whole within request_timeout_seconds of its first byte.
+    idle_timeout_seconds: float = 15.0
+    request_timeout_seconds: float = 10.0
 
     def __repr__(self) -> str:  # never print the key or the cursor secret
         return (
@@ -94,7 +99,7 @@ class Settings:
         if backend not in ("local", "athena"):
             raise SettingsError(f"DUFF_API_BACKEND must be 'local' or 'athena', got {backend!r}")
         schema = env.get("DUFF_ATHENA_SCHEMA", "").strip() or "duff_analytics"
-        if not _SCHEMA_RE.match(schema):
+        if not _SCHEMA_RE.fullmatch(schema):
             raise SettingsError(f"DUFF_ATHENA_SCHEMA is not a valid schema name: {schema!r}")
         key = env.get("DUFF_API_KEY") or None
         return cls(
@@ -114,4 +119,6 @@ class Settings:
             athena_reuse_minutes=_int(env, "DUFF_ATHENA_REUSE_MINUTES", 60, 1),
             athena_build_check_seconds=_float(env, "DUFF_ATHENA_BUILD_CHECK_SECONDS", 10.0, 0.0),
             cursor_secret_env=env.get("DUFF_API_CURSOR_SECRET") or None,
+            idle_timeout_seconds=_float(env, "DUFF_API_IDLE_TIMEOUT", 15.0, 0.1),
+            request_timeout_seconds=_float(env, "DUFF_API_REQUEST_TIMEOUT", 10.0, 0.1),
         )

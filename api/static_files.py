@@ -20,7 +20,7 @@ CONTENT_TYPES = {
     ".txt": "text/plain; charset=utf-8",
     ".woff2": "font/woff2",
 }
-_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 def resolve(rel: str, root: Path = STATIC_DIR) -> tuple[bytes, str] | None:
@@ -31,7 +31,7 @@ def resolve(rel: str, root: Path = STATIC_DIR) -> tuple[bytes, str] | None:
     resolved path must still lie under ``root`` (symlinks out are refused).
     """
     parts = rel.split("/")
-    if not rel or len(parts) > 8 or not all(_SEGMENT.match(p) for p in parts):
+    if not rel or len(parts) > 8 or not all(_SEGMENT.fullmatch(p) for p in parts):
         return None
     root = root.resolve()
     path = root.joinpath(*parts)

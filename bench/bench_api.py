@@ -194,6 +194,20 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
+def cache_counts(server_log: Path) -> tuple[int, int]:
+    """Cache hits and misses summed over the server's EMF metrics lines (api.metrics)."""
+    hits = misses = 0
+    for line in server_log.read_text(errors="replace").splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and "_aws" in doc:
+            hits += doc.get("CacheHits", 0)
+            misses += doc.get("CacheMisses", 0)
+    return hits, misses
+
+
 def pct(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -260,11 +274,17 @@ def main() -> int:
                     str(port),
                     "--no-access-log",
                     "--log-level",
-                    "warning",
+                    "info",
+                    "--log-format",
+                    "json",
                 ]
             else:
                 cmd = [sys.executable, __file__, "--serve-baseline", str(port)]
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+            server_log = Path(lake) / f"{name}.log"  # the API's EMF lines carry its cache counts
+            with open(server_log, "wb") as err:
+                proc = subprocess.Popen(
+                    cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err
+                )
             try:
                 t1 = time.perf_counter()
                 wait_up(port)
@@ -285,17 +305,14 @@ def main() -> int:
                 results[name] = summary(name, lat, errors, elapsed)
                 results[name]["cpu_us"] = cpu / max(1, len(lat)) * 1e6
                 print(f"           server CPU per request: {results[name]['cpu_us']:.0f} us")
-                if name == "api":
-                    conn = http.client.HTTPConnection("127.0.0.1", port)
-                    conn.request("GET", "/health")
-                    cache = json.loads(conn.getresponse().read()).get("cache", {})
-                    conn.close()
-                    total = cache.get("hits", 0) + cache.get("misses", 0)
-                    if total:
-                        print(f"      cache: {cache['hits'] / total:.0%} hits of {total} lookups")
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
+            if name == "api":
+                hits, misses = cache_counts(server_log)
+                if hits + misses:
+                    lookups = hits + misses
+                    print(f"      cache: {hits / lookups:.0%} hits of {lookups} lookups")
     api, base = results["api"], results["baseline"]
     print(
         f"ratio api/baseline: p50 {api['p50'] / base['p50']:.2f}x, "

@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 
 from api.fake_marts import make_orders, write_build
-from api.server import build_asgi
+from api.server import build_asgi, server_config
 from api.settings import Settings
 
 API_IT_KEY = "integration-key-7f3a"
@@ -202,8 +202,7 @@ class LiveServer:
         self.sock = free_socket()
         self.port = self.sock.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.asgi, log_level="warning", lifespan="on", access_log=False)
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(server_config(self.asgi, settings))
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
         )

@@ -1,5 +1,6 @@
 """``python -m api`` and ``python -m api.demo`` as a user runs them."""
 
+import json
 import os
 import re
 import socket
@@ -98,24 +99,38 @@ def test_demo_prints_url_with_key_fragment_and_uses_duff_api_key(tmp_path, api_i
 
     write_build(tmp_path, api_it_tools.make_dataset(seed=6))
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.demo", "--port", str(port)],
-        cwd=ROOT,
-        env=env_for(tmp_path, DUFF_API_KEY="demo-key-123"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    stderr = tmp_path / "stderr.txt"
+    with open(stderr, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api.demo", "--port", str(port)],
+            cwd=ROOT,
+            env=env_for(tmp_path, DUFF_API_KEY="demo-key-123"),
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
     try:
-        m, _ = wait_for_line(proc, r"Dashboard: (http://127\.0\.0\.1:(\d+)/#key=(\S+))")
+        m, lines = wait_for_line(proc, r"Dashboard:\s+(http://127\.0\.0\.1:(\d+)/#key=(\S+))")
         assert m.group(2) == str(port) and m.group(3) == "demo-key-123"
+        assert "API key (from DUFF_API_KEY): demo-key-123" in lines[-2]
         base = f"http://127.0.0.1:{port}"
+        # the banner comes once data is served, so nothing of the server's follows it
+        with urllib.request.urlopen(f"{base}/health", timeout=5) as resp:
+            assert resp.status == 200
         status, body = wait_http(f"{base}/")
         assert status == 200 and b"<html" in body.lower()
         assert wait_http(f"{base}/clients?limit=1", {"x-api-key": "demo-key-123"})[0] == 200
+        # the requests are logged as JSON lines to the lake's log file, not the terminal
+        log_file = tmp_path / "logs" / "api.log"
+        deadline = time.monotonic() + 10
+        while "/clients" not in log_file.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        records = [json.loads(line) for line in log_file.read_text().splitlines()]
+        assert any(r["logger"] == "duff.api.access" and "/clients" in r["message"] for r in records)
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+    assert stderr.read_text() == ""
 
 
 def test_a_taken_port_is_a_clear_error_before_any_url_is_printed(tmp_path):

@@ -57,12 +57,66 @@ def test_the_key_is_never_logged(api_get, caplog):
     assert API_UNIT_KEY not in text and "wrong-key-value" not in text
 
 
-def test_health_reports_data_as_of_and_cache(api_get):
-    body = api_get("/health", key=None).json()
-    assert body["status"] == "ok"
-    assert body["data_as_of"] == "2024-04-01T11:59:30Z"
-    assert body["build_id"] == "unit-build-1"
-    assert {"hits", "misses"} <= set(body["cache"])
+@pytest.mark.parametrize("key", [None, API_UNIT_KEY])
+def test_health_tells_only_what_the_contract_lists(api_get, key):
+    # Given a served build / When /health is asked, with or without the key
+    body = api_get("/health", key=key).json()
+    # Then status and data_as_of only: no build id, no cache counters
+    assert body == {"status": "ok", "data_as_of": "2024-04-01T11:59:30Z"}
+
+
+def test_data_answers_name_their_build_for_key_holders(api_get):
+    assert api_get("/products").headers["x-duff-build"] == "unit-build-1"
+    assert "x-duff-build" not in api_get("/products", key=None).headers
+    assert "x-duff-build" not in api_get("/health").headers
+
+
+def test_a_repeated_key_header_is_refused(api_unit_app):
+    # Given the key sent twice (the front ends join the values and list the name)
+    for value in (f"{API_UNIT_KEY}, {API_UNIT_KEY}", f"wrong, {API_UNIT_KEY}"):
+        req = Request(
+            "GET", "/products", (), {"x-api-key": value}, repeated_headers=frozenset({"x-api-key"})
+        )
+        # When a data route is asked / Then 403, saying why
+        resp = api_unit_app.handle(req)
+        _error(resp, 403, "forbidden")
+        assert "more than once" in json.loads(resp.body)["error"]["message"]
+    # and an open route does not care
+    req = Request(
+        "GET", "/health", (), {"x-api-key": "a, b"}, repeated_headers=frozenset({"x-api-key"})
+    )
+    assert api_unit_app.handle(req).status == 200
+
+
+@pytest.mark.parametrize(
+    "path,query",
+    [
+        ("/clients/13\n", ()),
+        ("/clients/13/orders\n", ()),
+        ("/orders", (("limit", "1\n"),)),
+        ("/orders", (("client_id", "13\n"),)),
+        ("/orders", (("from", "2024-03-01\n"),)),
+        ("/orders", (("status", "delivered\n"),)),
+        ("/orders", (("channel", "B2B\n"),)),
+        ("/sales/daily", (("to", "2024-03-01\n"),)),
+    ],
+)
+def test_a_trailing_newline_is_not_part_of_a_valid_value(api_get, path, query):
+    # (a regex `$` matches before a final newline; values must match whole)
+    resp = api_get(path, query)
+    assert resp.status in (400, 404), resp.body
+    _error(resp, resp.status, "invalid_parameter" if resp.status == 400 else "not_found")
+
+
+def test_the_access_log_escapes_what_the_client_sent(api_get, caplog):
+    # Given a path holding a newline (a forged log line) and a terminal escape
+    caplog.set_level(logging.INFO, logger="duff.api.access")
+    api_get("/nope\n2026-12-04 INFO duff.api.access GET /admin 200\x1b[2J\u2028")
+    # Then one record, with every control character escaped
+    (record,) = [r for r in caplog.records if r.name == "duff.api.access"]
+    text = record.getMessage()
+    assert "\n" not in text and "\x1b" not in text and "\u2028" not in text
+    assert "/nope\\n2026-12-04 INFO" in text and "\\x1b[2J" in text
 
 
 def test_unknown_route_is_404(api_get):
@@ -168,10 +222,11 @@ def test_no_build_yet_is_503_not_empty_200(tmp_path):
     assert health.json()["data_as_of"] is None
 
 
-def test_cache_counts_hits_and_misses(api_get):
+def test_cache_counts_hits_and_misses(api_get, api_unit_app):
+    api_unit_app.metrics.emf()  # start from zero
     api_get("/products")
     api_get("/products")
     api_get("/status-summary")
-    stats = api_get("/health").json()["cache"]
-    assert stats["hits"] == 1
-    assert stats["misses"] == 2
+    assert api_unit_app.cache.stats()["hits"] == 1
+    doc = api_unit_app.metrics.emf()  # what the metrics log line carries
+    assert (doc["CacheHits"], doc["CacheMisses"]) == (1, 2)

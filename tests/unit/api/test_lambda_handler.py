@@ -93,3 +93,13 @@ def test_key_from_secrets_manager(monkeypatch):
 
     assert read_api_key("arn:secret", FakeSecrets('{"api_key": "k1"}')) == "k1"
     assert read_api_key("arn:secret", FakeSecrets("plain-key\n")) == "plain-key"
+
+
+def test_rest_event_with_the_key_header_twice_is_403(lambda_handler):
+    # Given a REST API event whose x-api-key came twice (`headers` keeps only the last value)
+    ev = event("rest_get_client_orders.json")
+    ev["multiValueHeaders"]["X-Api-Key"] = ["wrong", KEY]
+    # When handled / Then 403, not the last value winning
+    result = lambda_handler(ev, None)
+    assert result["statusCode"] == 403
+    assert "more than once" in json.loads(result["body"])["error"]["message"]

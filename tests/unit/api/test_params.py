@@ -13,7 +13,8 @@ def test_ids_accept_positive_int64(raw, expected):
 
 
 @pytest.mark.parametrize(
-    "raw", ["abc", "0", "-1", "+1", "1.5", "1e3", " 1", "", str(2**63), "١٢", "9" * 30]
+    "raw",
+    ["abc", "0", "-1", "+1", "1.5", "1e3", " 1", "", str(2**63), "١٢", "9" * 30, "5968\n", "1\r\n"],
 )
 def test_ids_refuse_anything_else_with_400(raw):
     # Given a malformed id / When parsed / Then a 400 naming the parameter
@@ -23,7 +24,9 @@ def test_ids_refuse_anything_else_with_400(raw):
     assert "client_id" in err.value.message
 
 
-@pytest.mark.parametrize("raw", ["0", "1001", "-5", "abc", "10.0", "99999999999999999999"])
+@pytest.mark.parametrize(
+    "raw", ["0", "1001", "-5", "abc", "10.0", "99999999999999999999", "1\n", "10\n\n"]
+)
 def test_limit_outside_1_to_1000_is_400(raw):
     with pytest.raises(ApiError) as err:
         parse_limit(raw)
@@ -35,7 +38,9 @@ def test_limit_bounds_are_inclusive():
     assert parse_limit("1000") == 1000
 
 
-@pytest.mark.parametrize("raw", ["2024-02-30", "2023-02-29", "2024-13-01", "2024-1-01", "20240101"])
+@pytest.mark.parametrize(
+    "raw", ["2024-02-30", "2023-02-29", "2024-13-01", "2024-1-01", "20240101", "2024-02-01\n"]
+)
 def test_impossible_or_malformed_dates_are_400(raw):
     with pytest.raises(ApiError) as err:
         parse_date("from", raw)
@@ -58,9 +63,17 @@ def test_channel_is_case_insensitive_and_canonical(raw, canon):
     assert parse_channel(raw) == canon
 
 
-@pytest.mark.parametrize("raw", ["shipped", "' or 1=1 --", "B2C"])
+@pytest.mark.parametrize(
+    "raw", ["shipped", "' or 1=1 --", "B2C", "broken\n", "\tB2B", "Online\x0b"]
+)
 def test_unknown_status_or_channel_is_400(raw):
+    # (surrounding spaces are ignored, other whitespace is not)
     with pytest.raises(ApiError):
         parse_status(raw)
     with pytest.raises(ApiError):
         parse_channel(raw)
+
+
+def test_surrounding_spaces_are_ignored():
+    assert parse_status(" Delivered  ") == "delivered"
+    assert parse_channel(" b2b") == "B2B"
