@@ -56,8 +56,12 @@ class Lake(Protocol):
         """The full URI (absolute path or ``s3://...``) of ``key``, for messages and manifests."""
         ...
 
-    def open_write(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
-        """A writable binary stream for ``key``; the object appears only on a clean exit."""
+    def open_write(
+        self, key: str, *, mode: int | None = None
+    ) -> contextlib.AbstractContextManager[BinaryIO]:
+        """A writable binary stream for ``key``; the object appears only on a clean exit.
+        ``mode``: permission bits the object may have at most (a local file gets the lake's
+        own mode narrowed by it; S3 objects have none)."""
         ...
 
     def put_atomic(self, key: str, data: bytes) -> None:
@@ -134,6 +138,9 @@ class LocalLake:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self._root = Path(root).expanduser().resolve()
         self._unsynced = False
+        umask = os.umask(0o022)
+        os.umask(umask)
+        self.file_mode = 0o666 & ~umask  # what files created in the lake get
 
     def _sync_pending(self) -> None:
         # Staged data files are not fsynced one by one (hundreds of partitions would mean
@@ -160,7 +167,7 @@ class LocalLake:
         return str(self.path(key))
 
     @contextlib.contextmanager
-    def open_write(self, key: str) -> Iterator[BinaryIO]:
+    def open_write(self, key: str, *, mode: int | None = None) -> Iterator[BinaryIO]:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
@@ -169,6 +176,8 @@ class LocalLake:
         try:
             yield f  # type: ignore[misc]
             f.close()
+            if mode is not None:
+                os.chmod(tmp, self.file_mode & mode)
             os.replace(tmp, target)
             self._unsynced = True
         except BaseException:
@@ -327,7 +336,8 @@ def source_size(uri: str) -> int | None:
 
 
 def canonical_source(uri: str) -> str:
-    """The ``source_file`` written to manifests and rows: an absolute path or ``s3://b/k``."""
+    """The ``source_file`` written to manifests and rows: an absolute path or ``s3://b/k``.
+    A symlink is not resolved: landing refuses it rather than land what it points to."""
     if is_s3_uri(uri):
         return uri
-    return str(Path(uri).expanduser().resolve())
+    return os.path.abspath(os.path.expanduser(uri))

@@ -447,8 +447,9 @@ class S3Lake:
         return f"s3://{self.bucket}/{self.object_key(key)}"
 
     @contextlib.contextmanager
-    def open_write(self, key: str) -> Iterator[BinaryIO]:
-        """Stream an object; it is published only if the block exits cleanly.
+    def open_write(self, key: str, *, mode: int | None = None) -> Iterator[BinaryIO]:
+        """Stream an object; it is published only if the block exits cleanly (S3 objects have
+        no permission bits: ``mode`` is ignored).
 
         Objects of at least one part are a multipart upload, completed before the block
         returns. Smaller ones (most staged Parquet files: one per ``pa_date``) are uploaded in

@@ -26,23 +26,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingestion import rules
+from ingestion.claims import claim
 from ingestion.lake import Catalog, Lake
-from ingestion.land import (
+from ingestion.layout import (
     MANIFESTS,
-    RAW_PARQUET_OPTIONS,
     RAW_PREFIX,
     REJECTS_PREFIX,
     STAGING,
     STARTED,
-    RejectsWriter,
-    _publish,
-    claim,
     iso_z,
     make_ingest_id,
-    recover,
     state_key,
 )
+from ingestion.publish import publish, recover
 from ingestion.settings import Settings
+from ingestion.writers import RAW_PARQUET_OPTIONS, RejectsWriter
 from realtime.events import Judged
 
 log = logging.getLogger("realtime.landing")
@@ -175,7 +173,7 @@ def _land_claimed(
         "first_sequence": first,
         "last_sequence": last,
     }
-    _publish(
+    publish(
         lake,
         catalog,
         {"manifest": manifest, "moves": moves, "state_key": state_key(source_file, sha)},

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from ingestion import __main__ as cli_mod
 from ingestion import sample
 from ingestion.land import land
 from ingestion.settings import Settings
@@ -59,17 +63,82 @@ def test_cli_json_prints_only_the_manifest_and_exit_codes(tmp_path: Path) -> Non
     assert "quarantined" in refused.stderr and "lacks required" in refused.stderr
 
 
-def test_cli_summary_line_and_missing_file(tmp_path: Path) -> None:
+def test_cli_summary_for_people(tmp_path: Path) -> None:
+    # Given a file with one duplicate row and an ignored column
     good = tmp_path / "good.csv"
-    good.write_text("\n".join([HEADER, row(), row(order_id="1")]) + "\n")
+    good.write_text(
+        "\n".join(
+            [HEADER + ",promo", row() + ",x", row(order_id="1", order_date="2024-03-09") + ",y"]
+        )
+        + "\n"
+    )
+    # When a person lands it (no --json)
     out = cli(tmp_path / "lake", str(good))
+    # Then stdout is a short summary: counts by reason, the partitions, where it landed
     assert out.returncode == 0
-    first = out.stdout.splitlines()[0]
-    assert first.startswith("landed ")
-    assert "2 rows in, 1 valid" in first and "1 duplicate" in first and "2024-03-01" in first
-    missing = cli(tmp_path / "lake", str(tmp_path / "nope.csv"))
-    assert missing.returncode == 1
-    assert "no such file" in missing.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"landed {good} as ")
+    assert "2 in: 1 valid, 1 rejected (duplicate 1)" in lines[1]
+    assert "1 partition: pa_date=2024-03-01" in lines[2]
+    assert str(tmp_path / "lake" / "raw" / "orders") in out.stdout
+    assert "ignored   1 column: promo" in out.stdout
+    assert "{" not in out.stdout  # no manifest dump
+    # And a second delivery of it is skipped, exit 0
+    again = cli(tmp_path / "lake", str(good))
+    assert again.returncode == 0 and again.stdout.startswith(f"skipped {good}: landed before")
+
+
+def test_a_resent_quarantined_file_is_skipped_with_its_error_and_exit_2(tmp_path: Path) -> None:
+    # Given a file that was quarantined
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    lake = tmp_path / "lake"
+    first = cli(lake, str(bad), "--json")
+    # When the same file is delivered again
+    again = cli(lake, str(bad), "--json")
+    people = cli(lake, str(bad))
+    # Then it is skipped, says it was quarantined, keeps the original error, and exits 2
+    m1, m2 = json.loads(first.stdout), json.loads(again.stdout)
+    assert (first.returncode, again.returncode, people.returncode) == (2, 2, 2)
+    assert (m2["status"], m2["previous_status"]) == ("skipped", "quarantined")
+    assert m2["error"] == m1["error"] and "lacks required" in m2["error"]
+    assert m2["ingest_id"] == m1["ingest_id"]
+    assert people.stdout.startswith(f"skipped {bad}: quarantined before as {m1['ingest_id']}")
+    assert len(list((lake / "manifests").iterdir())) == 1
+
+
+def test_unreadable_inputs_and_usage_errors_exit_1_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a directory, a FIFO (nothing will ever write to it), a missing file and a file
+    # name that looks like an option
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    lake = tmp_path / "lake"
+    cases = {
+        "directory": ([str(tmp_path)], "is a directory, not a regular file"),
+        "fifo": ([str(fifo)], "is a FIFO (named pipe), not a regular file"),
+        "missing": ([str(tmp_path / "nope.csv")], "no such file"),
+        "option-like": (["-rf.csv"], "goes after '--'"),
+        "no source": ([], "required: source"),
+    }
+    monkeypatch.setenv("DUFF_LAKE", str(lake))
+    monkeypatch.setattr(cli_mod, "_configure_logging", lambda *a: None)  # keep pytest's
+    monkeypatch.setattr(sys, "argv", ["python -m ingestion"])
+    for name, (args, needle) in cases.items():
+        # When the CLI is given it
+        try:
+            code = cli_mod.main(args)
+        except SystemExit as exc:  # argparse
+            code = exc.code
+        err = capsys.readouterr().err
+        # Then it exits 1 (never 2, "quarantined") with one clear line and no traceback
+        assert code == 1, name
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and needle in errors[0], (name, err)
+        assert "Traceback" not in err, name
+    # And nothing was written: no staging, no claim, no quarantine
+    assert not lake.exists() or not [p for p in lake.rglob("*") if p.is_file()]
 
 
 def test_generated_sample_rejects_exactly_the_truth(tmp_path: Path) -> None:
@@ -94,3 +163,33 @@ def test_generated_sample_rejects_exactly_the_truth(tmp_path: Path) -> None:
     valid = read_valid(tmp_path / "lake")
     assert len(valid) == m["valid"]
     assert len({r["order_id"] for r in valid}) == len(valid)
+
+
+def test_json_log_lines_only_off_a_terminal_or_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given stderr is a terminal, then not, then a terminal with --log-json
+    import logging
+
+    from ingestion.metrics import JsonFormatter
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+
+    class Tty(io.StringIO):
+        def __init__(self, tty: bool) -> None:
+            super().__init__()
+            self.tty = tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+    formatters = []
+    try:
+        for tty, log_json in [(True, False), (False, False), (True, True)]:
+            monkeypatch.setattr(sys, "stderr", Tty(tty))
+            cli_mod._configure_logging(Settings(), log_json)
+            formatters.append(isinstance(root.handlers[-1].formatter, JsonFormatter))
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    # Then a person at a terminal gets plain warnings; a pipe or --log-json gets JSON lines
+    assert formatters == [False, True, True]

@@ -129,7 +129,7 @@ def test_a_live_claim_makes_the_second_delivery_fail_as_busy_without_writing(
     tmp_path: Path,
 ) -> None:
     # Given a claim on the file held by a live run (this very process)
-    from ingestion.land import _holder
+    from ingestion.claims import _holder
 
     source = orders_file(tmp_path / "a.csv", 5)
     lake = tmp_path / "lake"
@@ -147,7 +147,7 @@ def test_a_live_claim_makes_the_second_delivery_fail_as_busy_without_writing(
 
 def test_claim_of_a_dead_process_is_taken_over_at_once(tmp_path: Path) -> None:
     # Given a claim left by a process of this machine that has exited (a crash)
-    from ingestion.land import _boot_id, _process_start
+    from ingestion.claims import _boot_id, _process_start
 
     child = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
@@ -198,7 +198,7 @@ def test_failed_landing_releases_its_claim_so_the_retry_lands_at_once(
     lake = tmp_path / "lake"
     real = LocalLake.open_write
 
-    def failing(self, key):
+    def failing(self, key, **kw):
         raise OSError("disk full")
 
     monkeypatch.setattr(LocalLake, "open_write", failing)

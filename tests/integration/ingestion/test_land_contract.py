@@ -222,6 +222,8 @@ def test_blank_lines_are_rows_and_rejected(tmp_path: Path) -> None:
         (b'{"order_id": 1, "client_id": 2}\n', "lacks required"),
         ((HEADER.replace("status,", "") + "\n").encode(), "lacks required column(s): status"),
         ((HEADER + ", Order_ID \n").encode(), "twice: 'order_id'"),
+        ((HEADER + "\n" + row() + '\n2,"open,3\n' + row() + "\n").encode(), "line 3 is still open"),
+        ((HEADER + "\r" + row() + "\r").encode(), "CR-only line ends are not supported"),
     ],
 )
 def test_whole_file_faults_are_quarantined_byte_for_byte(

@@ -50,7 +50,7 @@ def raw_files(lake: Path) -> list[str]:
 def test_kill_between_staging_and_publish_leaves_nothing_visible(tmp_path: Path) -> None:
     # Given a run killed after staging every file but before publishing
     lake, source = tmp_path / "lake", orders_file(tmp_path / "a.csv", 50)
-    code = run_and_kill(lake, source, "land_mod._publish = lambda *a, **k: os._exit(137)")
+    code = run_and_kill(lake, source, "land_mod.publish = lambda *a, **k: os._exit(137)")
     assert code == 137
     # Then readers see nothing: no raw files, no manifest; only staging outside raw/
     assert raw_files(lake) == []
@@ -126,11 +126,11 @@ def test_failure_while_staging_cleans_up(tmp_path: Path, monkeypatch) -> None:
     calls = []
     real = LocalLake.open_write
 
-    def failing(self, key):
+    def failing(self, key, **kw):
         calls.append(key)
         if len(calls) == 3:
             raise OSError("disk full")
-        return real(self, key)
+        return real(self, key, **kw)
 
     monkeypatch.setattr(LocalLake, "open_write", failing)
     # When landing fails

@@ -11,8 +11,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from ingestion import land as land_mod
 from ingestion import rules
+from ingestion import writers as writers_mod
 from tests.integration.ingestion.landing_helpers import HEADER, land_text, row
 
 NAMES = ["Homer", "Marge", " Bart ", "Lisa", "Maggie", "Ned Flanders", "Moe"]
@@ -79,7 +79,7 @@ def test_many_partitions_over_spilled_runs_land_exactly(
     # Given 4000 rows over 60 dates in random order, a sort buffer far smaller than the file
     # (many spilled runs, each holding a slice of most dates), small row groups and, in the
     # last case, a new file once one holds 20 rows (several files per partition)
-    monkeypatch.setattr(land_mod, "MAX_ROWS_PER_FILE", max_rows_per_file)
+    monkeypatch.setattr(writers_mod, "MAX_ROWS_PER_FILE", max_rows_per_file)
     lines, expected = make_rows(4000, 60, seed=3)
     landed = land_text(
         tmp_path,
@@ -124,3 +124,25 @@ def test_many_partitions_over_spilled_runs_land_exactly(
         assert lines_in_day == want_lines
         if max_rows_per_file == 20:
             assert len(files) == -(-len(want_lines) // 21)  # 3 row groups of 7 per file
+
+
+def test_a_partition_file_holds_only_its_own_client_names(tmp_path: Path) -> None:
+    # Given 3,000 orders, each from another client with a long, barely compressible name,
+    # over 30 dates: one sort run holds all 3,000 names, each partition ~100 of them
+    rng = random.Random(5)
+    lines = [
+        row(
+            order_id=str(i),
+            client_id=str(i),
+            client_name=f"{rng.getrandbits(160):040x} client",
+            order_date=f"2024-04-{1 + i % 30:02d}",
+        )
+        for i in range(1, 3001)
+    ]
+    landed = land_text(tmp_path, "\n".join([HEADER, *lines]) + "\n")
+    # Then each partition file is small: its dictionary holds its own ~100 names, not the
+    # run's 3,000 (about 60 kB each, compressed), so writing costs the same per row whatever
+    # the size of the client list
+    files = sorted((landed.lake / "raw" / "orders").rglob("*.parquet"))
+    assert len(files) == 30 and landed.manifest["valid"] == 3000
+    assert max(f.stat().st_size for f in files) < 16_000

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion import land
+from ingestion import fingerprint as land
 
 
 @pytest.fixture

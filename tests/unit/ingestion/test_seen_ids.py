@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ingestion.land import IdRun, SeenIds, _merge_sorted
+from ingestion import seen_ids
+from ingestion.seen_ids import IdRun, SeenIds, _merge_sorted
 
 
 def reference_first_seen(ids: np.ndarray, reference: set[int]) -> list[bool]:
@@ -96,3 +97,40 @@ def test_runs_merge_exactly_in_every_form() -> None:
             probe = np.arange(-2, 460, dtype=np.int64)
             want = np.isin(probe, np.concatenate([a_ids, b_ids]))
             assert merged.contains(probe).tolist() == want.tolist()
+
+
+def test_shuffled_ids_move_to_a_dense_window_and_still_match_a_set(monkeypatch) -> None:
+    # Given ids 1..60,000 shuffled, re-sent ones, and outliers far outside their range, with
+    # the window allowed from 64 KiB of runs
+    monkeypatch.setattr(seen_ids, "DENSE_MIN_RUN_BYTES", 64 * 1024)
+    rng = np.random.default_rng(3)
+    ids = rng.permutation(60_000).astype(np.int64) + 1
+    resent = rng.choice(ids, 3_000)
+    outliers = np.array([10**15, 10**15, 7 * 10**17, -5], dtype=np.int64)
+    stream = np.concatenate([ids[:30_000], resent, outliers, ids[30_000:], resent, outliers])
+    seen = SeenIds()
+    reference: set[int] = set()
+    for batch in np.array_split(stream, 40):
+        # When each batch is checked
+        first = seen.first_seen(batch)
+        # Then the answers are a set's
+        assert first.tolist() == reference_first_seen(batch, reference)
+    # And the ids sit in a window of about one byte per id, the outliers in runs
+    assert seen.window is not None
+    assert len(seen) == len(reference) == 60_003
+    assert seen.nbytes < 2 * 60_000
+
+
+def test_over_a_million_shuffled_ids_move_to_a_window() -> None:
+    # Given 1,300,000 distinct ids from 1..4,000,000 in random order (too scattered for
+    # intervals; past the 256 KiB of runs that open a window), checked in blocks as landing does
+    rng = np.random.default_rng(5)
+    ids = rng.choice(4_000_000, 1_300_000, replace=False).astype(np.int64) + 1
+    seen = SeenIds()
+    firsts = 0
+    for batch in np.array_split(ids, 18):
+        firsts += int(seen.first_seen(batch).sum())
+    # Then every id is new once, and they sit in a window of ~1 byte per id of their range
+    # and some headroom (~5 MB) rather than runs of 8 bytes per id (10.4 MB)
+    assert firsts == len(seen) == 1_300_000
+    assert seen.window is not None and seen.nbytes < 6_000_000

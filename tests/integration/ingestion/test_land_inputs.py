@@ -1,0 +1,68 @@
+"""Only regular files are landed, read through one handle (CONTRACT.md section 2)."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from ingestion.errors import Unreadable
+from ingestion.lake import LocalLake
+from ingestion.land import land
+from ingestion.settings import Settings
+from tests.integration.ingestion.landing_helpers import HEADER, land_text, row
+
+
+def test_a_symlink_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    # Given a private file and a symlink to it
+    target = tmp_path / "secret.csv"
+    target.write_text(HEADER + "\n" + row() + "\n")
+    target.chmod(0o600)
+    link = tmp_path / "orders.csv"
+    link.symlink_to(target)
+    lake = tmp_path / "lake"
+    # When the symlink is landed
+    with pytest.raises(Unreadable, match="is a symbolic link"):
+        land(str(link), settings=Settings(lake=str(lake)), lake=LocalLake(lake))
+    # Then nothing of the target was copied anywhere in the lake
+    assert not [p for p in lake.rglob("*") if p.is_file()]
+
+
+def test_lake_files_are_never_wider_than_the_source(tmp_path: Path) -> None:
+    # Given a readable file, a 0600 file that lands and a 0600 file that is quarantined
+    good = land_text(tmp_path, "\n".join([HEADER, row(), row(order_id="x")]) + "\n")
+    src = tmp_path / "private.csv"
+    src.write_text("\n".join([HEADER, row(order_id="7"), row(order_id="y")]) + "\n")
+    src.chmod(0o600)
+    bad = tmp_path / "private-bad.csv"
+    bad.write_text("not,a,duff,file\n")
+    bad.chmod(0o600)
+    lake = tmp_path / "lake"
+    m = land(str(src), settings=Settings(lake=str(lake)), lake=LocalLake(lake))
+    q = land(str(bad), settings=Settings(lake=str(lake)), lake=LocalLake(lake))
+    # Then its Parquet, its rejects and the quarantined copy are at most 0600
+    mine = [p for p in lake.rglob("*") if p.is_file() and m["ingest_id"] in p.name]
+    kept = lake / "quarantine" / q["ingest_id"] / "private-bad.csv"
+    assert len(mine) == 3  # raw partition, rejects, manifest
+    for path in [p for p in mine if p.suffix == ".parquet"] + [kept]:
+        assert stat.S_IMODE(path.stat().st_mode) & ~0o600 == 0, path
+    # And a readable source's files keep the lake's own mode
+    assert stat.S_IMODE(
+        next((lake / "raw").rglob(f"{good.manifest['ingest_id']}*")).stat().st_mode
+    ) == (LocalLake(lake).file_mode)
+
+
+def test_what_the_manifest_quotes_from_the_file_is_capped(tmp_path: Path) -> None:
+    # Given a header whose 200,000-character column name appears twice
+    huge = "x" * 200_000
+    landed = land_text(tmp_path, f"{HEADER},{huge},{huge}\n{row()},1,2\n")
+    # Then the file is quarantined with an error of readable length, naming the column
+    m = landed.manifest
+    assert m["status"] == "quarantined"
+    assert "names a column twice" in m["error"] and "200,000 characters" in m["error"]
+    assert len(m["error"]) <= 500
+    # And an ignored column's name is capped too
+    ok = land_text(tmp_path, f"{HEADER},{huge}\n{row()},1\n", "ok.csv")
+    assert ok.manifest["status"] == "landed"
+    assert len(ok.manifest["ignored_columns"][0]) <= 100
