@@ -135,17 +135,27 @@ def _tests(column: dict) -> list:
     return list(column.get("data_tests") or column.get("tests") or [])
 
 
+# The batch-scoped variants (tests/generic/*_in_batch.sql) state the same rule of the column;
+# they only check it on the rows the latest build changed.
+_ACCEPTED_VALUES = ("accepted_values", "accepted_values_in_batch")
+_NOT_NULL = ("not_null", "not_null_in_batch")
+
+
 def _accepted_values(column: dict) -> tuple[str, ...]:
     for test in _tests(column):
-        if isinstance(test, dict) and "accepted_values" in test:
-            spec = test["accepted_values"] or {}
+        name = next((n for n in _ACCEPTED_VALUES if isinstance(test, dict) and n in test), None)
+        if name is not None:
+            spec = test[name] or {}
             values = (spec.get("arguments") or {}).get("values", spec.get("values"))
             return tuple(str(v) for v in values or ())
     return ()
 
 
 def _not_null(column: dict) -> bool:
-    return any(t == "not_null" or (isinstance(t, dict) and "not_null" in t) for t in _tests(column))
+    return any(
+        t in _NOT_NULL or (isinstance(t, dict) and any(n in t for n in _NOT_NULL))
+        for t in _tests(column)
+    )
 
 
 def _serve_spec(model: dict) -> dict | None:

@@ -81,6 +81,31 @@ def test_the_project_declares_every_contract_route_once():
     )
 
 
+def test_every_enum_filter_of_the_project_knows_its_values():
+    # Given the project's declarations (a filter on a column without accepted values would
+    # take any text and match nothing: /orders?channel=nope must be 400, not an empty 200)
+    marts = {m.name: m for m in from_project(ROOT)}
+    orders = marts["mart_orders"]
+    # Then the batch-scoped tests count as the column's rule too
+    assert orders.column("status").values == ("created", "delivered", "broken")
+    assert orders.column("channel").values == ("Retail", "Online", "B2B")
+    assert orders.column("order_id").not_null
+
+
+@pytest.mark.parametrize(
+    "test,values",
+    [
+        ({"accepted_values": {"arguments": {"values": ["a", "b"]}}}, ("a", "b")),
+        ({"accepted_values_in_batch": {"arguments": {"values": ["a"]}}}, ("a",)),
+        ("unique", ()),
+    ],
+)
+def test_accepted_values_are_read_from_either_test(test, values):
+    spec = model(routes=[route()])
+    spec["columns"][2]["data_tests"] = [test]
+    assert parse_model(spec).column("kind").values == values
+
+
 def test_the_api_exposure_lists_every_served_mart():
     # dbt reads exposures only from yml: this keeps the lineage honest as marts are added
     doc = yaml.safe_load((ROOT / "models/marts/served/_served__exposures.yml").read_text())
