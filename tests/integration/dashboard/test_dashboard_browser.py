@@ -318,7 +318,7 @@ def test_server_and_network_failures_are_reported_with_a_retry(dashboard_server,
 
     # Then the page names both failures, keeps what loaded, and offers to try again
     assert shown["state"] == "error"
-    assert "2 of 5 charts could not be loaded" in shown["alert"]
+    assert "2 of 6 charts could not be loaded" in shown["alert"]
     assert page.evaluate("document.getElementById('alert-retry').hidden") is False
     assert "HTTP 500, internal: the warehouse is on fire" in panel_msgs["panel-channel"]
     assert "Could not reach the API (network error)" in panel_msgs["panel-products"]
