@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 FORMAT_VERSION = 1
@@ -51,6 +51,13 @@ class Column:
     description: str = ""
     values: tuple[str, ...] = ()  # accepted_values, when tested
     not_null: bool = False
+    served_as: str = ""  # the item's field name when it differs (serve.rename)
+    json_array: bool = False  # varchar holding a JSON array of strings (serve.json_arrays)
+
+    @property
+    def key(self) -> str:
+        """The field name in a served item."""
+        return self.served_as or self.name
 
     @property
     def kind(self) -> str:
@@ -76,6 +83,7 @@ class Filter:
     param: str | None = None  # equality filter: the query parameter (default: the column)
     range_from: str | None = None  # range filter: the two query parameters, inclusive
     range_to: str | None = None
+    values: tuple[str, ...] = ()  # equality filter: accepted values when the column has none
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -189,6 +197,20 @@ def parse_model(model: dict) -> ServedMart:
     if not columns:
         raise _fail(name, "list its columns with their data_type")
     names = {c.name for c in columns}
+    rename = {str(k): str(v) for k, v in (spec.get("rename") or {}).items()}
+    arrays = {str(c) for c in spec.get("json_arrays") or []}
+    for col in [*rename, *arrays]:
+        if col not in names:
+            raise _fail(name, f"rename/json_arrays: no column {col!r}")
+    for field_name in rename.values():
+        if not _NAME.match(field_name) or field_name in names - set(rename):
+            raise _fail(name, f"rename: {field_name!r} is not a free field name")
+    for col in arrays:
+        if columns[[c.name for c in columns].index(col)].kind != "text":
+            raise _fail(name, f"json_arrays: {col!r} must be a varchar")
+    columns = [
+        replace(c, served_as=rename.get(c.name, ""), json_array=c.name in arrays) for c in columns
+    ]
     nest = {
         str(k): {str(f): str(col) for f, col in v.items()}
         for k, v in (spec.get("nest") or {}).items()
@@ -218,7 +240,9 @@ def parse_model(model: dict) -> ServedMart:
             if "from" in f or "to" in f:
                 filters.append(Filter(col, range_from=f.get("from"), range_to=f.get("to")))
             else:
-                filters.append(Filter(col, param=f.get("param", col)))
+                values = tuple(str(v) for v in f.get("values") or ())
+                key = rename.get(col, col)
+                filters.append(Filter(col, param=f.get("param", key), values=values))
         route = Route(
             path=path,
             operation=str(r.get("operation") or ""),
@@ -301,7 +325,9 @@ def from_json(text: str) -> list[ServedMart]:
                 **{
                     **r,
                     "order_by": tuple((c, bool(d)) for c, d in r["order_by"]),
-                    "filters": tuple(Filter(**f) for f in r["filters"]),
+                    "filters": tuple(
+                        Filter(**{**f, "values": tuple(f.get("values", ()))}) for f in r["filters"]
+                    ),
                 }
             )
             for r in m["routes"]

@@ -76,6 +76,8 @@ def column_schema(col: Column) -> dict:
         out = {"type": "string", "format": "date"}
     elif col.kind == "timestamp":
         out = {"type": "string", "format": "date-time"}
+    elif col.json_array:
+        out = {"type": "array", "items": {"type": "string"}}
     else:
         out = {"type": "string"}
     if col.values:
@@ -96,7 +98,7 @@ def mart_schemas(mart: ServedMart) -> dict[str, dict]:
     props: dict[str, dict] = {}
     for col in mart.columns:
         if col.name not in nested:
-            props[col.name] = column_schema(col)
+            props[col.key] = column_schema(col)
             continue
         for obj, fields in mart.nest.items():
             if col.name in fields.values() and obj not in props:

@@ -151,7 +151,12 @@ def endpoint(mart: ServedMart, route: Route) -> Endpoint:
     for f in route.filters:
         col = mart.column(f.column)
         if f.param is not None:
-            query.append(column_param(f.param, col, f"Only rows with this {f.column}."))
+            what = f"Only rows with this {col.key}."
+            if f.values:  # the filter's own accepted values (the column holds others too)
+                parse = _enum_parser(f.param, f.values)
+                query.append(Param(f.param, "enum", what, f.values, parse))
+            else:
+                query.append(column_param(f.param, col, what))
         if f.range_from:
             query.append(column_param(f.range_from, col, f"First {f.column} included."))
         if f.range_to:

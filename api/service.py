@@ -10,6 +10,7 @@ request uses exactly one snapshot, so no answer mixes two builds.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -135,7 +136,19 @@ def select_sql(
     return Statement(sql, tuple(args))
 
 
+def _json_array(value: object) -> str:
+    """A stored JSON array of strings, re-encoded (so a malformed one cannot break the item)."""
+    if value is None:
+        return "null"
+    items = json.loads(value)  # type: ignore[arg-type]
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ValueError(f"not a JSON array of strings: {value!r}")
+    return "[" + ",".join(text(i) for i in items) + "]"
+
+
 def _render_value(col: Column, value: object) -> str:
+    if col.json_array:
+        return _json_array(value)
     kind = col.kind
     if kind == "int":
         return integer(value)  # type: ignore[arg-type]
@@ -159,7 +172,7 @@ def item_renderer(mart: ServedMart):
     for col in mart.columns:
         obj = nested_in.get(col.name)
         if obj is None:
-            plan.append(("col", (encode_key(col.name), position[col.name], col)))
+            plan.append(("col", (encode_key(col.key), position[col.name], col)))
         elif obj not in placed:
             placed.add(obj)
             fields = [

@@ -19,6 +19,8 @@
   const SEARCH_MAX_SHOWN = 25;
   const PRODUCTS_IN_CHART = 12;
   const STATUS_ORDER = ["created", "delivered", "broken"];
+  const QUALITY_FILES_SHOWN = 10;
+  const REJECT_REASONS = ["missing", "invalid", "duplicate"];
 
   const $ = (id) => document.getElementById(id);
 
@@ -381,6 +383,45 @@
           { label: "Top product", value: (r) => (r.top_product ? r.top_product.product_description : "") },
         ], items);
       },
+    },
+  };
+
+  // Data quality (GET /quality/files): the latest deliveries with their status and rejected
+  // rows, and those rejects summed by reason.
+  PANELS.quality = {
+    id: "panel-quality",
+    path: () => `quality/files?limit=${QUALITY_FILES_SHOWN}`,
+    render(p, body) {
+      const items = body.items;
+      const sum = (reason) => items.reduce((s, f) => s + Math.round(Number(f.rejected[reason])), 0);
+      p.el.querySelector('[data-role="subtitle"]').textContent = items.length
+        ? `The latest ${items.length} deliveries, newest first, and their rejected rows`
+        : "No deliveries yet.";
+      DuffCharts.bars(p.chart, {
+        orientation: "vertical",
+        ariaLabel: `Column chart: rejected rows by reason in the latest ${items.length} deliveries`,
+        items: items.length ? REJECT_REASONS.map((r) => ({ label: r, value: sum(r) })) : [],
+        format: fmt.int,
+        emptyText: "No deliveries yet.",
+      });
+      const when = (t) => (t ? t.replace("T", " ").replace(/\.\d+/, "").replace("Z", " UTC") : "");
+      const fileName = (f) => String(f).split("/").pop();
+      const note = (f) => f.error || (f.ignored_columns.length ? "Ignored: " + f.ignored_columns.join(", ") : "");
+      renderTable(p.table, "Latest deliveries", [
+        { key: "source_file", label: "File", value: (f) => fileName(f.source_file) },
+        { key: "status", label: "Status" },
+        { key: "landed_at", label: "Landed", value: (f) => f.landed_at, format: when },
+        { key: "rows_in", label: "Rows", format: fmt.int, numeric: true },
+        { key: "valid", label: "Valid", format: fmt.int, numeric: true },
+        ...REJECT_REASONS.map((r) => ({
+          key: r, label: r[0].toUpperCase() + r.slice(1), value: (f) => f.rejected[r], format: fmt.int, numeric: true,
+        })),
+        { key: "note", label: "Note", value: note },
+      ], items);
+      for (const [i, tr] of [...p.table.querySelectorAll("tbody tr")].entries()) {
+        tr.dataset.status = items[i].status;
+        tr.title = items[i].source_file;
+      }
     },
   };
 

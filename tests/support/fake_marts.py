@@ -185,6 +185,10 @@ def write_build(
                 data_as_of.astimezone(dt.UTC).replace(tzinfo=None),
             ],
         )
+        for mart in from_project(ROOT):
+            if mart.name not in _MARTS_SQL:  # e.g. the quality marts: no rows from orders
+                cols = ", ".join(f"null::{c.data_type} as {c.name}" for c in mart.columns)
+                con.execute(f"create table {mart.name} as select {cols} limit 0")
         for mart in from_project(ROOT):  # as python -m export writes them: sorted, 16 k groups
             for name, order in mart.sorted_copies().items():
                 order_sql = ", ".join(f"{c}{' desc' if d else ''}" for c, d in order)

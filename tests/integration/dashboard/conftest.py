@@ -311,11 +311,61 @@ def write_marts(lake: Path, data: DashboardData) -> Path:
     ts = pa.timestamp("us", tz="UTC")
     schema = pa.schema([("build_id", txt), ("built_at", ts), ("data_as_of", ts)])
     write("mart_build_info", info, schema)
+    write_quality_marts(write, build)
     from api.declarations import from_project, to_json
 
     (build / "_served.json").write_text(to_json(from_project(REPO)), encoding="utf-8")
     write("_SUCCESS", info, schema)  # last: marks the build complete
     return build
+
+
+# Deliveries as mart_quality_files holds them, oldest first: (file, status, rows_in, valid,
+# missing, invalid, duplicate, ignored columns, error). The quality panel's figures.
+QUALITY_FILES = [
+    ("orders_0401.csv", "landed", 1200, 1187, 4, 7, 2, '["promo_code"]', None),
+    ("notes.csv", "quarantined", 0, 0, 0, 0, 0, "[]", "missing required columns: order_id"),
+    ("orders_0402.csv", "landed", 800, 797, 0, 3, 0, "[]", None),
+    ("orders_0403.csv", "landed", 950, 950, 0, 0, 0, "[]", None),
+]
+QUALITY_LANDED = dt.datetime(2024, 4, 15, 6, 0, 0)
+
+
+def write_quality_marts(write, build: Path) -> None:
+    """mart_quality_files from QUALITY_FILES (an hour apart), and one rejected row of each
+    kind in mart_quality_rejects (that route is not on the dashboard)."""
+    import pyarrow as pa
+
+    i64, txt = pa.int64(), pa.string()
+    names = ["source_file", "status", "rows_in", "valid", "rejected_missing"]
+    names += ["rejected_invalid", "rejected_duplicate", "ignored_columns", "error"]
+    rows = []
+    for n, values in enumerate(QUALITY_FILES):
+        landed = QUALITY_LANDED + dt.timedelta(hours=n)
+        row = dict(zip(names, values, strict=True))
+        row.update(ingest_id=f"{landed:%Y%m%dT%H%M%S%f}Z-{n:012x}", landed_at=landed)
+        row["source_file"] = f"/data/incoming/{row['source_file']}"
+        rows.append(row)
+    rows.sort(key=lambda r: r["landed_at"], reverse=True)
+    types = [txt, txt, i64, i64, i64, i64, i64, txt, txt]
+    fields = [("ingest_id", txt), *zip(names[:-1], types[:-1], strict=True)]
+    schema = pa.schema([*fields, ("landed_at", pa.timestamp("us")), ("error", txt)])
+    write("mart_quality_files", rows, schema)
+    rejects = [
+        {
+            "ingest_id": rows[-1]["ingest_id"],
+            "source_file": rows[-1]["source_file"],
+            "source_line": line,
+            "reason": reason,
+            "column_name": column,
+            "detail": f"{reason} {column}",
+            "raw_values": "[]",
+        }
+        for line, reason, column in [(2, "missing", "client_name"), (3, "invalid", "status")]
+    ]
+    cols = ["ingest_id", "source_file", "source_line", "reason", "column_name", "detail"]
+    types = [txt, txt, i64, txt, txt, txt]
+    schema = pa.schema([*zip(cols, types, strict=True), ("raw_values", txt)])
+    write("mart_quality_rejects", rejects, schema)
 
 
 # ---------------------------------------------------------------------------- fixtures

@@ -71,7 +71,7 @@ def exact(row: dict, keys: tuple[str, ...] | None = None) -> dict:
 
 def api_patterns(server) -> list[dict]:
     """CDP Fetch patterns that catch the dashboard's data calls (not the page or its files)."""
-    paths = ["/sales/*", "/status-summary*", "/products*", "/clients*"]
+    paths = ["/sales/*", "/status-summary*", "/products*", "/clients*", "/quality/*"]
     return [{"urlPattern": f"{server.url}{p}"} for p in paths]
 
 
@@ -161,10 +161,10 @@ def test_dashboard_shows_the_api_figures(dashboard_server, browser_tab, screensh
           h1: document.querySelectorAll('h1').length,
         }))()"""
     )
-    assert len(a11y["charts"]) == 5
+    assert len(a11y["charts"]) == 6  # five sales charts and the data-quality one
     assert all(c["role"] == "img" and c["title"] and c["desc"] for c in a11y["charts"])
     assert a11y["unlabelled"] == []
-    assert len(a11y["captions"]) == 5 and all(a11y["captions"])
+    assert len(a11y["captions"]) == 6 and all(a11y["captions"])
     assert a11y["h1"] == 1
 
     # And a person looking at it sees a whole page (checked by eye from this screenshot)
@@ -205,9 +205,9 @@ def test_loading_state_is_shown_until_the_api_answers(dashboard_server, browser_
     page = browser_tab()
     page.call("Fetch.enable", {"patterns": api_patterns(dashboard_server)})
 
-    # When the dashboard is opened and its five calls are in flight
+    # When the dashboard is opened and its six calls are in flight
     page.goto(f"{dashboard_server.url}/#key={dashboard_server.api_key}")
-    held = [page.wait_event("Fetch.requestPaused") for _ in range(5)]
+    held = [page.wait_event("Fetch.requestPaused") for _ in range(6)]
     held_paths = sorted(e["request"]["url"].removeprefix(dashboard_server.url) for e in held)
 
     # Then the page says it is loading, every panel is busy, and the totals wait
@@ -220,13 +220,27 @@ def test_loading_state_is_shown_until_the_api_answers(dashboard_server, browser_
         }))()"""
     )
     assert held_paths == sorted(
-        ["/clients?limit=10", "/products", "/sales/by-channel", "/sales/daily", "/status-summary"]
+        [
+            "/clients?limit=10",
+            "/products",
+            "/quality/files?limit=10",
+            "/sales/by-channel",
+            "/sales/daily",
+            "/status-summary",
+        ]
     )
     assert all(e["request"]["headers"].get("x-api-key") == dashboard_server.api_key for e in held)
     assert loading["state"] == "loading"
     assert loading["status"] == "Loading dashboard data\u2026"
     assert loading["busy"] == sorted(
-        ["panel-channel", "panel-clients", "panel-daily", "panel-products", "panel-status"]
+        [
+            "panel-channel",
+            "panel-clients",
+            "panel-daily",
+            "panel-products",
+            "panel-quality",
+            "panel-status",
+        ]
     )
     assert loading["revenue"] == "Loading\u2026"
 
@@ -286,7 +300,7 @@ def test_server_and_network_failures_are_reported_with_a_retry(dashboard_server,
     page.evaluate("document.getElementById('refresh-button').click()")
     error_body = {"error": {"code": "internal", "message": "the warehouse is on fire"}}
     seen: set[str] = set()
-    while len(seen) < 5:
+    while len(seen) < 6:
         event = page.wait_event("Fetch.requestPaused")
         path = event["request"]["url"].removeprefix(dashboard_server.url)
         if path == "/sales/by-channel":
@@ -318,7 +332,7 @@ def test_server_and_network_failures_are_reported_with_a_retry(dashboard_server,
 
     # Then the page names both failures, keeps what loaded, and offers to try again
     assert shown["state"] == "error"
-    assert "2 of 5 charts could not be loaded" in shown["alert"]
+    assert "2 of 6 charts could not be loaded" in shown["alert"]
     assert page.evaluate("document.getElementById('alert-retry').hidden") is False
     assert "HTTP 500, internal: the warehouse is on fire" in panel_msgs["panel-channel"]
     assert "Could not reach the API (network error)" in panel_msgs["panel-products"]

@@ -32,6 +32,8 @@ SERVED_FILES = frozenset(
         "mart_status_summary.parquet",
         "mart_daily_sales.parquet",
         "mart_orders.parquet",
+        "mart_quality_files.parquet",
+        "mart_quality_rejects.parquet",
         "_served.json",
         "_SUCCESS.parquet",
     }

@@ -56,6 +56,8 @@ def test_a_declaration_reads_types_scales_and_accepted_values():
         ({"routes": [route(path="/xs/{other_id}")]}, "path parameter 'other_id'"),
         ({"routes": []}, "serve.routes is empty"),
         ({"routes": [route()], "nest": {"o": {"f": "nope"}}}, "nest o: no column 'nope'"),
+        ({"routes": [route()], "rename": {"nope": "x"}}, "no column 'nope'"),
+        ({"routes": [route()], "json_arrays": ["nope"]}, "no column 'nope'"),
     ],
 )
 def test_a_malformed_declaration_is_refused_with_the_model_and_the_reason(serve, message):
@@ -77,6 +79,8 @@ def test_the_project_declares_every_contract_route_once():
             "/sales/by-product-channel",
             "/status-summary",
             "/sales/daily",
+            "/quality/files",
+            "/quality/rejects",
         ]
     )
 
