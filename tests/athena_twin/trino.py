@@ -76,6 +76,12 @@ def to_duckdb(tree: exp.Expression) -> str:
         # get_partition_batches sends one); DuckDB only a parenthesised query.
         if isinstance(node.this, exp.Table) and not node.alias:
             node.replace(node.this)
+    for node in list(tree.find_all(exp.Anonymous)):
+        # Trino's at_timezone(ts, zone) is `ts AT TIME ZONE zone`; sqlglot writes the latter
+        # as the former (a view's stored SQL) but does not read it back.
+        if node.name.lower() == "at_timezone" and len(node.expressions) == 2:
+            this, zone = node.expressions
+            node.replace(exp.AtTimeZone(this=this, zone=zone))
     for node in list(tree.find_all(exp.DataType)):
         if node.this == DType.TIMESTAMP:
             precision = _timestamp_precision(node)
