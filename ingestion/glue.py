@@ -1,7 +1,9 @@
-"""The Glue Data Catalog adapter: the raw orders table and its ``pa_date`` partitions.
+"""The Glue Data Catalog adapter: the raw orders table and its ``pa_date`` partitions, and
+the ingest tables beside it (``ingest_manifests``, ``ingest_rejects`` by ``ingest_date``).
 
 The only module that talks to AWS Glue. Landing calls it after a file's Parquet is published,
-so Athena (and anything else reading the catalog) sees new partitions at once.
+so Athena (and anything else reading the catalog) sees new partitions at once; the ingest
+tables are made sure of and the rejects' landing day registered before the manifest is written.
 
 Design (see docs/ingestion-aws.md): explicit partitions registered with
 ``BatchCreatePartition``, not partition projection. Landing knows exactly which dates it
@@ -15,7 +17,7 @@ and concurrent Lambdas are harmless.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -30,6 +32,31 @@ _BATCH = 100
 PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+
+# What the ingestion writes beside the orders (CONTRACT.md sections 1 and 2), read by dbt's
+# `ingest` sources on Athena (models/staging/ingest/_ingest__sources.yml).
+REJECTS_TABLE = "ingest_rejects"
+REJECTS_PARTITION_KEY = "ingest_date"
+MANIFESTS_TABLE = "ingest_manifests"
+# Manifests are one JSON object per file, on one line (both Athena JSON SerDes need that).
+# The OpenX SerDe, because it hands a nested value declared `string` over as its JSON text
+# (its string inspector returns the parsed value's toString()): `ignored_columns` is a JSON
+# array kept as text, as the local source reads it. Keys it does not declare (sha256, bytes,
+# partitions, seconds) are ignored.
+JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
+TEXT_INPUT_FORMAT = "org.apache.hadoop.mapred.TextInputFormat"
+TEXT_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
+MANIFEST_COLUMNS = [
+    {"Name": "ingest_id", "Type": "string"},
+    {"Name": "source_file", "Type": "string"},
+    {"Name": "status", "Type": "string"},
+    {"Name": "rows_in", "Type": "bigint"},
+    {"Name": "valid", "Type": "bigint"},
+    {"Name": "rejected", "Type": "struct<missing:bigint,invalid:bigint,duplicate:bigint>"},
+    {"Name": "ignored_columns", "Type": "string"},
+    {"Name": "landed_at", "Type": "string"},
+    {"Name": "error", "Type": "string"},
+]
 
 
 class CatalogError(RuntimeError):
@@ -63,12 +90,12 @@ def hive_type(arrow_type: pa.DataType) -> str:
     raise TypeError(f"no Glue type for Arrow type {arrow_type}")
 
 
-def glue_columns(schema: pa.Schema) -> list[dict[str, str]]:
+def glue_columns(schema: pa.Schema, partition_key: str = PARTITION_KEY) -> list[dict[str, str]]:
     """Glue column definitions for the data columns of ``schema`` (the partition key excluded)."""
     return [
         {"Name": field.name, "Type": hive_type(field.type)}
         for field in schema
-        if field.name != PARTITION_KEY
+        if field.name != partition_key
     ]
 
 
@@ -87,6 +114,18 @@ def _storage_descriptor(columns: list[dict[str, str]], location: str) -> dict[st
     }
 
 
+def _json_storage_descriptor(columns: list[dict[str, str]], location: str) -> dict[str, Any]:
+    return {
+        "Columns": columns,
+        "Location": location,
+        "InputFormat": TEXT_INPUT_FORMAT,
+        "OutputFormat": TEXT_OUTPUT_FORMAT,
+        "Compressed": False,
+        "SerdeInfo": {"SerializationLibrary": JSON_SERDE, "Parameters": {}},
+        "StoredAsSubDirectories": False,
+    }
+
+
 def _error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
@@ -98,6 +137,8 @@ class GlueCatalog:
     ``table_location`` is the S3 URI of the raw orders folder (``s3://bucket/prefix/raw/orders/``).
     ``schema`` is the Arrow schema of the raw Parquet files (architecture.md section 1).
     ``client`` is a boto3 Glue client; one is made from the environment when omitted.
+    ``ingest_root`` is the lake's root (``s3://bucket/prefix/``): given it, the catalog also
+    keeps ``ingest_manifests`` and ``ingest_rejects`` (see :meth:`register_ingest`).
     """
 
     def __init__(
@@ -108,6 +149,8 @@ class GlueCatalog:
         *,
         table: str = TABLE_NAME,
         client: Any = None,
+        ingest_root: str | None = None,
+        rejects_schema: pa.Schema | None = None,
     ) -> None:
         if not table_location.startswith("s3://"):
             raise ValueError(f"a Glue table needs an s3:// location, got {table_location!r}")
@@ -115,8 +158,16 @@ class GlueCatalog:
         self.table = table
         self.location = table_location.rstrip("/") + "/"
         self.columns = glue_columns(schema)
+        self.ingest_root = ingest_root.rstrip("/") + "/" if ingest_root else None
+        if rejects_schema is None:
+            from ingestion.rules import REJECTS_SCHEMA
+
+            rejects_schema = REJECTS_SCHEMA
+        self.rejects_columns = glue_columns(rejects_schema, REJECTS_PARTITION_KEY)
         self._client = client
         self._table_ready = False
+        self._database_ready = False
+        self._ingest_ready = False
 
     @property
     def client(self) -> Any:
@@ -148,6 +199,13 @@ class GlueCatalog:
         """Create the database and the table when absent; an existing one is left untouched."""
         if self._table_ready:
             return
+        self._ensure_database()
+        self._ensure_table(self.table, self.table_input(), [PARTITION_KEY])
+        self._table_ready = True
+
+    def _ensure_database(self) -> None:
+        if self._database_ready:
+            return
         glue = self.client
         # Look before creating: the database usually exists (the stack makes it), and a
         # create that fails is an error in CloudTrail and needs a wider IAM grant.
@@ -164,25 +222,33 @@ class GlueCatalog:
                 log.info("created Glue database %s", self.database)
             except glue.exceptions.AlreadyExistsException:
                 pass
+        self._database_ready = True
+
+    def _ensure_table(self, name: str, table_input: dict[str, Any], keys: list[str]) -> None:
+        glue = self.client
         try:
-            existing = glue.get_table(DatabaseName=self.database, Name=self.table)["Table"]
+            existing = glue.get_table(DatabaseName=self.database, Name=name)["Table"]
         except glue.exceptions.EntityNotFoundException:
             existing = None
         if existing is None:
             try:
-                glue.create_table(DatabaseName=self.database, TableInput=self.table_input())
-                log.info("created Glue table %s.%s at %s", self.database, self.table, self.location)
+                glue.create_table(DatabaseName=self.database, TableInput=table_input)
+                log.info(
+                    "created Glue table %s.%s at %s",
+                    self.database,
+                    name,
+                    table_input["StorageDescriptor"]["Location"],
+                )
             except glue.exceptions.AlreadyExistsException:
                 # Another Lambda created it between our get and create: fine.
                 pass
         else:
-            keys = [key["Name"] for key in existing.get("PartitionKeys", [])]
-            if keys != [PARTITION_KEY]:
+            found = [key["Name"] for key in existing.get("PartitionKeys", [])]
+            if found != keys:
                 raise CatalogError(
-                    f"Glue table {self.database}.{self.table} exists but is partitioned by "
-                    f"{keys}, not [{PARTITION_KEY!r}]; refusing to register partitions in it"
+                    f"Glue table {self.database}.{name} exists but is partitioned by "
+                    f"{found}, not {keys}; refusing to register partitions in it"
                 )
-        self._table_ready = True
 
     # -- partitions ----------------------------------------------------------------------------
 
@@ -204,35 +270,53 @@ class GlueCatalog:
         if not dates:
             return []
         self.ensure_table()
+        return self._add(self.table, dates, self.partition_input, self._recreate_table)
+
+    def _recreate_table(self) -> None:
+        self._table_ready = False
+        self.ensure_table()
+
+    def _add(
+        self,
+        table: str,
+        dates: list[str],
+        partition_input: Callable[[str], dict[str, Any]],
+        recreate: Callable[[], None],
+    ) -> list[str]:
         created: list[str] = []
         for start in range(0, len(dates), _BATCH):
             batch = dates[start : start + _BATCH]
-            created.extend(self._create_batch(batch))
+            created.extend(self._create_batch(table, batch, partition_input, recreate))
         log.info(
             "registered %d new partition(s) of %s.%s (%d already there)",
             len(created),
             self.database,
-            self.table,
+            table,
             len(dates) - len(created),
         )
         return created
 
-    def _create_batch(self, batch: Sequence[str]) -> list[str]:
+    def _create_batch(
+        self,
+        table: str,
+        batch: Sequence[str],
+        partition_input: Callable[[str], dict[str, Any]],
+        recreate: Callable[[], None],
+    ) -> list[str]:
         glue = self.client
         try:
             response = glue.batch_create_partition(
                 DatabaseName=self.database,
-                TableName=self.table,
-                PartitionInputList=[self.partition_input(d) for d in batch],
+                TableName=table,
+                PartitionInputList=[partition_input(d) for d in batch],
             )
         except glue.exceptions.EntityNotFoundException:
             # The table vanished since we checked (deleted by hand?): recreate once and retry.
-            self._table_ready = False
-            self.ensure_table()
+            recreate()
             response = glue.batch_create_partition(
                 DatabaseName=self.database,
-                TableName=self.table,
-                PartitionInputList=[self.partition_input(d) for d in batch],
+                TableName=table,
+                PartitionInputList=[partition_input(d) for d in batch],
             )
         existing: set[str] = set()
         failures: list[str] = []
@@ -247,9 +331,83 @@ class GlueCatalog:
                 )
         if failures:
             raise CatalogError(
-                f"Glue refused partitions of {self.database}.{self.table}: " + "; ".join(failures)
+                f"Glue refused partitions of {self.database}.{table}: " + "; ".join(failures)
             )
         return [d for d in batch if d not in existing]
+
+    # -- what the ingestion writes beside the orders --------------------------------------------
+
+    def manifests_table_input(self) -> dict[str, Any]:
+        """``ingest_manifests``: every ``manifests/<ingest_id>.json`` (one JSON line each)."""
+        return {
+            "Name": MANIFESTS_TABLE,
+            "Description": "One row per landed or quarantined delivery: the ingestion's "
+            "manifests (CONTRACT.md section 2), one JSON object per file.",
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": {"EXTERNAL": "TRUE", "classification": "json"},
+            "StorageDescriptor": _json_storage_descriptor(
+                MANIFEST_COLUMNS, f"{self._require_ingest_root()}manifests/"
+            ),
+        }
+
+    def rejects_table_input(self) -> dict[str, Any]:
+        """``ingest_rejects``: every rejected row, partitioned by ``ingest_date``."""
+        return {
+            "Name": REJECTS_TABLE,
+            "Description": "One row per rejected CSV row, partitioned by the landing day "
+            "(ingest_date).",
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": {
+                "EXTERNAL": "TRUE",
+                "classification": "parquet",
+                "parquet.compression": "ZSTD",
+            },
+            "PartitionKeys": [{"Name": REJECTS_PARTITION_KEY, "Type": "date"}],
+            "StorageDescriptor": _storage_descriptor(self.rejects_columns, self.rejects_location),
+        }
+
+    @property
+    def rejects_location(self) -> str:
+        return f"{self._require_ingest_root()}rejects/orders/"
+
+    def rejects_partition_input(self, ingest_date: str) -> dict[str, Any]:
+        location = f"{self.rejects_location}{REJECTS_PARTITION_KEY}={ingest_date}/"
+        return {
+            "Values": [ingest_date],
+            "StorageDescriptor": _storage_descriptor(self.rejects_columns, location),
+        }
+
+    def ensure_ingest_tables(self) -> None:
+        """Create ``ingest_manifests`` and ``ingest_rejects`` when absent (idempotent)."""
+        if self._ingest_ready:
+            return
+        self._ensure_database()
+        self._ensure_table(MANIFESTS_TABLE, self.manifests_table_input(), [])
+        self._ensure_table(REJECTS_TABLE, self.rejects_table_input(), [REJECTS_PARTITION_KEY])
+        self._ingest_ready = True
+
+    def _recreate_ingest_tables(self) -> None:
+        self._ingest_ready = False
+        self.ensure_ingest_tables()
+
+    def register_ingest(self, reject_dates: list[str]) -> list[str]:
+        """The ``Catalog`` protocol: the ingest tables exist and ``ingest_rejects`` has the
+        ``ingest_date`` partitions ``reject_dates``; returns the partitions that were new."""
+        self.ensure_ingest_tables()
+        dates = sorted(set(reject_dates))
+        if not dates:
+            return []
+        return self._add(
+            REJECTS_TABLE, dates, self.rejects_partition_input, self._recreate_ingest_tables
+        )
+
+    def _require_ingest_root(self) -> str:
+        if self.ingest_root is None:
+            raise CatalogError(
+                "this catalog was made for one table; use catalog_for_lake() to register the "
+                "ingest tables beside it"
+            )
+        return self.ingest_root
 
     def register_partitions(self, dates: list[str]) -> None:
         """The ``Catalog`` protocol of ``ingestion.lake``: see :meth:`add_partitions`."""
@@ -274,11 +432,15 @@ def catalog_for_lake(
     client: Any = None,
 ) -> GlueCatalog:
     """The Glue catalog of the lake at ``s3://bucket/prefix``: ``<database>.<table>`` located
-    at ``<lake>/raw/orders/`` with the raw orders schema of ``ingestion.rules``.
+    at ``<lake>/raw/orders/`` with the raw orders schema of ``ingestion.rules``, and the
+    ingest tables ``ingest_manifests`` (``<lake>/manifests/``) and ``ingest_rejects``
+    (``<lake>/rejects/orders/``, partitioned by ``ingest_date``).
     """
     if schema is None:
         from ingestion.rules import RAW_SCHEMA
 
         schema = RAW_SCHEMA
-    location = lake_root_uri.rstrip("/") + "/raw/orders/"
-    return GlueCatalog(database, location, schema, table=table, client=client)
+    root = lake_root_uri.rstrip("/") + "/"
+    return GlueCatalog(
+        database, root + "raw/orders/", schema, table=table, client=client, ingest_root=root
+    )

@@ -110,11 +110,19 @@ class Catalog(Protocol):
         """Make sure ``raw_orders`` exists and has these ``pa_date`` partitions (YYYY-MM-DD)."""
         ...
 
+    def register_ingest(self, reject_dates: list[str]) -> object:
+        """Make sure ``ingest_manifests`` and ``ingest_rejects`` exist, the latter with these
+        ``ingest_date`` partitions (YYYY-MM-DD)."""
+        ...
+
 
 class NullCatalog:
     """Local twin of the Glue catalog: DuckDB and dbt read the Hive layout directly."""
 
     def register_partitions(self, dates: list[str]) -> None:
+        return None
+
+    def register_ingest(self, reject_dates: list[str]) -> None:
         return None
 
 

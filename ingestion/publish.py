@@ -9,10 +9,36 @@ from typing import Any
 
 from ingestion.claims import live_claim
 from ingestion.lake import Catalog, Lake
-from ingestion.layout import INTENT, MANIFESTS, STAGING, STARTED, claim_prefix, state_key
+from ingestion.layout import (
+    INTENT,
+    MANIFESTS,
+    REJECTS_PREFIX,
+    STAGING,
+    STARTED,
+    claim_prefix,
+    state_key,
+)
 from ingestion.settings import Settings
 
 log = logging.getLogger("ingestion.land")
+
+
+def manifest_line(manifest: dict[str, Any]) -> bytes:
+    """A manifest file's bytes: one compact JSON object ending in a newline. Athena's JSON
+    SerDes (the ``ingest_manifests`` table) read one object per line, so never pretty-print."""
+    return json.dumps(manifest, separators=(",", ":")).encode() + b"\n"
+
+
+def reject_dates(moves: list[tuple[str, str]]) -> list[str]:
+    """The ``ingest_date`` partitions that ``moves`` publish rejected rows into."""
+    dates = set()
+    for _, dst in moves:
+        if dst.startswith(REJECTS_PREFIX):
+            folder = dst[len(REJECTS_PREFIX) :].split("/", 1)[0]
+            key, _, value = folder.partition("=")
+            if key == "ingest_date" and value:
+                dates.add(value)
+    return sorted(dates)
 
 
 def publish(lake: Lake, catalog: Catalog, intent: dict[str, Any], write_intent: bool) -> None:
@@ -28,7 +54,8 @@ def publish(lake: Lake, catalog: Catalog, intent: dict[str, Any], write_intent: 
             lake.move(src, dst)
     if intent["manifest"]["partitions"]:
         catalog.register_partitions(list(intent["manifest"]["partitions"]))
-    manifest_bytes = json.dumps(intent["manifest"], indent=2).encode() + b"\n"
+    catalog.register_ingest(reject_dates(moves))
+    manifest_bytes = manifest_line(intent["manifest"])
     lake.put_atomic(f"{MANIFESTS}{intent['manifest']['ingest_id']}.json", manifest_bytes)
     lake.put_atomic(intent["state_key"], manifest_bytes)
     lake.delete_prefix(stage)

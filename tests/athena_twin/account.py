@@ -83,17 +83,28 @@ class TwinAccount:
         }
 
     def land(self, lake_root: Path) -> None:
-        """Copy every raw Parquet file of a local lake to S3 and register its partitions in
-        Glue with the ingestion's own catalog adapter (the production table definition)."""
+        """Copy every raw Parquet file, manifest and rejects file of a local lake to S3 and
+        register their tables and partitions in Glue with the ingestion's own catalog adapter
+        (the production table definitions)."""
         s3 = self.client("s3")
         dates = set()
         for path in sorted((lake_root / "raw" / "orders").glob("pa_date=*/*.parquet")):
             key = f"raw/orders/{path.parent.name}/{path.name}"
             s3.upload_file(str(path), self.lake_bucket, key)
             dates.add(path.parent.name.split("=", 1)[1])
+        # and what the ingestion writes beside them: manifests and rejected rows, registered
+        # as the tables ingest_manifests and ingest_rejects (the dbt `ingest` sources)
+        reject_dates = set()
+        for path in sorted((lake_root / "manifests").glob("*.json")):
+            s3.upload_file(str(path), self.lake_bucket, f"manifests/{path.name}")
+        for path in sorted((lake_root / "rejects" / "orders").glob("ingest_date=*/*.parquet")):
+            key = f"rejects/orders/{path.parent.name}/{path.name}"
+            s3.upload_file(str(path), self.lake_bucket, key)
+            reject_dates.add(path.parent.name.split("=", 1)[1])
         glue = self.client("glue")
         catalog = catalog_for_lake(f"s3://{self.lake_bucket}", self.raw_database, client=glue)
         catalog.add_partitions(sorted(dates))
+        catalog.register_ingest(sorted(reject_dates))
 
     def client(self, service: str):
         return _session().client(service, endpoint_url=self.endpoint)

@@ -344,6 +344,19 @@ class AthenaTwin:
                 f"all_varchar = true, hive_partitioning = {hive}, "
                 f"names = [{', '.join(_literal(n) for n, _ in columns)}])"
             )
+        elif "JsonSerDe" in serde:
+            # Hive's and OpenX's JSON SerDes: one JSON object per line (a pretty-printed file
+            # fails, as on Athena), keys matched to columns by name, other keys ignored; a
+            # nested value in a `string` column reads as its JSON text (OpenX).
+            typed = ", ".join(
+                f"{_literal(c['Name'].lower())}: "
+                f"{_literal(trino.duckdb_type_of_glue(c['Type'], iceberg=False))}"
+                for c in sd["Columns"]
+            )
+            source = (
+                f"read_json({file_list}, format = 'newline_delimited', columns = {{{typed}}}, "
+                f"hive_partitioning = {hive})"
+            )
         elif "Parquet" in serde or iceberg:
             source = f"read_parquet({file_list}, hive_partitioning = {hive}, union_by_name = true)"
         else:

@@ -76,6 +76,12 @@ def to_duckdb(tree: exp.Expression) -> str:
         # get_partition_batches sends one); DuckDB only a parenthesised query.
         if isinstance(node.this, exp.Table) and not node.alias:
             node.replace(node.this)
+    for node in list(tree.find_all(exp.Anonymous)):
+        # Trino's at_timezone(ts, zone) is `ts AT TIME ZONE zone`; sqlglot writes the latter
+        # as the former (a view's stored SQL) but does not read it back.
+        if node.name.lower() == "at_timezone" and len(node.expressions) == 2:
+            this, zone = node.expressions
+            node.replace(exp.AtTimeZone(this=this, zone=zone))
     for node in list(tree.find_all(exp.DataType)):
         if node.this == DType.TIMESTAMP:
             precision = _timestamp_precision(node)
@@ -143,6 +149,14 @@ def duckdb_type_of_glue(glue: str, *, iceberg: bool) -> str:
         return "FLOAT"
     if g == "binary":
         return "BLOB"
+    if g.startswith("struct<") and g.endswith(">"):
+        fields = []
+        for field in _top_level(g[len("struct<") : -1]):
+            name, _, inner = field.partition(":")
+            fields.append(f'"{name.strip()}" {duckdb_type_of_glue(inner, iceberg=iceberg)}')
+        return f"STRUCT({', '.join(fields)})"
+    if g.startswith("array<") and g.endswith(">"):
+        return duckdb_type_of_glue(g[len("array<") : -1], iceberg=iceberg) + "[]"
     if g.startswith("decimal") or g in (
         "bigint",
         "smallint",
@@ -153,6 +167,21 @@ def duckdb_type_of_glue(glue: str, *, iceberg: bool) -> str:
     ):
         return g.upper()
     raise Unsupported(f"Glue type {glue!r}")
+
+
+def _top_level(fields: str) -> list[str]:
+    """``a:int,b:struct<c:int,d:int>`` split at its top-level commas."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(fields):
+        if ch in "<(":
+            depth += 1
+        elif ch in ">)":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(fields[start:i])
+            start = i + 1
+    parts.append(fields[start:])
+    return [p for p in parts if p.strip()]
 
 
 def bigint_casts(columns: list[tuple[str, str]]) -> str | None:

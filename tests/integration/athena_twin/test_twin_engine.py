@@ -179,3 +179,43 @@ def test_the_wire_protocol_is_athenas(account):
     with pytest.raises(ClientError) as refused:
         athena.start_query_execution(QueryString="select 1", WorkGroup="nope")
     assert refused.value.response["Error"]["Code"] == "InvalidRequestException"
+
+
+def test_the_ingest_tables_read_what_the_ingestion_wrote(account, tmp_path):
+    # Given a file landed by the ingestion into a local lake (an extra column, a bad price, a
+    # duplicate order id), copied to S3 with its tables registered by the ingestion's adapter
+    from tests.integration.ingestion.landing_helpers import HEADER, land_text, row
+
+    text = "\n".join(
+        [
+            HEADER + ",note",
+            row("1") + ",x",
+            row("2", product_price="abc") + ",y",
+            row("1", status="created") + ",z",
+        ]
+    )
+    landed = land_text(tmp_path, text + "\n")
+    account.land(landed.lake)
+    raw, ingest_id = account.raw_database, landed.manifest["ingest_id"]
+
+    # When the twin reads ingest_manifests (one-line JSON under the OpenX SerDe)
+    (manifest,) = run(
+        account,
+        "select ingest_id, status, rows_in, valid, rejected.missing, rejected.invalid, "
+        "rejected.duplicate, cast(ignored_columns as varchar), error "
+        f'from "{raw}"."ingest_manifests"',
+    ).rows
+    # Then it is the manifest the ingestion wrote, the ignored columns as JSON text
+    assert tuple(manifest) == (ingest_id, "landed", 3, 1, 0, 1, 1, '["note"]', None)
+
+    # And ingest_rejects holds the two rejected rows in the landing day's partition
+    rejects = run(
+        account,
+        'select source_line, reason, "column", cast(ingest_date as varchar) '
+        f'from "{raw}"."ingest_rejects" order by source_line',
+    ).rows
+    landing_day = landed.manifest["landed_at"][:10]
+    assert [tuple(r) for r in rejects] == [
+        (3, "invalid", "product_price", landing_day),
+        (4, "duplicate", "order_id", landing_day),
+    ]

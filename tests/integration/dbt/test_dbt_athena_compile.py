@@ -131,6 +131,10 @@ def athena_compiles(moto_server: str, tmp_path_factory: pytest.TempPathFactory):
     )
     raw["PartitionKeys"] = [{"Name": "pa_date", "Type": "date"}]
     glue.create_table(DatabaseName=raw_db, TableInput=raw)
+    # the data-quality sources, defined as the ingestion registers them
+    from ingestion.glue import catalog_for_lake
+
+    catalog_for_lake(f"s3://lake-{suffix}", raw_db, client=glue).register_ingest([])
 
     work = tmp_path_factory.mktemp("dbt_athena")
 
@@ -161,7 +165,7 @@ def athena_compiles(moto_server: str, tmp_path_factory: pytest.TempPathFactory):
             ),
         )
     incremental = compile_into("target_incremental")
-    return {"first": first, "incremental": incremental, "raw_db": raw_db}
+    return {"first": first, "incremental": incremental, "raw_db": raw_db, "glue": glue}
 
 
 def compiled_files(root: Path) -> list[Path]:
@@ -215,6 +219,34 @@ def test_models_read_the_glue_table_and_branch_on_incremental(athena_compiles):
     assert re.search(r"where landed_at > cast\('[0-9 :.-]+' as timestamp\(6\)\)", fact_incremental)
     build_info = (first / "models/marts/served/mart_build_info.sql").read_text()
     assert "timestamp(6)" not in build_info  # Hive-format marts hold milliseconds only
+
+
+def _source_columns(sql: str) -> set[str]:
+    """The top-level columns the `renamed` CTE of a staging model reads from its source."""
+    tree = sqlglot.parse_one(sql, read="trino")
+    renamed = next(c for c in tree.find_all(exp.CTE) if c.alias_or_name == "renamed")
+    names = set()
+    for column in renamed.this.find_all(exp.Column):
+        parts = [p.name for p in column.parts]
+        names.add(parts[1] if parts[0] == "source" and len(parts) > 1 else parts[0])
+    return names
+
+
+@pytest.mark.parametrize("source", ["manifests", "rejects"])
+def test_ingest_staging_reads_the_glue_tables_the_ingestion_registers(athena_compiles, source):
+    # Given the ingest tables as the ingestion's Glue adapter defines them
+    glue = athena_compiles["glue"]
+    table = glue.get_table(DatabaseName=athena_compiles["raw_db"], Name=f"ingest_{source}")
+    table = table["Table"]
+    columns = {c["Name"] for c in table["StorageDescriptor"]["Columns"]}
+    columns |= {k["Name"] for k in table.get("PartitionKeys", [])}
+    # When the staging model compiles for Athena
+    path = athena_compiles["first"] / f"models/staging/ingest/stg_ingest__{source}.sql"
+    sql = path.read_text()
+    # Then it reads that table, and only columns the table has
+    assert f'"awsdatacatalog"."{athena_compiles["raw_db"]}"."ingest_{source}"' in sql
+    read = _source_columns(sql)
+    assert "ingest_id" in read and read <= columns, read - columns
 
 
 def test_the_sanity_check_itself_catches_duckdb_sql():

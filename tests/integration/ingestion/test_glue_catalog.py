@@ -175,3 +175,84 @@ def test_catalog_for_a_lake_uses_the_landed_schema_and_lake_location(glue_db):
     assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == ARCHITECTURE_COLUMNS
     assert sd["Location"] == "s3://lake-bkt/team/lake/raw/orders/"
     assert catalog.partitions() == ["2024-03-01"]
+
+
+REJECTS_COLUMNS = [
+    ("source_file", "string"),
+    ("source_line", "bigint"),
+    ("ingest_id", "string"),
+    ("raw_values", "string"),
+    ("reason", "string"),
+    ("column", "string"),
+    ("detail", "string"),
+    ("landed_at", "timestamp"),
+]
+
+
+def test_ingest_tables_are_created_once_beside_raw_orders(glue_db):
+    # Given the catalog of a lake under a prefix
+    from ingestion.glue import catalog_for_lake
+
+    catalog = catalog_for_lake("s3://lake-bkt/team/lake", glue_db)
+
+    # When the ingest tables are registered with two landing days, then again by another
+    # process (a fresh catalog object) with one old and one new day
+    assert catalog.register_ingest(["2024-03-02", "2024-03-01", "2024-03-02"]) == [
+        "2024-03-01",
+        "2024-03-02",
+    ]
+    again = catalog_for_lake("s3://lake-bkt/team/lake", glue_db)
+    assert again.register_ingest(["2024-03-02", "2024-03-03"]) == ["2024-03-03"]
+
+    # Then ingest_rejects is the rejects schema in Parquet at <lake>/rejects/orders/, by date
+    glue = boto3.client("glue")
+    rejects = glue.get_table(DatabaseName=glue_db, Name="ingest_rejects")["Table"]
+    sd = rejects["StorageDescriptor"]
+    assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == REJECTS_COLUMNS
+    assert sd["Location"] == "s3://lake-bkt/team/lake/rejects/orders/"
+    assert sd["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
+    assert rejects["PartitionKeys"] == [{"Name": "ingest_date", "Type": "date"}]
+    parts = glue.get_partitions(DatabaseName=glue_db, TableName="ingest_rejects")["Partitions"]
+    locations = {p["Values"][0]: p["StorageDescriptor"]["Location"] for p in parts}
+    assert locations == {
+        d: f"s3://lake-bkt/team/lake/rejects/orders/ingest_date={d}/"
+        for d in ["2024-03-01", "2024-03-02", "2024-03-03"]
+    }
+    # And ingest_manifests reads manifests/*.json with a JSON SerDe, unpartitioned, with the
+    # columns the dbt staging model selects (rejected a struct, ignored_columns JSON text)
+    manifests = glue.get_table(DatabaseName=glue_db, Name="ingest_manifests")["Table"]
+    sd = manifests["StorageDescriptor"]
+    assert sd["Location"] == "s3://lake-bkt/team/lake/manifests/"
+    assert sd["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
+    assert sd["InputFormat"] == "org.apache.hadoop.mapred.TextInputFormat"
+    assert not manifests.get("PartitionKeys")
+    assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == [
+        ("ingest_id", "string"),
+        ("source_file", "string"),
+        ("status", "string"),
+        ("rows_in", "bigint"),
+        ("valid", "bigint"),
+        ("rejected", "struct<missing:bigint,invalid:bigint,duplicate:bigint>"),
+        ("ignored_columns", "string"),
+        ("landed_at", "string"),
+        ("error", "string"),
+    ]
+    # And raw_orders was not made by it (it comes with the first orders' partitions)
+    with pytest.raises(glue.exceptions.EntityNotFoundException):
+        glue.get_table(DatabaseName=glue_db, Name="raw_orders")
+
+
+def test_an_ingest_rejects_table_partitioned_otherwise_is_refused(glue_db):
+    # Given an ingest_rejects table someone made partitioned by another key
+    from ingestion.glue import catalog_for_lake
+
+    catalog = catalog_for_lake("s3://lake-bkt/lake", glue_db)
+    table = catalog.rejects_table_input()
+    table["PartitionKeys"] = [{"Name": "dt", "Type": "string"}]
+    glue = boto3.client("glue")
+    glue.create_database(DatabaseInput={"Name": glue_db})
+    glue.create_table(DatabaseName=glue_db, TableInput=table)
+
+    # When the ingestion registers its partitions, then it refuses, naming the keys
+    with pytest.raises(CatalogError, match=r"ingest_rejects.*\['dt'\]"):
+        catalog.register_ingest(["2024-03-01"])

@@ -169,6 +169,36 @@ def test_event_lands_parquet_manifest_and_glue_partitions(aws_lake):
     location = table_def["Table"]["StorageDescriptor"]["Location"]
     assert location == f"s3://{env['lake_bucket']}/lake/raw/orders/"
 
+    # And the manifest file is one line of compact JSON (Athena's JSON SerDes read one
+    # object per line), and Glue has the ingest tables: the rejects' landing day registered
+    body = (
+        boto3.client("s3")
+        .get_object(Bucket=env["lake_bucket"], Key=f"lake/manifests/{entry['ingest_id']}.json")[
+            "Body"
+        ]
+        .read()
+    )
+    assert body.endswith(b"\n") and body.count(b"\n") == 1
+    assert json.loads(body) == manifest
+    glue = boto3.client("glue")
+    landing_day = manifest["landed_at"][:10]
+    assert (
+        boto3.client("s3").list_objects_v2(
+            Bucket=env["lake_bucket"], Prefix=f"lake/rejects/orders/ingest_date={landing_day}/"
+        )["KeyCount"]
+        == 1
+    )
+    parts = glue.get_partitions(DatabaseName=env["database"], TableName="ingest_rejects")
+    assert [(p["Values"], p["StorageDescriptor"]["Location"]) for p in parts["Partitions"]] == [
+        (
+            [landing_day],
+            f"s3://{env['lake_bucket']}/lake/rejects/orders/ingest_date={landing_day}/",
+        )
+    ]
+    manifests = glue.get_table(DatabaseName=env["database"], Name="ingest_manifests")["Table"]
+    location = manifests["StorageDescriptor"]["Location"]
+    assert location == f"s3://{env['lake_bucket']}/lake/manifests/"
+
     # And nothing is left in staging
     assert [k for k in lake_objects(env) if "/_staging/" in k] == []
 

@@ -104,3 +104,14 @@ def test_what_the_twin_cannot_model_is_refused(twin):
         ex = twin.start(sql, "default", "primary", None)
         assert ex.state == "FAILED"
         assert ex.reason.startswith("ATHENA TWIN REFUSES"), ex.reason
+
+
+def test_at_timezone_is_at_time_zone(twin):
+    # Trino: at_timezone(ts, zone) is ts AT TIME ZONE zone (the twin stores views' SQL with
+    # the function form, as sqlglot writes it); a UTC instant read back as a UTC wall time
+    ex = run(
+        twin,
+        "select cast(at_timezone(from_iso8601_timestamp_nanos('2024-03-01T10:00:00.123456+02:00'),"
+        " 'UTC') as timestamp(6)) as a",
+    )
+    assert ex.rows == [(dt.datetime(2024, 3, 1, 8, 0, 0, 123456),)]

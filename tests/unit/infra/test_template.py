@@ -346,6 +346,27 @@ def test_each_role_queries_only_through_its_own_work_group_and_schema(res):
     assert not _allowed(res, "ApiRole", "glue:GetTable", table.format(raw, "raw_orders"))
 
 
+def test_both_landing_roles_keep_the_ingest_tables_and_dbt_reads_them(res):
+    # Given the Glue calls ingestion.glue makes for ingest_manifests and ingest_rejects
+    table = "arn:aws:glue:us-east-1:123456789012:table/{}/{}"
+    raw = resource_name(res, "RawDatabase")
+    lake = resource_name(res, "LakeBucket")
+    landing_calls = ["glue:GetTable", "glue:CreateTable", "glue:BatchCreatePartition"]
+    for name in ("ingest_manifests", "ingest_rejects"):
+        # Then the S3 ingestion and the real-time landing (same publish path) may make them
+        for role in ("IngestRole", "RealtimeLakeRole"):
+            for action in landing_calls:
+                assert _allowed(res, role, action, table.format(raw, name)), (role, action, name)
+            assert not _allowed(res, role, "glue:DeleteTable", table.format(raw, name)), role
+        # And the dbt build reads the tables (their data too) but cannot change them
+        assert _allowed(res, "DbtBuildRole", "glue:GetPartitions", table.format(raw, name))
+        assert not _allowed(res, "DbtBuildRole", "glue:CreateTable", table.format(raw, name))
+    for key in ("manifests/x.json", "rejects/orders/ingest_date=2024-03-01/x.parquet"):
+        assert _allowed(res, "DbtBuildRole", "s3:GetObject", f"arn:aws:s3:::{lake}/{key}"), key
+    # And no other table of the raw database is opened up by them
+    assert not _allowed(res, "IngestRole", "glue:CreateTable", table.format(raw, "ingest_other"))
+
+
 # -- Athena, API, dbt ---------------------------------------------------------------------------
 
 
