@@ -272,7 +272,9 @@ def test_served_marts_swap_in_place_and_mart_orders_is_partitioned_by_day(athena
         if n["resource_type"] == "model" and "served" in n["fqn"]
     }
     # Then every served mart is swapped in place (dbt-athena `ha`: never dropped, so the API
-    # never meets TABLE_NOT_FOUND during a build) and mart_orders is partitioned by pa_date
-    assert served and all(c.get("ha") is True for c in served.values()), served
+    # never meets TABLE_NOT_FOUND during a build) but mart_orders, which is partitioned by
+    # pa_date (ha's partition swap fails on it: see mart_orders.sql)
+    swapped = {n for n, c in served.items() if c.get("ha") is True}
+    assert served and swapped == set(served) - {"mart_orders"}, served
     assert served["mart_orders"]["partitioned_by"] == ["pa_date"]
     assert served["mart_orders"]["materialized"] == "table"
