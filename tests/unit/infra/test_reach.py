@@ -32,7 +32,8 @@ TABLES = ["raw.raw_orders", "analytics.fact_orders", "analytics.mart_daily_sales
 REACH: dict[str, tuple[set[str], set[str], set[str], set[str], set[str]]] = {
     "IngestRole": (INGEST_WRITES, INGEST_WRITES, {"raw.raw_orders"}, {"raw.raw_orders"}, set()),
     "DbtBuildRole": (
-        {"raw/orders/", "warehouse/", "dbt-docs/"},
+        # the quality sources read the manifests and the stored rejects
+        {"raw/orders/", "manifests/", "rejects/orders/", "warehouse/", "dbt-docs/"},
         {"warehouse/", "dbt-docs/"},
         set(TABLES),
         {"analytics.fact_orders", "analytics.mart_daily_sales"},
