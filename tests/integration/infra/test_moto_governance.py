@@ -107,7 +107,13 @@ def test_work_groups_trail_budget_dashboard_and_lake_formation_deploy_to_moto(aw
         DashboardName=dashboard["DashboardName"], DashboardBody=dashboard["DashboardBody"]
     )
     body = cloudwatch.get_dashboard(DashboardName=dashboard["DashboardName"])["DashboardBody"]
-    assert len(json.loads(body)["widgets"]) == 6
+    stored = json.loads(body)["widgets"]
+    assert [w["properties"]["title"] for w in stored] == [
+        w["properties"]["title"] for w in json.loads(dashboard["DashboardBody"])["widgets"]
+    ]
+    assert len(stored) == 8 and "Real-time consumer lag (s)" in {
+        w["properties"]["title"] for w in stored
+    }
 
     # Lake Formation: the two locations, the tier tag, every grant, read back per principal
     lf = boto3.client("lakeformation")

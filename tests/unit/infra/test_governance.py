@@ -12,6 +12,7 @@ from api.metrics import Metrics
 from infra.cfn import load_template, offline_resolver
 from infra.iam import parse_statements
 from ingestion.metrics import emf_record
+from realtime.metrics import emf as realtime_emf
 from tests.aws_audit import AUDIT_PARAMETERS
 
 # The template resolved as the call audit resolves it (EnvironmentName dev).
@@ -114,6 +115,17 @@ def _emitted() -> set[tuple[str, str, tuple[tuple[str, str], ...]]]:
                 out.add(
                     (directive["Namespace"], metric["Name"], tuple((d, str(doc[d])) for d in dims))
                 )
+    realtime_env = offline_resolver(load_template(), PARAMS).properties("RealtimeFunction")
+    doc = realtime_emf(
+        realtime_env["Environment"]["Variables"]["DUFF_METRICS_NAMESPACE"],
+        "shardId-000000000000",
+        {"EventsIn": (3, "Count"), "Valid": (2, "Count"), "Rejected": (1, "Count"),
+         "LagSeconds": (0.5, "Seconds")},
+    )  # fmt: skip
+    (directive,) = doc["_aws"]["CloudWatchMetrics"]
+    for dims in directive["Dimensions"]:
+        for metric in directive["Metrics"]:
+            out.add((directive["Namespace"], metric["Name"], tuple((d, str(doc[d])) for d in dims)))
     metrics = Metrics()
     metrics.count("CacheHits")
     doc = metrics.emf()
@@ -144,9 +156,11 @@ def _expand(metrics: list[list]) -> list[tuple[str, str, tuple[tuple[str, str], 
 def test_the_dashboard_plots_metrics_the_code_emits_and_the_services_publish(res):
     body = json.loads(res.properties("OperationsDashboard")["DashboardBody"])
     titles = [w["properties"]["title"] for w in body["widgets"]]
-    assert len(titles) == 6
+    assert len(titles) == 8
     emitted = _emitted()
-    function = res.refs["IngestFunction"]
+    functions = [
+        res.refs[f] for f in ("IngestFunction", "RealtimeFunction", "RealtimeLakeFunction")
+    ]
     project = res.refs["DbtBuildProject"]
     api = res.properties("RestApi")["Name"]
     stage = res.refs["ApiStage"]
@@ -160,12 +174,22 @@ def test_the_dashboard_plots_metrics_the_code_emits_and_the_services_publish(res
             else:
                 # And every AWS metric names this stack's function, project or API stage
                 assert dict(dims) in (
-                    {"FunctionName": function},
+                    *({"FunctionName": function} for function in functions),
                     {"ProjectName": project},
                     {"ApiName": api, "Stage": stage},
                 ), (namespace, name, dims)
+    # And the real-time consumers' lag is there: each consumer's iterator age, and the age
+    # of the newest event the figures consumer applied (the lag alarm's metric, in seconds)
+    (lag,) = [w["properties"] for w in body["widgets"] if "lag" in w["properties"]["title"]]
+    plotted = {(name, dims) for _ns, name, dims in _expand(lag["metrics"])}
+    assert plotted == {
+        ("LagSeconds", ()),
+        ("IteratorAge", (("FunctionName", res.refs["RealtimeFunction"]),)),
+        ("IteratorAge", (("FunctionName", res.refs["RealtimeLakeFunction"]),)),
+    }
     assert seen_namespaces == {
         "Duff/dev/Ingestion",
+        "Duff/dev/Realtime",
         "Duff/Api",
         "AWS/Lambda",
         "AWS/CodeBuild",
