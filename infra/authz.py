@@ -46,7 +46,16 @@ class NotModelled(ValueError):
     """The audit does not know which permissions this operation needs."""
 
 
-AUDITED_SERVICES = ("s3", "glue", "athena", "secretsmanager", "kms", "cloudwatch", "sts")
+AUDITED_SERVICES = (
+    "s3",
+    "glue",
+    "athena",
+    "secretsmanager",
+    "kms",
+    "cloudwatch",
+    "sts",
+    "lakeformation",
+)
 
 
 @dataclass
@@ -350,6 +359,30 @@ def authorizations(
         key_id = params.get("KeyId", "")
         key = key_id if key_id.startswith("arn:") else arn.format("kms", f"key/{key_id}")
         req(f"kms:{operation}", key)
+        return out
+
+    if service == "lakeformation":
+        # Tagging has no resource-level permissions (the LF grant of ASSOCIATE on the tag
+        # limits which tag and value); the caller also needs glue:GetDatabase on the
+        # resource's database (Lake Formation guide, "Assigning LF-Tags to Data Catalog
+        # resources").
+        if operation not in (
+            "AddLFTagsToResource",
+            "RemoveLFTagsFromResource",
+            "GetResourceLFTags",
+        ):
+            raise NotModelled(f"lakeformation:{operation}")
+        req(f"lakeformation:{operation}", "*")
+        resource = params.get("Resource", {})
+        db = (resource.get("Database") or {}).get("Name") or (
+            resource.get("Table") or resource.get("TableWithColumns") or {}
+        ).get("DatabaseName")
+        if db:
+            for glue_resource in (
+                arn.format("glue", "catalog"),
+                arn.format("glue", f"database/{db}"),
+            ):
+                req("glue:GetDatabase", glue_resource, note=f"Lake Formation {operation}")
         return out
 
     if service == "cloudwatch":

@@ -325,6 +325,18 @@ class Binding:
                     **p["ResultConfiguration"],
                     "OutputLocation": self.uri(out),
                 }
+        elif service == "lakeformation" and "Resource" in p:
+            resource = dict(p["Resource"])
+            for kind, field_name in (
+                ("Database", "Name"),
+                ("Table", "DatabaseName"),
+                ("TableWithColumns", "DatabaseName"),
+            ):
+                if field_name in resource.get(kind, {}):
+                    inner = dict(resource[kind])
+                    inner[field_name] = self.name(inner[field_name])
+                    resource[kind] = inner
+            p["Resource"] = resource
         elif service == "secretsmanager" and "SecretId" in p:
             p["SecretId"] = self.name(p["SecretId"])
         return p

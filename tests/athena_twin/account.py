@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,7 @@ class TwinAccount:
     raw_database: str
     analytics_database: str
     work_group: WorkGroup
+    tier_tag: str  # the stack's LF-tag key (template TierTag), raw / core / served
 
     @property
     def twin(self) -> AthenaTwin:
@@ -80,6 +82,7 @@ class TwinAccount:
             "DUFF_GLUE_DATABASE": self.raw_database,
             "DUFF_ATHENA_S3_STAGING_DIR": f"s3://{self.results_bucket}/dbt/",
             "DUFF_ATHENA_S3_DATA_DIR": self.data_dir,
+            "DUFF_LF_TIER_TAG": self.tier_tag,
         }
 
     def land(self, lake_root: Path) -> None:
@@ -108,6 +111,13 @@ class TwinAccount:
 
     def client(self, service: str):
         return _session().client(service, endpoint_url=self.endpoint)
+
+    def lf_tags(self, name: str) -> dict[str, list[str]]:
+        """The LF-tags set on the analytics table ``name`` itself (not those it inherits)."""
+        answer = self.client("lakeformation").get_resource_lf_tags(
+            Resource={"Table": {"DatabaseName": self.analytics_database, "Name": name}}
+        )
+        return {t["TagKey"]: t["TagValues"] for t in answer.get("LFTagsOnTable", [])}
 
     def glue_table(self, name: str) -> dict | None:
         glue = self.client("glue")
@@ -138,18 +148,55 @@ def open_account(endpoint: str, work_group: WorkGroup | None = None) -> TwinAcco
     glue.create_database(
         DatabaseInput={"Name": analytics_db, "LocationUri": f"s3://{lake}/warehouse/"}
     )
+    # Lake Formation as the template sets it up (TierTag, RawDatabaseTier, AnalyticsTier):
+    # the tier tag, and the databases tagged raw and core, which their tables inherit
+    tier_tag = f"duff_{suffix}_tier"
+    lf = session.client("lakeformation", endpoint_url=endpoint)
+    lf.create_lf_tag(TagKey=tier_tag, TagValues=["raw", "core", "served"])
+    for database, tier in ((raw_db, "raw"), (analytics_db, "core")):
+        lf.add_lf_tags_to_resource(
+            Resource={"Database": {"Name": database}},
+            LFTags=[{"TagKey": tier_tag, "TagValues": [tier]}],
+        )
+    _untagged_tables_answer_no_tags()
     if work_group is None:
         work_group = template_work_group(
             "DbtWorkGroup", {"AthenaResultsBucket": results, "LakeBucket": lake}
         )
     twin = AthenaTwin(endpoint, [work_group])
     server = TwinServer(twin).__enter__()
-    return TwinAccount(endpoint, server, lake, results, raw_db, analytics_db, work_group)
+    return TwinAccount(endpoint, server, lake, results, raw_db, analytics_db, work_group, tier_tag)
 
 
-def dbt_environment(account: TwinAccount, lake_root: Path) -> dict[str, str]:
+def _untagged_tables_answer_no_tags() -> None:
+    """moto 5.2's GetResourceLFTags raises KeyError (a 500) for a table that was never
+    tagged, where Lake Formation answers with no tags; dbt-athena asks exactly that before
+    tagging a new table. The moto server runs in this process (tests/conftest.py), so its
+    backend's table-tag map answers an unknown table with an empty list instead."""
+    from moto.lakeformation.models import lakeformation_backends
+
+    for region in ("us-east-1",):
+        backend = lakeformation_backends["123456789012"][region]
+        if not isinstance(backend.lf_table_tags, defaultdict):
+            backend.lf_table_tags = defaultdict(list, backend.lf_table_tags)
+
+
+AUDIT_SITE = Path(__file__).resolve().parents[1] / "support" / "audit_site"
+
+
+def dbt_environment(
+    account: TwinAccount, lake_root: Path, call_log: Path | None = None
+) -> dict[str, str]:
+    """The environment of a dbt build on the twin; with ``call_log``, every AWS call the build
+    makes is recorded there (tests/support/audit_site) for the IAM call audit."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.pop("AWS_PROFILE", None)
+    env.pop("DUFF_AWS_CALL_LOG", None)
+    if call_log is not None:
+        repo = str(AUDIT_SITE.parents[2])
+        path = [str(AUDIT_SITE), repo, env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
+        env["DUFF_AWS_CALL_LOG"] = str(call_log)
     return {
         **env,
         **account.dbt_env(),

@@ -29,6 +29,7 @@ import sqlglot
 from sqlglot import exp
 
 from tests.athena_twin.account import TwinAccount, dbt_environment, open_account
+from tests.aws_audit import Audit, Call
 
 from .conftest import DBT, REPO, Order, RawLake, warehouse_query
 
@@ -117,6 +118,15 @@ def _models(target: Path) -> list[str]:
     )
 
 
+def _served(target: Path) -> set[str]:
+    manifest = json.loads((target / "manifest.json").read_text())
+    return {
+        node["alias"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["path"].startswith("marts/served/")
+    }
+
+
 def _twin_rows(account: TwinAccount, name: str) -> tuple[list[str], list[tuple]]:
     ex = account.twin.start(
         f'select * from "awsdatacatalog"."{account.analytics_database}"."{name}"',
@@ -149,6 +159,10 @@ class Builds:
         self.compared: dict[int, list[str]] = {}
         self.row_counts: dict[int, dict[str, int]] = {}
         self.locations: dict[int, dict[str, str]] = {}
+        self.lf_tags: dict[int, dict[str, dict[str, list[str]]]] = {}
+        self.served: set[str] = set()
+        self.tier_tag = ""
+        self.call_log = Path()
         self.data_dir = ""
         self.fact_merges: dict[int, list] = {}
         self.maintenance: tuple[int, str] = (-1, "not run")
@@ -169,10 +183,12 @@ def twin_builds(moto_server, tmp_path_factory) -> Builds:
     }
     local_env.pop("DUFF_DBT_TARGET", None)
     account = open_account(moto_server)
-    env = dbt_environment(account, lake.root)
     builds = Builds()
+    builds.call_log = work / "aws_calls.jsonl"
+    env = dbt_environment(account, lake.root, builds.call_log)
     seen: set[str] = set()
     builds.data_dir = account.data_dir
+    builds.tier_tag = account.tier_tag
     try:
         for step in (1, 2, 3):
             for orders, landed_at in _landings(step):
@@ -228,6 +244,8 @@ def twin_builds(moto_server, tmp_path_factory) -> Builds:
             builds.compared[step] = sorted(counts)
             builds.row_counts[step] = counts
             builds.locations[step] = locations
+            builds.lf_tags[step] = {name: account.lf_tags(name) for name in _models(target)}
+            builds.served = _served(target)
             fact_rows = _twin_rows(account, "fact_orders")[1]
         if builds.returncode.get(3) == 0:
             # the daily maintenance of the scheduled build (buildspec.yml), then the fact again
@@ -274,6 +292,50 @@ def test_every_table_lands_under_the_data_dir_not_the_results_bucket(twin_builds
         assert locations, step
         wrong = {n: w for n, w in locations.items() if not w.startswith(twin_builds.data_dir)}
         assert not wrong, (step, wrong)
+
+
+def test_the_build_tags_the_served_marts_and_only_them_served(twin_builds):
+    # Given the stack's LF-tag (the analytics database tagged core, which its tables inherit)
+    # When dbt builds on the twin, three times (tables re-created, swapped, merged)
+    # Then every served mart carries the tag's value `served` on the table itself, the one
+    # value the API role may select under Lake Formation, and nothing else is tagged served
+    assert twin_builds.returncode.get(3) == 0, twin_builds.output.get(3)
+    served = twin_builds.served
+    assert {"mart_orders", "mart_daily_sales", "mart_build_info"} <= served
+    for step, tags in twin_builds.lf_tags.items():
+        assert served <= set(tags), step
+        wrong = {
+            name: found
+            for name, found in tags.items()
+            if found != ({twin_builds.tier_tag: ["served"]} if name in served else {})
+        }
+        assert not wrong, (step, wrong)
+
+
+def test_every_aws_call_of_the_three_builds_is_one_the_build_role_may_make(twin_builds):
+    # Given every AWS call dbt-athena and PyAthena made in the three builds and the
+    # maintenance (recorded in the dbt processes: tests/support/audit_site)
+    assert twin_builds.returncode.get(3) == 0, twin_builds.output.get(3)
+    calls = [
+        Call(**json.loads(line))
+        for line in twin_builds.call_log.read_text().splitlines()
+        if line.strip()
+    ]
+    made = {(c.service, c.operation) for c in calls}
+    assert {c.role for c in calls} == {"DbtBuildRole"}
+    assert {
+        ("athena", "StartQueryExecution"),
+        ("glue", "GetTable"),
+        ("glue", "UpdateTable"),
+        ("s3", "DeleteObjects"),
+        ("lakeformation", "AddLFTagsToResource"),
+    } <= made, sorted(made)
+    # When each is evaluated against the CodeBuild role's policies in infra/template.yaml
+    evaluated, findings = Audit().check(calls)
+    # Then the role may make every one of them (as the in-process audit of the API and the
+    # ingestion checks theirs)
+    assert evaluated
+    assert not findings, "\n".join(f.text for f in findings)
 
 
 def test_the_fact_merge_is_restricted_to_the_days_of_the_batch(twin_builds):

@@ -228,3 +228,37 @@ def test_calls_are_attributed_by_the_production_code_on_the_stack():
     venv = "/x/site-packages/dbt/adapters/athena/impl.py"
     assert role_of_stack(frame_in(venv)) == "DbtBuildRole"
     assert role_of_stack(frame_in(str(REPO / "tests" / "x.py"))) is None
+
+
+def test_tagging_a_served_mart_is_the_build_roles_and_not_the_apis(audit, template):
+    # Given dbt-athena tagging a served mart (lf_tags_config), as the build role and, wrongly,
+    # as the API role
+    dbt_env = {"DUFF_ATHENA_SCHEMA": "marts_x", "DUFF_GLUE_DATABASE": "raw_x"}
+    tag = {
+        "Resource": {"Table": {"DatabaseName": "marts_x", "Name": "mart_orders"}},
+        "LFTags": [{"TagKey": "duff_dev_tier", "TagValues": ["served"]}],
+    }
+    by_build = [
+        Call("lakeformation", "GetResourceLFTags", {"Resource": tag["Resource"]}, "DbtBuildRole",
+             dbt_env),
+        Call("lakeformation", "AddLFTagsToResource", tag, "DbtBuildRole", dbt_env),
+    ]  # fmt: skip
+    # When audited: Then the build role may, on the analytics database of the template
+    evaluated, findings = audit.check(by_build)
+    assert [f.text for f in findings] == []
+    requests = [row["request"] for row in evaluated]
+    assert "lakeformation:AddLFTagsToResource on *" in " ".join(requests)
+    assert any(
+        r.startswith("glue:GetDatabase on arn:aws:glue:us-east-1:123456789012:database/duff_dev_")
+        for r in requests
+    )
+    # And the API role may not
+    by_api = Call("lakeformation", "AddLFTagsToResource", tag, "ApiRole", API_ENV)
+    _, findings = audit.check([by_api])
+    assert findings and "lakeformation:AddLFTagsToResource" in findings[0].text
+    # And without the build's tagging statement the build role may not either
+    tpl = copy.deepcopy(template)
+    policy = tpl["Resources"]["DbtTagsTables"]["Properties"]["PolicyDocument"]
+    policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") != "TagTheServedMarts"]
+    _, findings = Audit(tpl).check(by_build)
+    assert len(findings) == 2, [f.text for f in findings]
