@@ -14,10 +14,6 @@ _DIGITS = re.compile(r"[0-9]{1,25}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DECIMAL = re.compile(r"-?[0-9]{1,40}(\.[0-9]{1,3})?")
 
-STATUSES = ("created", "delivered", "broken")
-CHANNELS = ("Retail", "Online", "B2B")
-_STATUS_BY_LOWER = {s: s for s in STATUSES}
-_CHANNEL_BY_LOWER = {c.lower(): c for c in CHANNELS}
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -49,20 +45,6 @@ def parse_date(name: str, raw: str) -> dt.date:
         raise bad_request(f"{name}: not a real calendar date") from None
     if value.isoformat() != raw:  # round-trip check
         raise bad_request(f"{name}: not a real calendar date")
-    return value
-
-
-def parse_status(raw: str) -> str:
-    value = _STATUS_BY_LOWER.get(raw.strip(" ").lower())
-    if value is None:
-        raise bad_request("status: must be one of " + ", ".join(STATUSES) + " (any case)")
-    return value
-
-
-def parse_channel(raw: str) -> str:
-    value = _CHANNEL_BY_LOWER.get(raw.strip(" ").lower())
-    if value is None:
-        raise bad_request("channel: must be one of " + ", ".join(CHANNELS) + " (any case)")
     return value
 
 

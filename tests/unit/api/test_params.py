@@ -3,7 +3,12 @@ import datetime as dt
 import pytest
 
 from api.errors import ApiError
-from api.params import parse_channel, parse_date, parse_id, parse_limit, parse_status
+from api.params import parse_date, parse_id, parse_limit
+from api.routes import _enum_parser
+
+# the enum filters the served marts' accepted_values declare (api/routes.py)
+parse_status = _enum_parser("status", ("created", "delivered", "broken"))
+parse_channel = _enum_parser("channel", ("Retail", "Online", "B2B"))
 
 
 @pytest.mark.parametrize("raw,expected", [("1", 1), ("007", 7), (str(2**63 - 1), 2**63 - 1)])
