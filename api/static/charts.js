@@ -129,8 +129,9 @@
 
   /**
    * Fit every label of a chart, then make the shown texts unique: two labels that came out the
-   * same ("Duff Beer…" twice) drop the start they share instead ("…keg 50L", "…keg 20L"); if
-   * even that collides, the full text is shown. Returns one array of lines per label.
+   * same ("Duff Beer…" twice) drop the start they share instead ("…keg 50L", "…keg 20L"), or
+   * less of it where that still collides; if nothing is unique, the full text is shown (wider
+   * than its column, but never ambiguous). Returns one array of lines per label.
    */
   function fitLabels(labels, maxW, width, maxLines) {
     const fitted = labels.map((t) => fitOne(String(t), maxW, width, maxLines, "middle"));
@@ -151,8 +152,18 @@
           while (k < text.length && k < other.length && text[k] === other[k]) k += 1;
           common = Math.max(common, k);
         }
-        const start = text.lastIndexOf(" ", common) + 1;
-        if (start > 0) fitted[i] = fitOne(ELLIPSIS + text.slice(start), maxW, width, maxLines, "end");
+        // drop the shared start at a word boundary, or less of it if that still collides
+        const taken = new Set(shown().filter((_, j) => j !== i));
+        const starts = [];
+        for (let st = text.lastIndexOf(" ", common) + 1; st > 0; st = text.lastIndexOf(" ", st - 2) + 1) starts.push(st);
+        starts.push(0);
+        for (const st of starts) {
+          const candidate = fitOne(st ? ELLIPSIS + text.slice(st) : text, maxW, width, maxLines, "end");
+          if (!taken.has(candidate.join(" "))) {
+            fitted[i] = candidate;
+            break;
+          }
+        }
       }
     }
     for (const group of dupes()) for (const i of group) fitted[i] = [String(labels[i])];

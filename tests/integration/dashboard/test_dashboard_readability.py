@@ -33,12 +33,11 @@ READ_BARS = """((sel) => {
   const svg = document.querySelector(sel + ' svg.dc-chart');
   const box = (e) => { const r = e.getBoundingClientRect();
                        return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; };
-  const labels = [...svg.querySelectorAll('g.dc-label-g')].map((g) => {
-    const t = g.querySelector('text.dc-label');
+  const labels = [...svg.querySelectorAll('text.dc-label')].map((t) => {
     const spans = [...t.querySelectorAll('tspan')];
+    const title = t.closest('g.dc-label-g')?.querySelector(':scope > title');
     return {shown: spans.length ? spans.map((s) => s.textContent).join(' ') : t.textContent,
-            lines: spans.length || 1, title: g.querySelector(':scope > title').textContent,
-            box: box(t)};
+            lines: spans.length || 1, title: title ? title.textContent : null, box: box(t)};
   });
   const bars = [...svg.querySelectorAll('rect.dc-bar')].map((r) => ({
       label: r.dataset.label, box: box(r)}));
@@ -50,10 +49,14 @@ READ_TICKS = """((sel) => {
   const svg = document.querySelector(sel + ' svg.dc-chart');
   const r = svg.getBoundingClientRect();
   return {svg: {left: r.left, right: r.right},
-          ticks: [...svg.querySelectorAll('.dc-axis-x text')].map((t) => {
-            const b = t.getBoundingClientRect();
-            return {text: t.textContent, date: t.dataset.date, left: b.left, right: b.right};
-          })};
+          ticks: [...svg.querySelectorAll('.dc-axis text')]
+            .filter((t) => t.getAttribute('text-anchor') !== 'end' || !t.getAttribute('dy'))
+            .filter((t) => t.getBoundingClientRect().top > r.top + r.height * 0.8)
+            .map((t) => {
+              const b = t.getBoundingClientRect();
+              return {text: t.textContent, date: t.dataset.date || t.textContent,
+                      left: b.left, right: b.right};
+            })};
 })"""
 
 # A container of a given width at the end of <main>, for drawing the chart module directly.
@@ -63,6 +66,11 @@ MAKE_BOX = """((id, width) => {
   document.getElementById('main').appendChild(div);
   return id;
 })"""
+
+
+def draw(page, kind: str, box: str, **opts) -> None:
+    """``DuffCharts.<kind>`` into the element ``#box`` with ``opts`` (JSON)."""
+    page.evaluate(f"DuffCharts.{kind}(document.getElementById('{box}'), {json.dumps(opts)})")
 
 
 def demo_top_products() -> list[dict]:
@@ -85,10 +93,10 @@ def demo_days(seed: int = 7) -> list[dict]:
 def assert_labels_readable(chart: dict, names: list[str]) -> None:
     labels, bars = chart["labels"], chart["bars"]
     shown = [lab["shown"] for lab in labels]
+    # no two bars share a label
+    assert len(shown) == len(names) and len(set(shown)) == len(shown), shown
     # one label per bar, in the bars' order, each with the full name as its tooltip
     assert [lab["title"] for lab in labels] == names == [b["label"] for b in bars]
-    # no two bars share a label
-    assert len(set(shown)) == len(shown), shown
     for lab, bar in zip(labels, bars, strict=True):
         assert lab["lines"] <= 2
         if lab["shown"] != lab["title"]:
@@ -163,28 +171,34 @@ def test_demo_product_names_never_share_a_label(dashboard_server, browser_tab, w
     page = browser_tab(1280, 900)
     open_dashboard(page, dashboard_server, f"#key={dashboard_server.api_key}")
     page.evaluate(f"{MAKE_BOX}('demo-bars', {width})")
-    page.evaluate(
-        f"DuffCharts.bars(document.getElementById('demo-bars'), {{items: {json.dumps(items)}}})"
-    )
+    draw(page, "bars", "demo-bars", items=items)
 
     # Then no two bars share a label, each shortened one has the full name as its tooltip
     chart = page.evaluate(f"{READ_BARS}('#demo-bars')")
     assert_labels_readable(chart, [i["label"] for i in items])
     assert chart["svg"]["right"] - chart["svg"]["left"] == pytest.approx(width, abs=1)
 
+    # And names too long for two lines, sharing a long end or a long start, are shortened
+    # (not wrapped onto a third line) and still never share a label
+    promo = " (Springfield Nuclear Power Plant canteen promotion)"
+    long_names = [i["label"] + promo for i in items] + [
+        "Springfield Nuclear Power Plant canteen promotion: " + i["label"] for i in items[:4]
+    ]
+    long_items = [{"label": n, "value": k + 1} for k, n in enumerate(long_names)]
+    draw(page, "bars", "demo-bars", items=long_items)
+    chart = page.evaluate(f"{READ_BARS}('#demo-bars')")
+    assert_labels_readable(chart, long_names)
+    if width <= 330:  # too narrow for two whole lines: every one shortened
+        assert all("\u2026" in lab["shown"] for lab in chart["labels"])
+
     # And all 40 names of the sample generator stay unique as well; and three of them (as many
     # as the channels) in columns
     every = [{"label": p[0], "value": float(Decimal(p[1]) * p[3])} for p in SAMPLE_PRODUCTS]
-    page.evaluate(
-        f"DuffCharts.bars(document.getElementById('demo-bars'), {{items: {json.dumps(every)}}})"
-    )
+    draw(page, "bars", "demo-bars", items=every)
     assert_labels_readable(
         page.evaluate(f"{READ_BARS}('#demo-bars')"), [p[0] for p in SAMPLE_PRODUCTS]
     )
-    page.evaluate(
-        f"DuffCharts.bars(document.getElementById('demo-bars'), "
-        f"{{items: {json.dumps(items[:3])}, orientation: 'vertical'}})"
-    )
+    draw(page, "bars", "demo-bars", items=items[:3], orientation="vertical")
     assert_labels_readable(
         page.evaluate(f"{READ_BARS}('#demo-bars')"), [i["label"] for i in items[:3]]
     )
@@ -197,9 +211,7 @@ def test_daily_date_ticks_never_overlap(dashboard_server, browser_tab, width):
     page = browser_tab(width, 900)
     open_dashboard(page, dashboard_server, f"#key={dashboard_server.api_key}")
     page.evaluate(f"{MAKE_BOX}('demo-line', {width - 60})")
-    page.evaluate(
-        f"DuffCharts.line(document.getElementById('demo-line'), {{points: {json.dumps(days)}}})"
-    )
+    draw(page, "line", "demo-line", points=days)
 
     # Then on both, the tick labels are ISO dates inside the data's range, apart and in the chart
     daily = dashboard_server.data.daily
