@@ -46,7 +46,55 @@
 
   // ---------------------------------------------------------------- key handling
 
-  const state = { key: null, generation: 0, search: null, dailyRange: { from: "", to: "" } };
+  const state = {
+    key: null,
+    generation: 0,
+    search: null,
+    dailyRange: { from: "", to: "" },
+    dailyView: "avg7", // "avg7": 7-day average bold, days faint; "daily": the days alone
+    dailyItems: null, // the last /sales/daily answer, redrawn when the view changes
+  };
+
+  // ---------------------------------------------------------------- dates
+
+  const DAY_MS = 864e5;
+  const AVERAGE_DAYS = 7;
+  const isoDay = (ms) => new Date(ms).toISOString().slice(0, 10);
+  // A real calendar day written YYYY-MM-DD (not 2024-02-30).
+  function isIsoDate(s) {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(s)) return false;
+    const ms = Date.parse(s + "T00:00:00Z");
+    return Number.isFinite(ms) && isoDay(ms) === s;
+  }
+
+  /**
+   * The trailing AVERAGE_DAYS-day mean of revenue for every calendar day from the
+   * AVERAGE_DAYS-th day of the series on: a day missing from the answer sold nothing (0).
+   * Sums in integer cents, so the mean is the exact one rounded to the cent.
+   * Returns [{date, cents, value}].
+   */
+  function movingAverage(items) {
+    if (!items.length) return [];
+    const cents = new Map(items.map((r) => [r.pa_date, scaled(r.revenue, 2)]));
+    const dates = items.map((r) => r.pa_date).sort();
+    const first = Date.parse(dates[0] + "T00:00:00Z");
+    const last = Date.parse(dates[dates.length - 1] + "T00:00:00Z");
+    const recent = [];
+    let sum = 0;
+    const out = [];
+    for (let t = first; t <= last; t += DAY_MS) {
+      const day = isoDay(t);
+      const v = cents.get(day) || 0;
+      recent.push(v);
+      sum += v;
+      if (recent.length > AVERAGE_DAYS) sum -= recent.shift();
+      if (recent.length === AVERAGE_DAYS) {
+        const c = Math.round(sum / AVERAGE_DAYS);
+        out.push({ date: day, cents: c, value: c / 100 });
+      }
+    }
+    return out;
+  }
 
   function readStoredKey() {
     try {
@@ -298,18 +346,26 @@
       },
       render(p, body) {
         const items = body.items;
-        DuffCharts.line(p.chart, {
-          ariaLabel: "Line chart: revenue per day",
-          points: items.map((r) => ({ date: r.pa_date, value: r.revenue })),
-          format: fmt.money,
-          emptyText: "No sales in this period.",
-        });
+        state.dailyItems = items;
+        // The pickers show the range drawn: the one asked for, else the data's first/last day.
+        const days = items.map((r) => r.pa_date).sort();
+        $("daily-from").value = state.dailyRange.from || days[0] || "";
+        $("daily-to").value = state.dailyRange.to || days[days.length - 1] || "";
+        drawDaily(p, items);
+        const avg = new Map(movingAverage(items).map((a) => [a.date, fixedText(a.cents, 2, false)]));
         renderTable(p.table, "Daily sales", [
           { key: "pa_date", label: "Date" },
           { key: "orders", label: "Orders", format: fmt.int, numeric: true },
           { key: "units", label: "Units", format: fmt.int, numeric: true },
           { key: "liters", label: "Litres", format: fmt.liters, numeric: true },
           { key: "revenue", label: "Revenue", format: fmt.money, numeric: true },
+          {
+            key: "avg7",
+            label: `${AVERAGE_DAYS}-day average`,
+            value: (r) => avg.get(r.pa_date),
+            format: (v) => (v === undefined ? "" : fmt.money(v)),
+            numeric: true,
+          },
         ], items);
       },
     },
@@ -385,6 +441,24 @@
       },
     },
   };
+
+  // The daily line in the chosen view. 731 raw days zig-zag too much to read a trend, so the
+  // default view draws them faint under their 7-day average; "Daily" draws the days alone.
+  function drawDaily(p, items) {
+    const avg = state.dailyView === "avg7" ? movingAverage(items) : [];
+    p.el.querySelector('[data-role="subtitle"]').textContent = avg.length
+      ? `Revenue per day (faint) and its ${AVERAGE_DAYS}-day average (bold)`
+      : state.dailyView === "avg7" && items.length
+        ? `Revenue per day (fewer than ${AVERAGE_DAYS} days: no average)`
+        : "Revenue per day";
+    DuffCharts.line(p.chart, {
+      ariaLabel: avg.length ? `Line chart: revenue per day and its ${AVERAGE_DAYS}-day average` : "Line chart: revenue per day",
+      points: items.map((r) => ({ date: r.pa_date, value: r.revenue })),
+      overlay: avg.length ? { points: avg, label: `${AVERAGE_DAYS}-day average of revenue` } : null,
+      format: fmt.money,
+      emptyText: "No sales in this period.",
+    });
+  }
 
   // Data quality (GET /quality/files): the latest deliveries with their status and rejected
   // rows, and those rejects summed by reason.
@@ -650,9 +724,13 @@
     $("alert-retry").addEventListener("click", () => loadDashboard());
     $("daily-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
-      const from = $("daily-from").value;
-      const to = $("daily-to").value;
+      const from = $("daily-from").value.trim();
+      const to = $("daily-to").value.trim();
       const p = panel("panel-daily");
+      if ((from && !isIsoDate(from)) || (to && !isIsoDate(to))) {
+        p.setState("error", "Write dates as YYYY-MM-DD, for example 2024-03-10.");
+        return;
+      }
       if (from && to && from > to) {
         p.setState("error", "The start date is after the end date.");
         return;
@@ -662,6 +740,11 @@
       loadPanel("daily", state.generation).catch((e) => {
         if (e.kind === "auth") onAuthFailure(e);
       });
+    });
+    $("daily-view").addEventListener("change", (ev) => {
+      state.dailyView = ev.target.value === "daily" ? "daily" : "avg7";
+      const p = panel("panel-daily");
+      if (p.el.dataset.state === "ready" && state.dailyItems) drawDaily(p, state.dailyItems);
     });
     $("search-form").addEventListener("submit", (ev) => {
       ev.preventDefault();

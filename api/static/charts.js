@@ -8,12 +8,16 @@
  * CSS classes (.dc-series-N), so the stylesheet owns the palette.
  *
  *   DuffCharts.bars(el, {items: [{label, value}], format, ariaLabel, orientation})
- *   DuffCharts.line(el, {points: [{date: "YYYY-MM-DD", value}], format, ariaLabel})
+ *   DuffCharts.line(el, {points: [{date: "YYYY-MM-DD", value}], format, ariaLabel,
+ *                        overlay: {points: [{date, value}], label}})   // e.g. a moving average
  *   DuffCharts.donut(el, {items: [{label, value}], format, ariaLabel})
  *   DuffCharts.clear(el)   // empty the container and stop following its size
  *
  * Charts re-render at the container's own width when it changes size, so text stays crisp
- * and readable on a phone and on a wide screen.
+ * and readable on a phone and on a wide screen. Text is measured, not guessed: category labels
+ * are wrapped (two lines at most) or shortened in the middle so that no two bars ever share a
+ * label (the full text is the label's tooltip), and date ticks are spaced by the pixel width
+ * of their own ISO labels, so they never overlap.
  */
 (function (root) {
   "use strict";
@@ -58,8 +62,130 @@
     return (+v.toFixed(a >= 100 ? 0 : 2)).toString();
   }
 
-  function truncate(text, max) {
-    return text.length > max ? text.slice(0, max - 1) + "\u2026" : text;
+  const ELLIPSIS = "\u2026";
+
+  // Widths of label text as the browser draws it (12px, the stylesheet's size for chart text);
+  // a character estimate where the SVG is not laid out (display: none).
+  function measurer(svg) {
+    const probe = svgEl("text", { class: "dc-label", x: -9999, y: -9999, "aria-hidden": "true" }, svg);
+    const cache = new Map();
+    return {
+      width(text) {
+        if (cache.has(text)) return cache.get(text);
+        probe.textContent = text;
+        let w = typeof probe.getComputedTextLength === "function" ? probe.getComputedTextLength() : 0;
+        if (!(w > 0)) w = text.length * 6.8;
+        cache.set(text, w);
+        return w;
+      },
+      done() {
+        probe.remove();
+      },
+    };
+  }
+
+  // The longest "head…tail" of text within maxW; the tail gets the larger half (sizes and
+  // pack counts are at the end of product names: "Duff Beer…keg 50L").
+  function shortenMiddle(text, maxW, width) {
+    for (let n = text.length - 1; n > 1; n--) {
+      const head = text.slice(0, Math.floor(n / 2)).trimEnd();
+      const tail = text.slice(text.length - Math.ceil(n / 2)).trimStart();
+      const t = head + ELLIPSIS + tail;
+      if (width(t) <= maxW) return t;
+    }
+    return text.slice(0, 1) + ELLIPSIS;
+  }
+  function shortenEnd(text, maxW, width) {
+    if (width(text) <= maxW) return text;
+    for (let n = text.length - 1; n > 1; n--) {
+      const t = text.slice(0, n).trimEnd() + ELLIPSIS;
+      if (width(t) <= maxW) return t;
+    }
+    return text.slice(0, 1) + ELLIPSIS;
+  }
+
+  // One label as at most maxLines lines of at most maxW px: whole, else wrapped at spaces,
+  // else shortened (in the middle, or at the end for mode "end").
+  function fitOne(text, maxW, width, maxLines, mode) {
+    if (width(text) <= maxW) return [text];
+    if (maxLines >= 2) {
+      const words = text.split(/\s+/).filter(Boolean);
+      let first = "";
+      let i = 0;
+      while (i < words.length) {
+        const next = first ? `${first} ${words[i]}` : words[i];
+        if (width(next) > maxW) break;
+        first = next;
+        i += 1;
+      }
+      if (i > 0 && i < words.length) {
+        const rest = words.slice(i).join(" ");
+        if (width(rest) <= maxW) return [first, rest];
+        return [first, mode === "end" ? shortenEnd(rest, maxW, width) : shortenMiddle(rest, maxW, width)];
+      }
+    }
+    return [mode === "end" ? shortenEnd(text, maxW, width) : shortenMiddle(text, maxW, width)];
+  }
+
+  /**
+   * Fit every label of a chart, then make the shown texts unique: two labels that came out the
+   * same ("Duff Beer…" twice) drop the start they share instead ("…keg 50L", "…keg 20L"), or
+   * less of it where that still collides; if nothing is unique, the full text is shown (wider
+   * than its column, but never ambiguous). Returns one array of lines per label.
+   */
+  function fitLabels(labels, maxW, width, maxLines) {
+    const fitted = labels.map((t) => fitOne(String(t), maxW, width, maxLines, "middle"));
+    const shown = () => fitted.map((lines) => lines.join(" "));
+    const dupes = () => {
+      const seen = new Map();
+      shown().forEach((t, i) => seen.set(t, [...(seen.get(t) || []), i]));
+      return [...seen.values()].filter((ix) => ix.length > 1 && new Set(ix.map((i) => labels[i])).size > 1);
+    };
+    for (const group of dupes()) {
+      for (const i of group) {
+        const text = String(labels[i]);
+        let common = 0;
+        for (const j of group) {
+          if (j === i || labels[j] === labels[i]) continue;
+          const other = String(labels[j]);
+          let k = 0;
+          while (k < text.length && k < other.length && text[k] === other[k]) k += 1;
+          common = Math.max(common, k);
+        }
+        // drop the shared start at a word boundary, or less of it if that still collides
+        const taken = new Set(shown().filter((_, j) => j !== i));
+        const starts = [];
+        for (let st = text.lastIndexOf(" ", common) + 1; st > 0; st = text.lastIndexOf(" ", st - 2) + 1) starts.push(st);
+        starts.push(0);
+        for (const st of starts) {
+          const candidate = fitOne(st ? ELLIPSIS + text.slice(st) : text, maxW, width, maxLines, "end");
+          if (!taken.has(candidate.join(" "))) {
+            fitted[i] = candidate;
+            break;
+          }
+        }
+      }
+    }
+    for (const group of dupes()) for (const i of group) fitted[i] = [String(labels[i])];
+    return fitted;
+  }
+
+  // A category label: <g><title>full text</title><text>line, line</text></g>, so the full
+  // name is the tooltip of the shortened one and the <text> holds only what is drawn.
+  function drawLabel(parent, lines, full, attrs, lineH) {
+    const g = svgEl("g", { class: "dc-label-g" }, parent);
+    tooltip(g, full);
+    const text = svgEl("text", { class: "dc-label", "aria-hidden": "true", "data-full": full, ...attrs }, g);
+    if (lines.length === 1) {
+      text.textContent = lines[0];
+      return text;
+    }
+    const first = Number(attrs.y) - ((lines.length - 1) * lineH) / 2;
+    lines.forEach((ln, i) => {
+      const ts = svgEl("tspan", { x: attrs.x, y: first + i * lineH, dy: attrs.dy }, text);
+      ts.textContent = ln;
+    });
+    return text;
   }
 
   function makeSvg(el, width, height, opts) {
@@ -156,6 +282,9 @@
         }
         const band = plotW / items.length;
         const barW = Math.max(2, Math.min(72, band * 0.62));
+        const measure = measurer(svg);
+        const labelLines = fitLabels(items.map((d) => d.label), Math.max(24, band - 6), measure.width, 2);
+        measure.done();
         const marks = svgEl("g", { class: "dc-marks" }, svg);
         items.forEach((d, i) => {
           const cx = m.left + band * i + band / 2;
@@ -176,15 +305,22 @@
           tooltip(rect, `${d.label}: ${format(d.value)}`);
           const vl = svgEl("text", { class: "dc-value", x: cx, y: y(d.value) - 5, "text-anchor": "middle", "aria-hidden": "true" }, svg);
           vl.textContent = compact(d.value);
-          const xl = svgEl("text", { class: "dc-label", x: cx, y: height - m.bottom + 18, "text-anchor": "middle", "aria-hidden": "true" }, svg);
-          xl.textContent = truncate(d.label, Math.max(4, Math.floor(band / 7)));
+          drawLabel(svg, labelLines[i], String(d.label), { x: cx, y: height - m.bottom + 22, "text-anchor": "middle" }, 13);
         });
         return;
       }
-      const rowH = 26;
-      const labelChars = width < 420 ? 14 : 26;
-      const labelW = Math.min(width * 0.42, labelChars * 7 + 8);
+      // The label column is as wide as the longest label needs, at most 40% of the chart;
+      // longer labels wrap onto a second line, and only then are shortened (uniquely).
       const valueW = 64;
+      const probeSvg = makeSvg(el, width, 10, { ...opts, kind: "bars", description });
+      const measure = measurer(probeSvg);
+      const labels = items.map((d) => String(d.label));
+      const longest = Math.max(...labels.map((t) => measure.width(t)));
+      const labelW = Math.ceil(Math.max(64, Math.min(longest, width * 0.4))) + 8;
+      const labelLines = fitLabels(labels, labelW - 8, measure.width, 2);
+      measure.done();
+      const lineH = 14;
+      const rowH = labelLines.some((ln) => ln.length > 1) ? 36 : 26;
       const m = { top: 4, right: 8, bottom: 4, left: labelW };
       const height = m.top + m.bottom + rowH * items.length;
       const svg = makeSvg(el, width, height, { ...opts, kind: "bars", description });
@@ -193,16 +329,15 @@
       items.forEach((d, i) => {
         const yTop = m.top + i * rowH;
         const w = max > 0 ? (d.value / max) * plotW : 0;
-        const lbl = svgEl("text", { class: "dc-label", x: labelW - 8, y: yTop + rowH / 2, dy: "0.32em", "text-anchor": "end", "aria-hidden": "true" }, svg);
-        lbl.textContent = truncate(d.label, labelChars);
+        drawLabel(svg, labelLines[i], labels[i], { x: labelW - 8, y: yTop + rowH / 2, dy: "0.32em", "text-anchor": "end" }, lineH);
         const rect = svgEl(
           "rect",
           {
             class: `dc-bar dc-series-${opts.colorBy === "index" ? i % 8 : 0}`,
             x: m.left,
-            y: yTop + 4,
+            y: yTop + rowH / 2 - 9,
             width: Math.max(d.value > 0 ? 1 : 0, w),
-            height: rowH - 8,
+            height: 18,
             rx: 3,
             "data-label": d.label,
             "data-value": d.value,
@@ -221,17 +356,67 @@
     return Date.UTC(y, mo - 1, d);
   }
 
-  function fmtDate(ms, withYear) {
-    const d = new Date(ms);
-    const months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    const base = `${d.getUTCDate()} ${months[d.getUTCMonth()]}`;
-    return withYear ? `${base} ${d.getUTCFullYear()}` : base;
+  const DAY_MS = 864e5;
+  const isoDay = (ms) => new Date(ms).toISOString().slice(0, 10);
+
+  // Candidate spacings for date ticks, finest first. Day steps of 7 and 14 fall on Mondays;
+  // month steps on the 1st of a month that is a multiple of the step (quarters, halves).
+  const DATE_STEPS = [
+    { days: 1 }, { days: 2 }, { days: 7 }, { days: 14 },
+    { months: 1 }, { months: 2 }, { months: 3 }, { months: 6 },
+    { months: 12 }, { months: 24 }, { months: 60 }, { months: 120 },
+  ];
+  // ISO labels, like the rest of the page: 2024-03-11 for day steps, 2024-03 for months,
+  // 2024 for years.
+  function dateLabel(ms, step) {
+    const iso = isoDay(ms);
+    if (step.days) return iso;
+    return step.months % 12 === 0 ? iso.slice(0, 4) : iso.slice(0, 7);
+  }
+  function stepTicks(step, x0, x1) {
+    const out = [];
+    if (step.days) {
+      const offset = step.days >= 7 ? 4 : 0; // epoch day 4 (1970-01-05) was a Monday
+      let d = Math.ceil((x0 / DAY_MS - offset) / step.days) * step.days + offset;
+      for (; d * DAY_MS <= x1; d += step.days) out.push(d * DAY_MS);
+      return out;
+    }
+    const a = new Date(x0);
+    let idx = a.getUTCFullYear() * 12 + a.getUTCMonth() + (a.getUTCDate() === 1 ? 0 : 1);
+    idx = Math.ceil(idx / step.months) * step.months;
+    for (;; idx += step.months) {
+      const ms = Date.UTC(Math.floor(idx / 12), idx % 12, 1);
+      if (ms > x1) break;
+      out.push(ms);
+    }
+    return out;
+  }
+  /**
+   * Date ticks for [x0, x1] drawn over plotW px: the finest calendar step whose narrowest gap
+   * between two ticks holds the widest label plus a 16 px gap. No tick is forced at either
+   * end, so the last label never lands on its neighbour. Returns [{ms, label, width}].
+   */
+  function dateTicks(x0, x1, plotW, width) {
+    if (!(x1 > x0)) return [{ ms: x0, label: isoDay(x0), width: width(isoDay(x0)) }];
+    const pxPerDay = plotW / ((x1 - x0) / DAY_MS);
+    for (const step of DATE_STEPS) {
+      const minGap = (step.days || step.months * 28) * pxPerDay;
+      const ticks = stepTicks(step, x0, x1).map((ms) => ({ ms, label: dateLabel(ms, step) }));
+      const widest = Math.max(0, ...ticks.map((t) => (t.width = width(t.label))));
+      if (minGap >= widest + 16) return ticks;
+    }
+    return [];
   }
 
-  /** A time series: area + line over dates, one point per day present in the data. */
+  /**
+   * A time series: area + line over dates, one point per day present in the data. With
+   * `overlay` (a smoother series such as a 7-day moving average) that series is the bold line
+   * and the daily values are drawn faint behind it.
+   */
   function line(el, opts) {
     clear(el);
     const points = (opts.points || []).slice().sort((a, b) => (a.date < b.date ? -1 : 1));
+    const overlay = opts.overlay && opts.overlay.points && opts.overlay.points.length ? opts.overlay : null;
     const format = opts.format || String;
     if (!points.length) return emptyMessage(el, opts.emptyText || "No data.");
     mount(el, (width) => {
@@ -242,7 +427,8 @@
       const maxP = points.reduce((a, p) => (p.value > a.value ? p : a), points[0]);
       const description =
         `${points.length} days from ${points[0].date} to ${points[points.length - 1].date}; ` +
-        `highest ${format(maxP.value)} on ${maxP.date}; sum ${format(total)}.`;
+        `highest ${format(maxP.value)} on ${maxP.date}; sum ${format(total)}.` +
+        (overlay ? ` Bold line: ${overlay.label}, from ${overlay.points[0].date}.` : "");
       const svg = makeSvg(el, width, height, { ...opts, kind: "line", description });
       const ticks = niceTicks(maxP.value, 4);
       const top = ticks[ticks.length - 1];
@@ -258,20 +444,31 @@
         const lbl = svgEl("text", { x: m.left - 6, y: y(t), dy: "0.32em", "text-anchor": "end" }, axis);
         lbl.textContent = compact(t);
       }
-      const spanYears = new Date(x0).getUTCFullYear() !== new Date(x1).getUTCFullYear();
-      const nTicks = Math.max(2, Math.min(points.length, Math.floor(plotW / 90)));
-      for (let i = 0; i < nTicks; i++) {
-        const ms = x1 > x0 ? x0 + ((x1 - x0) * i) / (nTicks - 1) : x0;
-        const day = Math.round(ms / 864e5) * 864e5;
-        const lbl = svgEl("text", { x: x(day), y: height - m.bottom + 18, "text-anchor": i === 0 ? "start" : i === nTicks - 1 ? "end" : "middle" }, axis);
-        lbl.textContent = fmtDate(day, spanYears);
-        if (x1 === x0) break;
+      const measure = measurer(svg);
+      const xAxis = svgEl("g", { class: "dc-axis dc-axis-x", "aria-hidden": "true" }, svg);
+      for (const t of dateTicks(x0, x1, plotW, measure.width)) {
+        const tx = x(t.ms);
+        // a label that would stick out of the chart is left out, not pushed onto a neighbour
+        if (tx - t.width / 2 < 0 || tx + t.width / 2 > width) continue;
+        svgEl("line", { class: "dc-tick", x1: tx, x2: tx, y1: m.top + plotH, y2: m.top + plotH + 4 }, xAxis);
+        const lbl = svgEl("text", { x: tx, y: height - m.bottom + 18, "text-anchor": "middle", "data-date": isoDay(t.ms) }, xAxis);
+        lbl.textContent = t.label;
       }
-      const path = points.map((p, i) => `${i ? "L" : "M"}${x(xs[i]).toFixed(2)},${y(p.value).toFixed(2)}`).join("");
+      measure.done();
+      const pathOf = (pts) =>
+        pts.map((p, i) => `${i ? "L" : "M"}${x(parseDate(p.date)).toFixed(2)},${y(p.value).toFixed(2)}`).join("");
+      const path = pathOf(points);
       const base = y(0).toFixed(2);
-      svgEl("path", { class: "dc-area", d: `${path}L${x(x1).toFixed(2)},${base}L${x(x0).toFixed(2)},${base}Z`, "aria-hidden": "true" }, svg);
-      svgEl("path", { class: "dc-line", d: path, "aria-hidden": "true" }, svg);
-      const marks = svgEl("g", { class: "dc-marks" }, svg);
+      // the shaded area follows the bold line: the overlay when there is one
+      const areaPts = overlay ? overlay.points : points;
+      const ax0 = x(parseDate(areaPts[0].date)).toFixed(2);
+      const ax1 = x(parseDate(areaPts[areaPts.length - 1].date)).toFixed(2);
+      svgEl("path", { class: "dc-area", d: `${pathOf(areaPts)}L${ax1},${base}L${ax0},${base}Z`, "aria-hidden": "true" }, svg);
+      svgEl("path", { class: overlay ? "dc-line dc-line-faint" : "dc-line", d: path, "data-series": "daily", "aria-hidden": "true" }, svg);
+      if (overlay) {
+        svgEl("path", { class: "dc-line dc-line-overlay", d: pathOf(overlay.points), "data-series": "overlay", "aria-hidden": "true" }, svg);
+      }
+      const marks = svgEl("g", { class: overlay ? "dc-marks dc-marks-faint" : "dc-marks" }, svg);
       const r = points.length > 120 ? 1.5 : points.length > 40 ? 2.5 : 3.5;
       points.forEach((p, i) => {
         const c = svgEl(

@@ -9,9 +9,10 @@ with the figures computed here from the orders the test made.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import urllib.request
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
@@ -67,6 +68,24 @@ def exact(row: dict, keys: tuple[str, ...] | None = None) -> dict:
         except ArithmeticError:  # decimal.InvalidOperation: a name or a date, kept as text
             out[k] = v
     return out
+
+
+def seven_day_average(daily: list[dict]) -> dict[str, Decimal]:
+    """Trailing 7-calendar-day mean of revenue (a missing day sold 0), to the cent (half up),
+    for every day from the 7th of the series on: what the daily panel's average must be."""
+    revenue = {d["pa_date"]: d["revenue"] for d in daily}
+    first, last = min(revenue), max(revenue)
+    out = {}
+    for n in range((last - first).days + 1 - 6):
+        day = first + dt.timedelta(days=n + 6)
+        total = sum(revenue.get(day - dt.timedelta(days=k), Decimal(0)) for k in range(7))
+        out[day.isoformat()] = (total / 7).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return out
+
+
+def avg7(average: dict[str, Decimal], day: str) -> dict:
+    """The data table's 7-day average cell for ``day``: absent before the 7th day."""
+    return {"avg7": average[day]} if day in average else {}
 
 
 def api_patterns(server) -> list[dict]:
@@ -132,8 +151,9 @@ def test_dashboard_shows_the_api_figures(dashboard_server, browser_tab, screensh
     # And the data tables (the charts' text alternative) list every row with every figure
     rows = shown["rows"]
     figures = ("orders", "units", "liters", "revenue")
+    average = seven_day_average(data.daily)
     assert [exact(r) for r in rows["panel-daily"]] == [
-        exact(r, ("pa_date", *figures)) for r in daily
+        exact(r, ("pa_date", *figures)) | avg7(average, r["pa_date"]) for r in daily
     ]
     assert [exact(r) for r in rows["panel-channel"]] == [
         exact(r, ("channel", *figures)) for r in channels
