@@ -368,3 +368,62 @@ def test_an_instance_that_missed_another_ones_plan_reads_before_it_writes(kinesi
     # Then the shard's plan log turned A back to the table: the order counts once, on day 3
     check_all(table, versions)
     assert table.summary(dt.date(2024, 3, 3))["units"] == 3
+
+
+def test_a_table_written_before_the_plan_log_still_counts(kinesis, table):
+    """Aggregates of the earlier layout (one item per channel and status, written by
+    TransactWriteItems) are summed with the per-day item, moves included."""
+    client, name = kinesis
+    old = {"orders": 2, "units": 5, "liters_milli": 2500, "revenue_cents": 1000}
+    table.client.put_item(
+        TableName=table.table,
+        Item={
+            "pk": {"S": "day#2024-03-01"},
+            "sk": {"S": "Retail#created"},
+            **{k: {"N": str(v)} for k, v in old.items()},
+        },
+    )
+    # one of those two orders, as the earlier code stored it, moves to another day
+    was = {"units": 2, "liters_milli": 1000, "revenue_cents": 400}
+    table.client.put_item(
+        TableName=table.table,
+        Item={
+            "pk": {"S": "order#5"},
+            "sk": {"S": "v"},
+            "version": {"S": "0" * 17},
+            "day": {"S": "2024-03-01"},
+            "channel": {"S": "Retail"},
+            "status": {"S": "created"},
+            "received_us": {"N": "1"},
+            **{k: {"N": str(v)} for k, v in was.items()},
+        },
+    )
+    moved = {
+        "order_id": 5,
+        "client_id": 1,
+        "client_name": "Moe",
+        "product_id": 2,
+        "product_description": "Duff",
+        "product_price": "2.00",
+        "product_ccf": 3,
+        "product_volume": "1",
+        "point_of_sale_channel": "retail",
+        "status": "created",
+        "order_date": "2024-03-02",
+    }
+    KinesisStream(name, client).put(encode([moved]))
+    for ev in lambda_events(client, name):
+        assert process(records_from_event(ev), table, None)["batchItemFailures"] == []
+    d1 = table.summary(dt.date(2024, 3, 1))
+    d2 = table.summary(dt.date(2024, 3, 2))
+    assert (d1["orders"], d1["units"], d1["revenue"]) == (1, 3, Decimal("6.00"))
+    assert d1["by_channel"] == [
+        {
+            "channel": "Retail",
+            "orders": 1,
+            "units": 3,
+            "liters": Decimal("1.5"),
+            "revenue": Decimal("6.00"),
+        }
+    ]
+    assert (d2["orders"], d2["units"], d2["revenue"]) == (1, 3, Decimal("6.00"))
