@@ -250,7 +250,7 @@ def lambda_batch() -> tuple[float, float, int]:
             ]
         }
         in_calls = [0.0, 0]
-        per_op: dict[str, int] = {}
+        per_op: dict[str, list[float]] = {}
 
         class Timed:
             """The client, timing every call (what moto spends vs what our code spends)."""
@@ -267,7 +267,9 @@ def lambda_batch() -> tuple[float, float, int]:
                     finally:
                         in_calls[0] += time.perf_counter() - t
                         in_calls[1] += 1
-                        per_op[name] = per_op.get(name, 0) + 1
+                        op = per_op.setdefault(name, [0, 0.0])
+                        op[0] += 1
+                        op[1] += time.perf_counter() - t
 
                 return timed
 
@@ -285,7 +287,9 @@ def lambda_batch() -> tuple[float, float, int]:
             want = sum(1 for v in latest.values() if v == day)
             got = DynamoStore("bench", ddb).summary(dt.date.fromisoformat(day))["orders"]
             assert got == want, (day, got, want)
-        print("  calls: " + ", ".join(f"{k} {v}" for k, v in sorted(per_op.items())))
+        print(
+            "  calls: " + ", ".join(f"{k} {n} ({t:.3f} s)" for k, (n, t) in sorted(per_op.items()))
+        )
         return took, in_calls[0], in_calls[1]
     finally:
         server.stop()
