@@ -193,7 +193,7 @@ class DynamoStore:
         for attempt in range(RETRIES + 1):
             state = self._shards.get(shard)
             if state is None:
-                state = self._recover(shard)
+                state = self._shards[shard] = self._recover(shard)
             missing = [oid for oid in incoming if oid not in state.known]
             if missing:
                 state.known.update(self._stored(missing))

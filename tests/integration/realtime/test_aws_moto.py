@@ -298,11 +298,14 @@ def test_a_crash_between_the_writes_then_redelivery_counts_every_order_once(
     assert process(records_from_event(retry), store, None) == {"batchItemFailures": []}
     for later in batches[i + 1 :]:
         assert process(records_from_event(later), store, None) == {"batchItemFailures": []}
-    fresh = DynamoStore(table.table, table.client)
+    counted = CrashingClient(table.client, "get_item", at=0)  # counts, never crashes
+    fresh = DynamoStore(table.table, counted)
     for again in batches:
         assert process(records_from_event(again), fresh, None) == {"batchItemFailures": []}
     # Then every figure is the events' own: each order once, in its latest version's day
     check_all(table, events)
+    # (and the fresh instance read each shard's plan log once, not once per batch)
+    assert counted.calls == len({ev["Records"][0]["eventID"].split(":")[0] for ev in batches})
 
 
 def test_a_crash_while_redoing_a_plan_is_redone_again(kinesis, table, monkeypatch):
