@@ -20,7 +20,8 @@ Exactly once, without a transaction per order (DynamoDB's multi-item conditional
 ``TransactWriteItems``: 100 items, twice the write cost; a batch of 500 orders would be five
 of them). One writer per shard at a time (the event source mapping's parallelization factor
 is 1) and one shard per order (the partition key is the order), so a shard's plans are the
-only changes its orders see. A chunk of a batch is applied in three steps:
+only changes its orders see (across a reshard this assumes a parent's and a child's batches
+never change one order at the same moment). A chunk of a batch is applied in three steps:
 
 1. **Log the plan**: the changed orders (newer than the stored version; a redelivered record
    is not) and the aggregate changes they make, written to ``shard#<shard>`` with
