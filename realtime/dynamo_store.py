@@ -4,32 +4,56 @@ One table, keys ``pk`` and ``sk`` (strings):
 
 * ``order#<order_id>`` / ``v``: the newest version of an order (``version``, ``day``,
   ``channel``, ``status``, ``units``, ``liters_milli``, ``revenue_cents``, ``received_us``);
-* ``day#<pa_date>`` / ``<channel>#<status>``: the aggregates (``orders``, ``units``,
-  ``liters_milli``, ``revenue_cents``), changed with ``ADD`` only;
+* ``day#<pa_date>`` / ``figures``: the aggregates of a day, one number attribute per
+  ``<channel>|<status>|<measure>`` (measures ``orders``, ``units``, ``liters_milli``,
+  ``revenue_cents``), changed with ``ADD`` only, and ``applied#<shard>``: the last plan of
+  that shard this day has taken (tables written before this layout hold one item per
+  ``<channel>#<status>`` instead; reading sums both);
+* ``shard#<shard>`` / ``plan``: the shard's plan log: ``n``, the number of its latest plan,
+  and ``plan``, that plan (zlib JSON: the aggregate changes and the new order versions);
 * ``meta`` / ``as_of``: when the figures last changed.
 
 Global secondary index ``by_day`` (``day``, ``received_us``, keys only) answers
 ``last_event_at``: the newest receipt among the orders a date holds now.
 
-Exactly once: the orders a batch replaces and the aggregate changes they make are written in
-one ``TransactWriteItems``, each order ``Put`` conditioned on the version it replaces
-(``attribute_not_exists`` for a new order). A redelivered record is not newer than what is
-stored and writes nothing; when the table holds another version than the one planned on, the
-condition fails, nothing of that transaction is written, and its orders are read from the
-table and planned again.
+Exactly once, without a transaction per order (DynamoDB's multi-item conditional write is
+``TransactWriteItems``: 100 items, twice the write cost; a batch of 500 orders would be five
+of them). One writer per shard at a time (the event source mapping's parallelization factor
+is 1) and one shard per order (the partition key is the order), so a shard's plans are the
+only changes its orders see (across a reshard this assumes a parent's and a child's batches
+never change one order at the same moment). A chunk of a batch is applied in three steps:
 
-Planning starts from what this execution environment last wrote or read (``_known``), not
-from a read: one function instance usually sees a shard's batches one after another, so most
-orders are either new or known, and a batch costs its writes only. A guess that is wrong
-(another instance wrote the order, or the cache was dropped) costs one failed transaction and
-a read, never a wrong figure: the conditions check every guess.
+1. **Log the plan**: the changed orders (newer than the stored version; a redelivered record
+   is not) and the aggregate changes they make, written to ``shard#<shard>`` with
+   ``n = n + 1`` on the condition that ``n`` is still the one this instance planned on. That
+   condition fences the shard: another instance that logged a plan in between makes ours
+   fail, and we read the table and plan again.
+2. **Apply the aggregates**: one ``UpdateItem`` per day (atomic on its one item), its
+   ``ADD`` actions guarded by ``applied#<shard> < n``: a plan applied twice counts once.
+3. **Write the orders**: ``BatchWriteItem`` of the new versions (no conditions needed: the
+   plan decided them and redoing it writes the same items), then ``as_of``.
+
+A crash anywhere after step 1 leaves a logged plan that may be half applied. Whoever comes
+next for the shard (this instance after a failure, or any other: Lambda retries the batch
+from the first record not applied) first reads the log and redoes its latest plan (steps 2
+and 3 are idempotent), then plans from versions read from the table: redelivered records
+are not newer than them and change nothing. So every figure counts each order once, in its
+latest version, whatever was redelivered or where it stopped.
+
+Planning starts from what this instance knows of the shard's orders (``_shards``: versions
+written or read here) while the plan log still holds the ``n`` this instance wrote; a new
+order costs a read (``BatchGetItem``, nothing found). After a failure, or when the log moved
+on, it reads again: a guess can cost a failed step 1, never a wrong figure.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
+import zlib
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -37,12 +61,21 @@ from realtime.figures import AggKey, deltas, summary
 from realtime.model import Order
 
 log = logging.getLogger("realtime.dynamo")
-MAX_TX_ITEMS = 100  # TransactWriteItems' limit
 RETRIES = 5
+BATCH_WRITE = 25  # BatchWriteItem's limit
+BATCH_GET = 100  # BatchGetItem's limit
+PLAN_ORDERS = 1000  # orders per plan: its log item stays far below DynamoDB's 400 KB
+MEASURES = ("orders", "units", "liters_milli", "revenue_cents")
+FIGURES_SK = "figures"
+KNOWN_LIMIT = 500_000  # versions remembered per instance before the memory is dropped
 
 
 def _order_key(order_id: int) -> dict[str, Any]:
     return {"pk": {"S": f"order#{order_id}"}, "sk": {"S": "v"}}
+
+
+def _shard_key(shard: str) -> dict[str, Any]:
+    return {"pk": {"S": f"shard#{shard}"}, "sk": {"S": "plan"}}
 
 
 def _order_from_item(item: dict[str, Any]) -> Order:
@@ -73,6 +106,58 @@ def _order_item(o: Order) -> dict[str, Any]:
     }
 
 
+def shard_of(order: Order) -> str:
+    """The shard of the record a version came from (``realtime.model.version_of``)."""
+    return order.version.split(":", 1)[1].rsplit(":", 1)[0]
+
+
+@dataclass
+class Plan:
+    """What one chunk changes: the aggregate deltas and the orders' new versions."""
+
+    n: int
+    delta: dict[AggKey, list[int]]
+    orders: list[Order]
+
+    def encode(self) -> bytes:
+        body = {
+            "delta": [[*k, *d] for k, d in self.delta.items()],
+            "orders": [
+                [
+                    o.order_id,
+                    o.pa_date,
+                    o.channel,
+                    o.status,
+                    o.units,
+                    o.liters_milli,
+                    o.revenue_cents,
+                    o.received_us,
+                    o.version,
+                ]
+                for o in self.orders
+            ],
+        }
+        return zlib.compress(json.dumps(body, separators=(",", ":")).encode())
+
+    @classmethod
+    def decode(cls, n: int, blob: bytes) -> Plan:
+        body = json.loads(zlib.decompress(blob))
+        return cls(
+            n,
+            {(d[0], d[1], d[2]): d[3:] for d in body["delta"]},
+            [Order(*o) for o in body["orders"]],
+        )
+
+
+@dataclass
+class _Shard:
+    """What this instance knows of a shard: the plan log's ``n`` as last written or read
+    here, and the versions of the shard's orders written or read since."""
+
+    n: int
+    known: dict[int, Order] = field(default_factory=dict)
+
+
 class DynamoStore:
     def __init__(self, table: str, client: Any | None = None) -> None:
         if client is None:
@@ -80,17 +165,151 @@ class DynamoStore:
 
             client = boto3.client("dynamodb")
         self.table, self.client = table, client
-        self._known: dict[int, Order] = {}  # versions written or read here (may be stale)
+        self._shards: dict[str, _Shard] = {}  # trusted only while the log's n is ours
 
     def close(self) -> None:
         return None
 
     # -- writing ---------------------------------------------------------------------------
 
+    def apply(self, incoming: dict[int, Order]) -> int:
+        """Apply the newest versions of a batch exactly once; returns how many orders changed."""
+        by_shard: dict[str, dict[int, Order]] = {}
+        for oid, o in incoming.items():
+            by_shard.setdefault(shard_of(o), {})[oid] = o
+        if sum(len(s.known) for s in self._shards.values()) > KNOWN_LIMIT:
+            for s in self._shards.values():
+                s.known.clear()
+        return sum(self._apply_shard(shard, orders) for shard, orders in by_shard.items())
+
+    def _apply_shard(self, shard: str, incoming: dict[int, Order]) -> int:
+        # Plans of at most PLAN_ORDERS orders, in stream order.
+        ordered = sorted(incoming.values(), key=lambda o: o.version)
+        total = 0
+        for i in range(0, len(ordered), PLAN_ORDERS):
+            total += self._apply_part(shard, {o.order_id: o for o in ordered[i : i + PLAN_ORDERS]})
+        return total
+
+    def _apply_part(self, shard: str, incoming: dict[int, Order]) -> int:
+        for attempt in range(RETRIES + 1):
+            state = self._shards.get(shard)
+            if state is None:
+                state = self._shards[shard] = self._recover(shard)
+            missing = [oid for oid in incoming if oid not in state.known]
+            if missing:
+                state.known.update(self._stored(missing))
+            stored = {oid: state.known[oid] for oid in incoming if oid in state.known}
+            changed, delta = deltas(incoming, stored)
+            if not changed:
+                return 0
+            plan = Plan(state.n + 1, delta, changed)
+            # Until the plan is applied, what this instance knows of the shard is not trusted:
+            # if anything below raises, the next call reads the log and redoes the plan.
+            self._shards.pop(shard, None)
+            if not self._log(shard, plan):
+                log.warning(
+                    "the shard's plan log moved on; planning again from the table",
+                    extra={"shard": shard, "attempt": attempt + 1},
+                )
+                continue
+            self._execute(shard, plan)
+            state.n = plan.n
+            state.known.update((o.order_id, o) for o in changed)
+            self._shards[shard] = state
+            return len(changed)
+        raise RuntimeError("real-time store: conflicting writers did not settle")
+
+    def _recover(self, shard: str) -> _Shard:
+        """Read the shard's plan log, redo its latest plan (it may be half applied), and
+        start from versions read from the table."""
+        item = self.client.get_item(
+            TableName=self.table, Key=_shard_key(shard), ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            return _Shard(0)
+        n = int(item["n"]["N"])
+        self._execute(shard, Plan.decode(n, bytes(item["plan"]["B"])))
+        return _Shard(n)
+
+    def _log(self, shard: str, plan: Plan) -> bool:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": _shard_key(shard),
+            "UpdateExpression": "SET #n = :n, #p = :p",
+            "ExpressionAttributeNames": {"#n": "n", "#p": "plan"},
+            "ExpressionAttributeValues": {":n": {"N": str(plan.n)}, ":p": {"B": plan.encode()}},
+        }
+        if plan.n == 1:
+            kwargs["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            kwargs["ConditionExpression"] = "#n = :prev"
+            kwargs["ExpressionAttributeValues"][":prev"] = {"N": str(plan.n - 1)}
+        try:
+            self.client.update_item(**kwargs)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def _execute(self, shard: str, plan: Plan) -> None:
+        """Steps 2 and 3 of a logged plan; idempotent."""
+        by_day: dict[str, list[tuple[str, list[int]]]] = {}
+        for (day, channel, status), d in plan.delta.items():
+            by_day.setdefault(day, []).append((f"{channel}|{status}", d))
+        for day, buckets in sorted(by_day.items()):
+            self._add_day(shard, plan.n, day, buckets)
+        self._write_orders(plan.orders)
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": "meta"},
+                "sk": {"S": "as_of"},
+                "as_of_us": {"N": str(time.time_ns() // 1000)},
+            },
+        )
+
+    def _add_day(self, shard: str, n: int, day: str, buckets: list[tuple[str, list[int]]]) -> bool:
+        """Add a plan's changes to one day unless the day has taken them; True when added."""
+        names = {"#applied": f"applied#{shard}"}
+        values: dict[str, Any] = {":n": {"N": str(n)}}
+        adds = []
+        for bucket, d in buckets:
+            for measure, value in zip(MEASURES, d, strict=True):
+                i = len(adds)
+                names[f"#a{i}"] = f"{bucket}|{measure}"
+                values[f":a{i}"] = {"N": str(value)}
+                adds.append(f"#a{i} :a{i}")
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"day#{day}"}, "sk": {"S": FIGURES_SK}},
+                UpdateExpression=f"ADD {', '.join(adds)} SET #applied = :n",
+                ConditionExpression="attribute_not_exists(#applied) OR #applied < :n",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False  # a redo: this day has taken this plan already
+        return True
+
+    def _write_orders(self, orders: list[Order]) -> None:
+        for i in range(0, len(orders), BATCH_WRITE):
+            request = {
+                self.table: [
+                    {"PutRequest": {"Item": _order_item(o)}} for o in orders[i : i + BATCH_WRITE]
+                ]
+            }
+            for attempt in range(RETRIES + 1):
+                request = self.client.batch_write_item(RequestItems=request).get("UnprocessedItems")
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise RuntimeError("DynamoDB left writes unprocessed after retries")
+
     def _stored(self, ids: list[int]) -> dict[int, Order]:
         out: dict[int, Order] = {}
-        for i in range(0, len(ids), 100):
-            keys = [_order_key(x) for x in ids[i : i + 100]]
+        for i in range(0, len(ids), BATCH_GET):
+            keys = [_order_key(x) for x in ids[i : i + BATCH_GET]]
             request = {self.table: {"Keys": keys, "ConsistentRead": True}}
             for attempt in range(RETRIES + 1):
                 resp = self.client.batch_get_item(RequestItems=request)
@@ -105,112 +324,11 @@ class DynamoStore:
                 raise RuntimeError("DynamoDB left keys unprocessed after retries")
         return out
 
-    def _chunks(self, changed: list[Order], stored: dict[int, Order]) -> list[list[Order]]:
-        """Orders grouped so that each group's orders plus its aggregate keys fit one
-        transaction (a transaction may not touch one item twice: keys are merged)."""
-        groups: list[list[Order]] = []
-        group: list[Order] = []
-        keys: set[AggKey] = set()
-        for o in changed:
-            mine = {(o.pa_date, o.channel, o.status)}
-            old = stored.get(o.order_id)
-            if old is not None:
-                mine.add((old.pa_date, old.channel, old.status))
-            if group and len(group) + 2 + len(keys | mine) > MAX_TX_ITEMS:  # + the as_of item
-                groups.append(group)
-                group, keys = [], set()
-            group.append(o)
-            keys |= mine
-        if group:
-            groups.append(group)
-        return groups
-
-    def _write(self, group: list[Order], stored: dict[int, Order]) -> None:
-        changed, delta = deltas({o.order_id: o for o in group}, stored)
-        items: list[dict[str, Any]] = []
-        for o in changed:
-            old = stored.get(o.order_id)
-            put: dict[str, Any] = {"TableName": self.table, "Item": _order_item(o)}
-            if old is None:
-                put["ConditionExpression"] = "attribute_not_exists(pk)"
-            else:
-                put["ConditionExpression"] = "version = :v"
-                put["ExpressionAttributeValues"] = {":v": {"S": old.version}}
-            items.append({"Put": put})
-        for (day, channel, status), d in delta.items():
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": {"pk": {"S": f"day#{day}"}, "sk": {"S": f"{channel}#{status}"}},
-                        "UpdateExpression": "ADD orders :o, units :u, liters_milli :l, "
-                        "revenue_cents :r",
-                        "ExpressionAttributeValues": {
-                            ":o": {"N": str(d[0])},
-                            ":u": {"N": str(d[1])},
-                            ":l": {"N": str(d[2])},
-                            ":r": {"N": str(d[3])},
-                        },
-                    }
-                }
-            )
-        if items:
-            items.append(
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": {
-                            "pk": {"S": "meta"},
-                            "sk": {"S": "as_of"},
-                            "as_of_us": {"N": str(time.time_ns() // 1000)},
-                        },
-                    }
-                }
-            )
-            self.client.transact_write_items(TransactItems=items)
-
-    def apply(self, incoming: dict[int, Order]) -> int:
-        """Apply the newest versions of a batch exactly once; returns how many orders changed."""
-        pending = dict(incoming)
-        total = 0
-        known = self._known
-        if len(known) > 500_000:
-            known.clear()
-        read = False  # first plan from what this instance knows; after a conflict, from reads
-        for attempt in range(RETRIES + 1):
-            if read:
-                stored = self._stored(list(pending))
-                known.update(stored)
-            else:
-                stored = {oid: known[oid] for oid in pending if oid in known}
-            changed, _ = deltas(pending, stored)
-            retry: dict[int, Order] = {}
-            for group in self._chunks(changed, stored):
-                try:
-                    self._write(group, stored)
-                except self.client.exceptions.TransactionCanceledException:
-                    # The table holds other versions than planned on: read them, plan again.
-                    retry.update({o.order_id: o for o in group})
-                    for o in group:
-                        known.pop(o.order_id, None)
-                    continue
-                total += len(group)
-                known.update((o.order_id, o) for o in group)
-            if not retry:
-                break
-            if read:
-                log.warning("orders changed under us; retrying", extra={"orders": len(retry)})
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            pending, read = retry, True
-        else:
-            raise RuntimeError("real-time store: conflicting writers did not settle")
-        return total
-
     # -- reading ---------------------------------------------------------------------------
 
     def summary(self, day: dt.date) -> dict:
         text = day.isoformat()
-        rows = []
+        sums: dict[tuple[str, str], list[int]] = {}
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :p",
@@ -220,20 +338,14 @@ class DynamoStore:
         while True:
             resp = self.client.query(**kwargs)
             for item in resp["Items"]:
-                channel, status = item["sk"]["S"].split("#", 1)
-                rows.append(
-                    (
-                        channel,
-                        status,
-                        int(Decimal(item["orders"]["N"])),
-                        int(Decimal(item["units"]["N"])),
-                        int(Decimal(item["liters_milli"]["N"])),
-                        int(Decimal(item["revenue_cents"]["N"])),
-                    )
-                )
+                for bucket, figures in _buckets(item):
+                    acc = sums.setdefault(bucket, [0, 0, 0, 0])
+                    for i, value in enumerate(figures):
+                        acc[i] += value
             if "LastEvaluatedKey" not in resp:
                 break
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        rows = [(channel, status, *acc) for (channel, status), acc in sums.items()]
         newest = self.client.query(
             TableName=self.table,
             IndexName="by_day",
@@ -252,6 +364,20 @@ class DynamoStore:
             int(meta["as_of_us"]["N"]) if meta else None,
             int(newest[0]["received_us"]["N"]) if newest else None,
         )
+
+
+def _buckets(item: dict[str, Any]) -> list[tuple[tuple[str, str], list[int]]]:
+    """The (channel, status) figures a day's item holds, in either layout."""
+    if item["sk"]["S"] != FIGURES_SK:  # one bucket per item (before the plan log)
+        channel, status = item["sk"]["S"].split("#", 1)
+        return [((channel, status), [int(Decimal(item[m]["N"])) for m in MEASURES])]
+    out: dict[tuple[str, str], list[int]] = {}
+    for name, value in item.items():
+        parts = name.split("|")
+        if len(parts) == 3 and parts[2] in MEASURES:
+            figures = out.setdefault((parts[0], parts[1]), [0, 0, 0, 0])
+            figures[MEASURES.index(parts[2])] = int(Decimal(value["N"]))
+    return list(out.items())
 
 
 TABLE_DEFINITION: dict[str, Any] = {

@@ -224,3 +224,209 @@ def test_the_lambda_handlers_apply_and_land_in_s3_with_glue(
     glue = boto3.client("glue")
     parts = glue.get_partitions(DatabaseName=database, TableName="raw_orders")["Partitions"]
     assert {p["Values"][0] for p in parts} >= {"2024-03-01"}
+
+
+class Crash(Exception):
+    """The execution environment dies here (a timeout, an out-of-memory kill)."""
+
+
+class CrashingClient:
+    """A DynamoDB client that dies at the ``at``-th call of ``op``: right after the call took
+    effect in the table, or just before it (``before``)."""
+
+    def __init__(self, client, op: str, at: int, before: bool = False) -> None:
+        self.client, self.op, self.at, self.before, self.calls = client, op, at, before, 0
+        self.exceptions = client.exceptions
+
+    def __getattr__(self, name):
+        call = getattr(self.client, name)
+        if name != self.op:
+            return call
+
+        def dying(**kwargs):
+            self.calls += 1
+            if self.calls == self.at and self.before:
+                raise Crash(f"before {name} #{self.at}")
+            out = call(**kwargs)
+            if self.calls == self.at:
+                raise Crash(f"after {name} #{self.at}")
+            return out
+
+        return dying
+
+
+# With chunks of 50 records, one chunk's calls are: the plan log (update_item), one
+# update_item per day it changes (three or four), batch_write_item per 25 orders, as_of.
+CRASH_POINTS = [
+    ("update_item", 1, False),  # the plan is logged, nothing applied
+    ("update_item", 2, False),  # one day has taken the plan
+    ("update_item", 4, False),  # most days have
+    ("update_item", 7, False),  # in the second chunk
+    ("batch_write_item", 1, False),  # all days, some orders
+    ("put_item", 1, True),  # all but as_of
+    ("batch_get_item", 2, True),  # reading, before the second chunk's plan
+]
+
+
+@pytest.mark.parametrize("same_instance", [False, True], ids=["new-instance", "same-instance"])
+@pytest.mark.parametrize("op,at,before", CRASH_POINTS)
+def test_a_crash_between_the_writes_then_redelivery_counts_every_order_once(
+    kinesis, table, monkeypatch, op, at, before, same_instance
+):
+    client, name = kinesis
+    events = make_events(300, orders=80, seed=11)
+    KinesisStream(name, client).put(encode(events))
+    monkeypatch.setattr("realtime.kinesis_batch.CHUNK", 50)
+    batches = lambda_events(client, name, batch=120)
+    dying = CrashingClient(table.client, op, at, before)
+    # Given an instance that dies somewhere between the writes of a chunk
+    store = DynamoStore(table.table, dying)
+    i = 0
+    while not (resp := process(records_from_event(batches[i]), store, None))["batchItemFailures"]:
+        i += 1
+        assert i < len(batches), f"no crash at {op} #{at}"
+    ev = batches[i]
+    failed = resp["batchItemFailures"][0]["itemIdentifier"]
+    start = [r["kinesis"]["sequenceNumber"] for r in ev["Records"]].index(failed)
+    # When Lambda retries from the record it names, on another instance (or the same one,
+    # if only the call failed), then delivers the rest, then everything once more
+    if same_instance:
+        dying.at = 0  # the same store object goes on, its client healthy again
+    else:
+        store = DynamoStore(table.table, table.client)
+    retry = {"Records": ev["Records"][start:]}
+    assert process(records_from_event(retry), store, None) == {"batchItemFailures": []}
+    for later in batches[i + 1 :]:
+        assert process(records_from_event(later), store, None) == {"batchItemFailures": []}
+    counted = CrashingClient(table.client, "get_item", at=0)  # counts, never crashes
+    fresh = DynamoStore(table.table, counted)
+    for again in batches:
+        assert process(records_from_event(again), fresh, None) == {"batchItemFailures": []}
+    # Then every figure is the events' own: each order once, in its latest version's day
+    check_all(table, events)
+    # (and the fresh instance read each shard's plan log once, not once per batch)
+    assert counted.calls == len({ev["Records"][0]["eventID"].split(":")[0] for ev in batches})
+
+
+def test_a_crash_while_redoing_a_plan_is_redone_again(kinesis, table, monkeypatch):
+    client, name = kinesis
+    events = make_events(200, orders=1000, seed=12)  # mostly new orders: 2 writes a chunk
+    KinesisStream(name, client).put(encode(events))
+    monkeypatch.setattr("realtime.kinesis_batch.CHUNK", 50)
+    batches = lambda_events(client, name, batch=200)
+    # Given a plan logged by an instance that died before applying it
+    first = DynamoStore(table.table, CrashingClient(table.client, "update_item", 1))
+    assert process(records_from_event(batches[0]), first, None)["batchItemFailures"]
+    # When the next instance dies while redoing it (some orders written), and a third goes on
+    second = DynamoStore(table.table, CrashingClient(table.client, "batch_write_item", 1))
+    assert process(records_from_event(batches[0]), second, None)["batchItemFailures"]
+    third = DynamoStore(table.table, table.client)
+    for ev in batches:
+        assert process(records_from_event(ev), third, None) == {"batchItemFailures": []}
+    # Then the figures are the events'
+    check_all(table, events)
+
+
+def check_all(store: DynamoStore, events: list[dict]) -> None:
+    """Every figure of every day the events name (orders, units, revenue, per channel)."""
+    today = dt.datetime.now(dt.UTC).date()
+    model = expected(events, today)
+    days = {e.get("order_date", today.isoformat()) for e in events}
+    for day in sorted(days):
+        got = store.summary(dt.date.fromisoformat(day))
+        want = model.get(day, {"orders": 0, "units": 0, "revenue": Decimal(0), "ch": {}})
+        assert (got["orders"], got["units"], got["revenue"]) == (
+            want["orders"],
+            want["units"],
+            want["revenue"].quantize(Decimal("0.01")),
+        ), day
+        assert {c["channel"].lower(): c["orders"] for c in got["by_channel"]} == want["ch"], day
+
+
+def test_an_instance_that_missed_another_ones_plan_reads_before_it_writes(kinesis, table):
+    client, name = kinesis
+    base = {
+        "client_id": 1,
+        "client_name": "Moe",
+        "product_id": 2,
+        "product_description": "Duff",
+        "product_price": "2.00",
+        "product_volume": "1",
+        "point_of_sale_channel": "retail",
+        "status": "created",
+    }
+    versions = [
+        {**base, "order_id": 7, "product_ccf": 1 + i, "order_date": f"2024-03-0{1 + i}"}
+        for i in range(3)
+    ]
+    KinesisStream(name, client).put(encode(versions))
+    batches = [ev for ev in lambda_events(client, name, batch=1)]
+    assert len(batches) == 3  # one shard holds the order
+    # Given instance A applied version 1 and instance B version 2 (A does not know)
+    a, b = table, DynamoStore(table.table, table.client)
+    assert process(records_from_event(batches[0]), a, None)["batchItemFailures"] == []
+    assert process(records_from_event(batches[1]), b, None)["batchItemFailures"] == []
+    # When A applies version 3 from what it remembers (version 1)
+    assert process(records_from_event(batches[2]), a, None)["batchItemFailures"] == []
+    # Then the shard's plan log turned A back to the table: the order counts once, on day 3
+    check_all(table, versions)
+    assert table.summary(dt.date(2024, 3, 3))["units"] == 3
+
+
+def test_a_table_written_before_the_plan_log_still_counts(kinesis, table):
+    """Aggregates of the earlier layout (one item per channel and status, written by
+    TransactWriteItems) are summed with the per-day item, moves included."""
+    client, name = kinesis
+    old = {"orders": 2, "units": 5, "liters_milli": 2500, "revenue_cents": 1000}
+    table.client.put_item(
+        TableName=table.table,
+        Item={
+            "pk": {"S": "day#2024-03-01"},
+            "sk": {"S": "Retail#created"},
+            **{k: {"N": str(v)} for k, v in old.items()},
+        },
+    )
+    # one of those two orders, as the earlier code stored it, moves to another day
+    was = {"units": 2, "liters_milli": 1000, "revenue_cents": 400}
+    table.client.put_item(
+        TableName=table.table,
+        Item={
+            "pk": {"S": "order#5"},
+            "sk": {"S": "v"},
+            "version": {"S": "0" * 17},
+            "day": {"S": "2024-03-01"},
+            "channel": {"S": "Retail"},
+            "status": {"S": "created"},
+            "received_us": {"N": "1"},
+            **{k: {"N": str(v)} for k, v in was.items()},
+        },
+    )
+    moved = {
+        "order_id": 5,
+        "client_id": 1,
+        "client_name": "Moe",
+        "product_id": 2,
+        "product_description": "Duff",
+        "product_price": "2.00",
+        "product_ccf": 3,
+        "product_volume": "1",
+        "point_of_sale_channel": "retail",
+        "status": "created",
+        "order_date": "2024-03-02",
+    }
+    KinesisStream(name, client).put(encode([moved]))
+    for ev in lambda_events(client, name):
+        assert process(records_from_event(ev), table, None)["batchItemFailures"] == []
+    d1 = table.summary(dt.date(2024, 3, 1))
+    d2 = table.summary(dt.date(2024, 3, 2))
+    assert (d1["orders"], d1["units"], d1["revenue"]) == (1, 3, Decimal("6.00"))
+    assert d1["by_channel"] == [
+        {
+            "channel": "Retail",
+            "orders": 1,
+            "units": 3,
+            "liters": Decimal("1.5"),
+            "revenue": Decimal("6.00"),
+        }
+    ]
+    assert (d2["orders"], d2["units"], d2["revenue"]) == (1, 3, Decimal("6.00"))
