@@ -20,7 +20,7 @@
     fact_orders read the lake) counts when its order has a version before the stamp. -#}
 
 -- depends_on: {{ ref('fact_orders__change_log') }}
-{%- set batch = latest_batch() %}
+{%- set batch = latest_batch(with_days=true) %}
 
 with
 
