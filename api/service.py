@@ -100,15 +100,18 @@ def select_sql(
     """The route's statement: its mart's columns, filtered, in its order, keyset-paged."""
     conds: list[str] = []
     args: list[object] = []
+    fixed: set[str] = set()  # columns an equality holds to one value
     for name in route.path_params:
         col = mart.column(name)
         conds.append(f"{name} = {_placeholder(col)}")
         args.append(_bind(col, p[name]))
+        fixed.add(name)
     for f in route.filters:
         col = mart.column(f.column)
         if f.param is not None and p.get(f.param) is not None:
             conds.append(f"{f.column} = {_placeholder(col)}")
             args.append(_bind(col, p[f.param]))
+            fixed.add(f.column)
         for param, op in ((f.range_from, ">="), (f.range_to, "<=")):
             if param is not None and p.get(param) is not None:
                 conds.append(f"{f.column} {op} {_placeholder(col)}")  # bare column: pruning
@@ -129,8 +132,12 @@ def select_sql(
     sql = f"select {', '.join(c.name for c in mart.columns)} from {source}"
     if conds:
         sql += " where " + " and ".join(conds)
-    if route.order_by:
-        sql += " order by " + ", ".join(f"{c}{' desc' if d else ''}" for c, d in route.order_by)
+    # A column the statement holds to one value orders nothing: leaving it out of ORDER BY
+    # gives the same rows in the same order, and spares the engine a sort key (DuckDB sorts
+    # a client's lookup by the id it filters on otherwise; with no key left, no sort at all).
+    order = [(c, d) for c, d in route.order_by if c not in fixed]
+    if order:
+        sql += " order by " + ", ".join(f"{c}{' desc' if d else ''}" for c, d in order)
     if limit is not None:
         sql += f" limit {int(limit)}"  # the only number in the text: the server's own int
     return Statement(sql, tuple(args))
