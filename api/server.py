@@ -18,7 +18,6 @@ from api.settings import Settings
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 METRICS_LOGGER = metrics_log.name
 LOG_FORMATS = ("auto", "text", "json")
-SWITCH_INTERVAL_SECONDS = 0.0005
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -133,10 +132,6 @@ def serve(
     import uvicorn
 
     asgi = build_asgi(settings)
-    # The event loop answers cache hits while worker threads render query results: a thread
-    # that wants the GIL waits up to the switch interval (5 ms by default) for the holder to
-    # yield it, which a hit would otherwise pay whenever a worker is in Python.
-    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     if not access_log:
         logging.getLogger("duff.api.access").setLevel(logging.WARNING)
     stop = threading.Event()
