@@ -64,6 +64,11 @@ class Response:
         return json.loads(self.body)
 
 
+class NeedsQuery(Exception):
+    """Raised by ``App.handle(req, may_query=False)`` where the answer needs a backend query
+    (a data route whose answer is not cached); nothing has been counted or logged yet."""
+
+
 class Backend(Protocol):
     def snapshot(self) -> service.Snapshot | None: ...
 
@@ -119,21 +124,39 @@ class App:
     # -- entry point -----------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
         started = time.perf_counter()
+        return self._finish(req, self._answer(req, True), started)
+
+    def handle_cached(self, req: Request) -> Response | None:
+        """The response when it needs no backend query (cache hits, errors, the app's own
+        routes), else None: the ASGI front end answers those on its event loop and sends only
+        the rest to its threads, so that a cache hit never queues behind running queries."""
+        started = time.perf_counter()
         try:
-            resp = self._dispatch(req)
+            resp = self._answer(req, False)
+        except NeedsQuery:
+            return None
+        return self._finish(req, resp, started)
+
+    def _answer(self, req: Request, may_query: bool) -> Response:
+        try:
+            return self._dispatch(req, may_query)
+        except NeedsQuery:
+            raise
         except ApiError as err:
-            resp = error_response(err)
+            return error_response(err)
         except BackendTimeout as err:
-            resp = error_response(ApiError(504, "timeout", str(err) or "the query timed out"))
+            return error_response(ApiError(504, "timeout", str(err) or "the query timed out"))
         except BackendUnavailable as err:
-            resp = error_response(
+            return error_response(
                 ApiError(503, "unavailable", str(err) or "no data available yet; try again later")
             )
         except Exception:
             log.exception(
                 "unhandled error serving %s %s", loggable(req.method, 20), loggable(req.path)
             )
-            resp = error_response(ApiError(500, "internal", "internal error; it has been logged"))
+            return error_response(ApiError(500, "internal", "internal error; it has been logged"))
+
+    def _finish(self, req: Request, resp: Response, started: float) -> Response:
         if req.method.upper() == "HEAD":
             resp.headers["content-length"] = str(len(resp.body))
             resp.body = b""
@@ -159,7 +182,7 @@ class App:
             return False
         return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self._key)
 
-    def _dispatch(self, req: Request) -> Response:
+    def _dispatch(self, req: Request, may_query: bool = True) -> Response:
         method = req.method.upper()
         path = req.path
         if path == "/" or path.startswith("/static/"):
@@ -194,11 +217,13 @@ class App:
         if route.name == "health":
             return self._health()
         if route.name == "realtime_summary":
+            if not may_query:  # reads the real-time store's files
+                raise NeedsQuery
             if self._realtime is None:
                 self._realtime = realtime_route.make_reader(self.settings.lake)
             return json_response(200, jsonenc.dumps(realtime_route.summary(self._realtime, params)))
         assert snap is not None
-        return self._data(snap, route, params)
+        return self._data(snap, route, params, may_query)
 
     def _router(self, snap: service.Snapshot | None) -> tuple[routes.Router, bytes]:
         """The routes and OpenAPI document of a build (only the app's own before one)."""
@@ -261,10 +286,16 @@ class App:
         return json_response(200 if snap is not None else 503, jsonenc.dumps(payload))
 
     def _data(
-        self, snap: service.Snapshot, route: routes.Endpoint, params: dict[str, object]
+        self,
+        snap: service.Snapshot,
+        route: routes.Endpoint,
+        params: dict[str, object],
+        may_query: bool = True,
     ) -> Response:
         key = (route.name, tuple(sorted(params.items())))
-        body = self.cache.get(snap.build_id, key)
+        body = self.cache.get(snap.build_id, key, count_miss=may_query)
+        if body is None and not may_query:
+            raise NeedsQuery
         if body is not None:
             self.metrics.count("CacheHits")
         else:

@@ -3,8 +3,10 @@
 It only translates: ASGI scope -> api.app.Request, api.app.Response -> ASGI messages. By default
 the core runs inline on the event loop: the local backend answers from memory in micro- to
 milliseconds and holds the GIL while it does, so a thread hop would only add latency
-(measured in bench/bench_api.py). ``workers > 0`` runs it in a thread pool instead, for a
-backend that waits on I/O.
+(measured in bench/bench_api.py). ``workers > 0`` runs the requests that need a backend query
+in a thread pool instead (DuckDB and Athena release the GIL while they work); everything else
+(cache hits, the app's own routes, refusals) is still answered inline, so it never waits for
+a thread behind running queries.
 """
 
 from __future__ import annotations
@@ -40,9 +42,12 @@ class AsgiApp:
             req = to_request(scope)
             if self._pool is None:
                 resp: Response = self.core.handle(req)
-            else:
-                loop = asyncio.get_running_loop()
-                resp = await loop.run_in_executor(self._pool, self.core.handle, req)
+            else:  # only what needs a query goes to a thread; cache hits are answered here
+                found = self.core.handle_cached(req)
+                if found is None:
+                    loop = asyncio.get_running_loop()
+                    found = await loop.run_in_executor(self._pool, self.core.handle, req)
+                resp = found
             raw_headers = _raw_headers(resp)
         except Exception:  # never uvicorn's text/plain 500: the contract's JSON error
             log.exception("unhandled error in the ASGI front end")

@@ -49,7 +49,9 @@ class TTLCache:
             self._bytes = 0
             self._build = build_id
 
-    def get(self, build_id: str, key: Hashable) -> object | None:
+    def get(self, build_id: str, key: Hashable, *, count_miss: bool = True) -> object | None:
+        """The cached value, or None. ``count_miss=False``: a look that, when it misses, is
+        not counted (the caller looks again before it computes the value)."""
         if not self.enabled:
             return None
         with self._lock:
@@ -58,7 +60,8 @@ class TTLCache:
             if entry is None or entry[0] <= self._clock():
                 if entry is not None:
                     self._drop(key)
-                self.misses += 1
+                if count_miss:
+                    self.misses += 1
                 return None
             self._data.move_to_end(key)
             self.hits += 1

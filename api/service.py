@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any, Protocol
 
 from api.cursors import CursorCodec, fingerprint, invalid_cursor
@@ -100,15 +101,18 @@ def select_sql(
     """The route's statement: its mart's columns, filtered, in its order, keyset-paged."""
     conds: list[str] = []
     args: list[object] = []
+    fixed: set[str] = set()  # columns an equality holds to one value
     for name in route.path_params:
         col = mart.column(name)
         conds.append(f"{name} = {_placeholder(col)}")
         args.append(_bind(col, p[name]))
+        fixed.add(name)
     for f in route.filters:
         col = mart.column(f.column)
         if f.param is not None and p.get(f.param) is not None:
             conds.append(f"{f.column} = {_placeholder(col)}")
             args.append(_bind(col, p[f.param]))
+            fixed.add(f.column)
         for param, op in ((f.range_from, ">="), (f.range_to, "<=")):
             if param is not None and p.get(param) is not None:
                 conds.append(f"{f.column} {op} {_placeholder(col)}")  # bare column: pruning
@@ -129,8 +133,12 @@ def select_sql(
     sql = f"select {', '.join(c.name for c in mart.columns)} from {source}"
     if conds:
         sql += " where " + " and ".join(conds)
-    if route.order_by:
-        sql += " order by " + ", ".join(f"{c}{' desc' if d else ''}" for c, d in route.order_by)
+    # A column the statement holds to one value orders nothing: leaving it out of ORDER BY
+    # gives the same rows in the same order, and spares the engine a sort key (DuckDB sorts
+    # a client's lookup by the id it filters on otherwise; with no key left, no sort at all).
+    order = [(c, d) for c, d in route.order_by if c not in fixed]
+    if order:
+        sql += " order by " + ", ".join(f"{c}{' desc' if d else ''}" for c, d in order)
     if limit is not None:
         sql += f" limit {int(limit)}"  # the only number in the text: the server's own int
     return Statement(sql, tuple(args))
@@ -146,20 +154,26 @@ def _json_array(value: object) -> str:
     return "[" + ",".join(text(i) for i in items) + "]"
 
 
-def _render_value(col: Column, value: object) -> str:
+def _timestamp_text(value: object) -> str:
+    stamp = iso_utc(value)  # type: ignore[arg-type]
+    return "null" if stamp is None else f'"{stamp}"'
+
+
+def _value_renderer(col: Column):
+    """``render(value) -> str``: the JSON text of one value of ``col`` (its kind and scale
+    looked up once, not per value)."""
     if col.json_array:
-        return _json_array(value)
+        return _json_array
     kind = col.kind
     if kind == "int":
-        return integer(value)  # type: ignore[arg-type]
+        return integer
     if kind == "decimal":
-        return num_text(value, col.scale)  # type: ignore[arg-type]
+        return partial(num_text, places=col.scale)
     if kind == "date":
-        return date_text(value)  # type: ignore[arg-type]
+        return date_text
     if kind == "timestamp":
-        stamp = iso_utc(value)  # type: ignore[arg-type]
-        return "null" if stamp is None else f'"{stamp}"'
-    return text(value)  # type: ignore[arg-type]
+        return _timestamp_text
+    return text
 
 
 def item_renderer(mart: ServedMart):
@@ -167,32 +181,43 @@ def item_renderer(mart: ServedMart):
     a nested object at its first column (null when all its columns are null)."""
     position = {c.name: i for i, c in enumerate(mart.columns)}
     nested_in = {col: obj for obj, fields in mart.nest.items() for col in fields.values()}
-    plan: list[tuple[str, object]] = []  # ("col", (key, index, column)) or ("obj", ...)
+    # ("col", (index, '"key":', value renderer)) or ("obj", ('"key":', [fields as for col]))
+    plan: list[tuple[str, object]] = []
     placed: set[str] = set()
     for col in mart.columns:
         obj = nested_in.get(col.name)
         if obj is None:
-            plan.append(("col", (encode_key(col.key), position[col.name], col)))
+            plan.append(
+                ("col", (position[col.name], encode_key(col.key) + ":", _value_renderer(col)))
+            )
         elif obj not in placed:
             placed.add(obj)
             fields = [
-                (encode_key(f), position[c], mart.column(c)) for f, c in mart.nest[obj].items()
+                (position[c], encode_key(f) + ":", _value_renderer(mart.column(c)))
+                for f, c in mart.nest[obj].items()
             ]
-            plan.append(("obj", (encode_key(obj), fields)))
+            plan.append(("obj", (encode_key(obj) + ":", fields)))
+    flat = [spec for what, spec in plan if what == "col"]
+    if len(flat) == len(plan):  # no nested object: one pass over the columns
+
+        def render_flat(row: Sequence[object]) -> Num:
+            return Num("{" + ",".join([k + f(row[i]) for i, k, f in flat]) + "}")  # type: ignore[misc]
+
+        return render_flat
 
     def render(row: Sequence[object]) -> Num:
         parts = []
         for what, spec in plan:
             if what == "col":
-                key, i, col = spec  # type: ignore[misc]
-                parts.append(f"{key}:{_render_value(col, row[i])}")
+                i, key, fn = spec  # type: ignore[misc]
+                parts.append(key + fn(row[i]))
             else:
                 key, fields = spec  # type: ignore[misc]
-                if all(row[i] is None for _k, i, _c in fields):
-                    parts.append(f"{key}:null")
+                if all(row[i] is None for i, _k, _f in fields):
+                    parts.append(key + "null")
                 else:
-                    inner = ",".join(f"{k}:{_render_value(c, row[i])}" for k, i, c in fields)
-                    parts.append(f"{key}:{{{inner}}}")
+                    inner = ",".join([k + f(row[i]) for i, k, f in fields])
+                    parts.append(key + "{" + inner + "}")
         return Num("{" + ",".join(parts) + "}")
 
     return render

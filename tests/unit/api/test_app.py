@@ -230,3 +230,31 @@ def test_cache_counts_hits_and_misses(api_get, api_unit_app):
     assert api_unit_app.cache.stats()["hits"] == 1
     doc = api_unit_app.metrics.emf()  # what the metrics log line carries
     assert (doc["CacheHits"], doc["CacheMisses"]) == (1, 2)
+
+
+def test_handle_cached_answers_only_what_needs_no_query(api_unit_app):
+    # Given an app with an empty cache
+    app = api_unit_app
+    app.metrics.emf()  # start from zero
+    key = {"x-api-key": API_UNIT_KEY}
+    products = Request("GET", "/products", (), key)
+    # When a data route is not cached yet / Then the fast path declines, counting nothing
+    assert app.handle_cached(products) is None
+    assert app.cache.stats()["misses"] == 0
+    assert app.metrics.emf() is None  # no request counted yet
+    # When the full path has answered it once / Then the fast path gives the same answer
+    full = app.handle(products)
+    cached = app.handle_cached(products)
+    assert cached is not None
+    assert (cached.status, cached.body, cached.headers) == (full.status, full.body, full.headers)
+    assert (app.cache.stats()["hits"], app.cache.stats()["misses"]) == (1, 1)
+    # Refusals and the app's own routes need no query either
+    _error(app.handle_cached(Request("GET", "/products")), 403, "forbidden")
+    _error(
+        app.handle_cached(Request("GET", "/orders", (("limit", "0"),), key)),
+        400,
+        "invalid_parameter",
+    )
+    health = app.handle_cached(Request("GET", "/health"))
+    assert health is not None and health.status == 200
+    assert app.handle_cached(Request("GET", "/clients/13", (), key)) is None

@@ -431,3 +431,21 @@ def test_the_build_check_runs_off_the_request_path_and_a_failure_keeps_the_build
     checking.join(5)
     # And the failed check (the table was being replaced) left the build in service
     assert backend.snapshot().build_id == "b1"
+
+
+def test_order_by_leaves_out_columns_an_equality_fixes():
+    from api.backends.athena import AthenaSnapshot
+
+    snap = AthenaSnapshot(None, SCHEMA, "b", None, marts=MARTS.values())
+    # Given a client's lookup: its only order column is the id it is filtered on
+    sql, params = statement(snap, "client", {"client_id": 13}, limit=2)
+    # Then no ORDER BY at all (at most one row), and the filter is still there
+    assert "order by" not in sql and "client_id = ?" in sql and params == [13]
+    # Given a client's orders, and /orders filtered by a client: order_id still orders them
+    sql, _ = statement(snap, "client_orders", {"client_id": 13, "limit": 5}, [7], 6)
+    assert sql.endswith(" order by order_id limit 6") and "(order_id > ?)" in sql
+    sql, _ = statement(snap, "orders", {"client_id": 13, "limit": 5}, limit=6)
+    assert sql.endswith(" order by order_id limit 6")
+    # Given /clients (nothing fixed): its whole declared order
+    sql, _ = statement(snap, "clients", {"limit": 5}, limit=6)
+    assert sql.endswith(" order by total_spend desc, client_id limit 6")
