@@ -54,6 +54,7 @@ class TwinAccount:
     raw_database: str
     analytics_database: str
     work_group: WorkGroup
+    tier_tag: str  # the LF-tag key (the template's TierTag) the build sets on the served marts
 
     @property
     def twin(self) -> AthenaTwin:
@@ -80,6 +81,7 @@ class TwinAccount:
             "DUFF_GLUE_DATABASE": self.raw_database,
             "DUFF_ATHENA_S3_STAGING_DIR": f"s3://{self.results_bucket}/dbt/",
             "DUFF_ATHENA_S3_DATA_DIR": self.data_dir,
+            "DUFF_LF_TIER_TAG": self.tier_tag,
         }
 
     def land(self, lake_root: Path) -> None:
@@ -109,6 +111,12 @@ class TwinAccount:
     def client(self, service: str):
         return _session().client(service, endpoint_url=self.endpoint)
 
+    def lf_tags(self, name: str) -> dict[str, list[str]]:
+        """The LF-tags on a table or view of the analytics database (moto's Lake Formation)."""
+        resource = {"Table": {"DatabaseName": self.analytics_database, "Name": name}}
+        found = self.client("lakeformation").get_resource_lf_tags(Resource=resource)
+        return {t["TagKey"]: t["TagValues"] for t in found.get("LFTagsOnTable", [])}
+
     def glue_table(self, name: str) -> dict | None:
         glue = self.client("glue")
         try:
@@ -121,6 +129,28 @@ def _session() -> boto3.Session:
     return boto3.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
     )
+
+
+def _moto_reads_untagged_tables() -> None:
+    """moto 5.2's GetResourceLFTags answers 500 (a KeyError) for a table that has no LF-tag
+    yet, where Lake Formation answers an empty list; dbt-athena's add_lf_tags asks it first
+    for every table it tags. The moto server runs in this process (tests/conftest.py), so its
+    backend is corrected here, once: an untagged table reads as one without tags."""
+    from moto.lakeformation import models
+
+    original = models.LakeFormationBackend.get_resource_lf_tags
+    if getattr(original, "reads_untagged_tables", False):
+        return
+
+    def get_resource_lf_tags(self, catalog_id, resource):
+        table = resource.get("Table")
+        if table is not None:
+            key = (table.get("CatalogId", self.account_id), table["DatabaseName"], table["Name"])
+            self.lf_table_tags.setdefault(key, [])
+        return original(self, catalog_id, resource)
+
+    get_resource_lf_tags.reads_untagged_tables = True
+    models.LakeFormationBackend.get_resource_lf_tags = get_resource_lf_tags
 
 
 def open_account(endpoint: str, work_group: WorkGroup | None = None) -> TwinAccount:
@@ -138,13 +168,19 @@ def open_account(endpoint: str, work_group: WorkGroup | None = None) -> TwinAcco
     glue.create_database(
         DatabaseInput={"Name": analytics_db, "LocationUri": f"s3://{lake}/warehouse/"}
     )
+    # the template's TierTag, one key per account (moto keeps one tag list per server)
+    _moto_reads_untagged_tables()
+    tier_tag = f"duff_{suffix}_tier"
+    session.client("lakeformation", endpoint_url=endpoint).create_lf_tag(
+        TagKey=tier_tag, TagValues=["raw", "core", "served"]
+    )
     if work_group is None:
         work_group = template_work_group(
             "DbtWorkGroup", {"AthenaResultsBucket": results, "LakeBucket": lake}
         )
     twin = AthenaTwin(endpoint, [work_group])
     server = TwinServer(twin).__enter__()
-    return TwinAccount(endpoint, server, lake, results, raw_db, analytics_db, work_group)
+    return TwinAccount(endpoint, server, lake, results, raw_db, analytics_db, work_group, tier_tag)
 
 
 def dbt_environment(account: TwinAccount, lake_root: Path) -> dict[str, str]:
