@@ -9,6 +9,12 @@
   request gets 504.
 - Date filters compare ``pa_date`` directly, so mart_orders and mart_daily_sales (partitioned
   on pa_date) are pruned to the asked days.
+- One build per request: the dbt build writes each served mart as a table of its build,
+  ``<mart>__b<tag>`` (macros/served_builds.sql), and ``mart_build_info`` last, naming the build.
+  A snapshot queries the tables of the build mart_build_info named when it was read, so a
+  switch is that one pointer change: a request never mixes marts of two builds, during a
+  build or after one that failed half-way (the build keeps the previous build's tables too,
+  for the requests still on it).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ log = logging.getLogger("duff.api.athena")
 SERVED_JSON = Path(__file__).resolve().parents[1] / "served.json"
 
 _SAFE_BUILD_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# a dbt invocation_id; its tag names the build's tables (macros/served_builds.sql)
+_INVOCATION_ID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$", re.I)
 _RUNNING = ("QUEUED", "RUNNING")
 _THROTTLED = ("TooManyRequestsException", "ThrottlingException")
 
@@ -192,6 +200,15 @@ class AthenaClient:
                 return rows
 
 
+def build_tag(build_id: str) -> str | None:
+    """The suffix of a build's tables, ``<mart>__b<tag>``: the first 12 hex digits of the
+    build's dbt invocation_id, as macros/served_builds.sql (served_build_tag) names them; None
+    for a build id that is not an invocation id."""
+    if not _INVOCATION_ID.match(build_id):
+        return None
+    return build_id.replace("-", "").lower()[:12]
+
+
 def load_marts(path: Path = SERVED_JSON) -> list[ServedMart]:
     """The served-mart declarations the Lambda zip carries (``make package`` writes them from
     the models' yml); from the dbt project itself when run from a checkout."""
@@ -212,6 +229,7 @@ class AthenaSnapshot:
         built_at=None,
         marts: Sequence[ServedMart] = (),
         deadline: float | None = None,
+        per_build: bool = True,
     ) -> None:
         self.marts = {m.name: m for m in marts}
         self.deadline = deadline
@@ -220,10 +238,16 @@ class AthenaSnapshot:
         self.build_id = build_id
         self.data_as_of = data_as_of
         self.built_at = built_at
+        self.per_build = per_build
+        self.build_tag = build_tag(build_id) if per_build else None
         tag = build_id if _SAFE_BUILD_ID.match(build_id) else "unknown"
         self._tag = f"/* duff build {tag} */ "
 
     def table(self, name: str, key: Sequence[str] = ()) -> str:
+        """A served mart of this build: its table ``<mart>__b<tag>``; the view ``<mart>``
+        (the current build) only for a build id that names no tables."""
+        if self.build_tag is not None and name in self.marts:
+            return f'"{self._schema}"."{name}__b{self.build_tag}"'
         return f'"{self._schema}"."{name}"'
 
     def for_request(self) -> AthenaSnapshot:
@@ -236,6 +260,7 @@ class AthenaSnapshot:
             self.built_at,
             tuple(self.marts.values()),
             self._runner.deadline(),
+            self.per_build,
         )
 
     def query(self, sql: str, params: Sequence[object]) -> list[tuple]:
@@ -336,8 +361,29 @@ class AthenaBackend:
         )
         if (current is None or current.build_id != build_id) and newer:
             self._snap = AthenaSnapshot(
-                self.runner, self.schema, build_id, data_as_of, built_at, self.marts
+                self.runner,
+                self.schema,
+                build_id,
+                data_as_of,
+                built_at,
+                self.marts,
+                per_build=self._has_build_tables(build_id),
             )
+
+    def _has_build_tables(self, build_id: str) -> bool:
+        """Whether the build's tables exist (one query when a new build is seen). A build made
+        before per-build tables (the first after this code is deployed names none yet) is
+        served from the views ``<mart>``, which are its tables then."""
+        tag = build_tag(build_id)
+        if tag is None or not self.marts:
+            return False
+        probe = f'"{self.schema}"."{self.marts[0].name}__b{tag}"'
+        try:
+            self.runner.run(f"select * from {probe} limit 0", [], reuse=False)
+        except AthenaQueryError:
+            log.warning("build %s has no table %s; serving the views", build_id, probe)
+            return False
+        return True
 
     def close(self) -> None:
         pass

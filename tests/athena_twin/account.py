@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +132,28 @@ def _session() -> boto3.Session:
     )
 
 
+def _moto_reads_untagged_tables() -> None:
+    """moto 5.2's GetResourceLFTags answers 500 (a KeyError) for a table that has no LF-tag
+    yet, where Lake Formation answers an empty list; dbt-athena's add_lf_tags asks it first
+    for every table it tags. The moto server runs in this process (tests/conftest.py), so its
+    backend is corrected here, once: an untagged table reads as one without tags."""
+    from moto.lakeformation import models
+
+    original = models.LakeFormationBackend.get_resource_lf_tags
+    if getattr(original, "reads_untagged_tables", False):
+        return
+
+    def get_resource_lf_tags(self, catalog_id, resource):
+        table = resource.get("Table")
+        if table is not None:
+            key = (table.get("CatalogId", self.account_id), table["DatabaseName"], table["Name"])
+            self.lf_table_tags.setdefault(key, [])
+        return original(self, catalog_id, resource)
+
+    get_resource_lf_tags.reads_untagged_tables = True
+    models.LakeFormationBackend.get_resource_lf_tags = get_resource_lf_tags
+
+
 def open_account(endpoint: str, work_group: WorkGroup | None = None) -> TwinAccount:
     """Buckets, databases and the dbt work group of the template, in moto, with the twin
     serving Athena. Close it with ``account.server.__exit__()``."""
@@ -158,7 +179,7 @@ def open_account(endpoint: str, work_group: WorkGroup | None = None) -> TwinAcco
             Resource={"Database": {"Name": database}},
             LFTags=[{"TagKey": tier_tag, "TagValues": [tier]}],
         )
-    _untagged_tables_answer_no_tags()
+    _moto_reads_untagged_tables()
     if work_group is None:
         work_group = template_work_group(
             "DbtWorkGroup", {"AthenaResultsBucket": results, "LakeBucket": lake}
@@ -166,19 +187,6 @@ def open_account(endpoint: str, work_group: WorkGroup | None = None) -> TwinAcco
     twin = AthenaTwin(endpoint, [work_group])
     server = TwinServer(twin).__enter__()
     return TwinAccount(endpoint, server, lake, results, raw_db, analytics_db, work_group, tier_tag)
-
-
-def _untagged_tables_answer_no_tags() -> None:
-    """moto 5.2's GetResourceLFTags raises KeyError (a 500) for a table that was never
-    tagged, where Lake Formation answers with no tags; dbt-athena asks exactly that before
-    tagging a new table. The moto server runs in this process (tests/conftest.py), so its
-    backend's table-tag map answers an unknown table with an empty list instead."""
-    from moto.lakeformation.models import lakeformation_backends
-
-    for region in ("us-east-1",):
-        backend = lakeformation_backends["123456789012"][region]
-        if not isinstance(backend.lf_table_tags, defaultdict):
-            backend.lf_table_tags = defaultdict(list, backend.lf_table_tags)
 
 
 AUDIT_SITE = Path(__file__).resolve().parents[1] / "support" / "audit_site"

@@ -1,12 +1,12 @@
 {#- Locally a view: writing the join of every order into a DuckDB table on every build costs
     more than evaluating it in its readers (its batch-scoped tests and the export, which
-    read a few orders or days of it). On Athena a table, which the API queries directly,
-    partitioned by pa_date so the API's day filters (/orders?from=&to=) read only those days. Not `ha`:
-    dbt-athena's swap_table deletes then re-adds a partitioned table's partitions in batches
-    (a reader meets missing days), and reads each partition's Glue `Parameters`, which a
-    partition need not carry (KeyError on the Athena twin). -#}
+    read a few orders or days of it). On Athena a table of its build like every served mart
+    (macros/served_builds.sql: served_table), partitioned by pa_date so the API's day filters
+    (/orders?from=&to=) read only those days. A new table per build, never swapped in place:
+    dbt-athena's `ha` swap_table deletes then re-adds a partitioned table's partitions in
+    batches (a reader meets missing days). -#}
 {{ config(
-    materialized='view' if target.type == 'duckdb' else 'table',
+    materialized='view' if target.type == 'duckdb' else 'served_table',
     partitioned_by=none if target.type == 'duckdb' else ['pa_date'],
     ha=false,
 ) }}

@@ -261,20 +261,36 @@ def test_the_sanity_check_itself_catches_duckdb_sql():
     }
 
 
-def test_served_marts_swap_in_place_and_mart_orders_is_partitioned_by_day(athena_compiles):
+def test_served_marts_are_tables_of_their_build_and_the_pointer_swaps_in_place(athena_compiles):
     # Given the manifest of the Athena compile
     import json
 
-    manifest = json.loads((athena_compiles["first"].parents[1] / "manifest.json").read_text())
+    first = athena_compiles["first"]
+    manifest = json.loads((first.parents[1] / "manifest.json").read_text())
     served = {
         n["name"]: n["config"]
         for n in manifest["nodes"].values()
         if n["resource_type"] == "model" and "served" in n["fqn"]
     }
-    # Then every served mart is swapped in place (dbt-athena `ha`: never dropped, so the API
-    # never meets TABLE_NOT_FOUND during a build) but mart_orders, which is partitioned by
-    # pa_date (ha's partition swap fails on it: see mart_orders.sql)
-    swapped = {n for n, c in served.items() if c.get("ha") is True}
-    assert served and swapped == set(served) - {"mart_orders"}, served
+    # Then every served mart is a table of its build (macros/served_builds.sql), mart_orders
+    # partitioned by pa_date, and mart_build_info, the pointer the API reads, a table swapped
+    # in place (dbt-athena `ha`: never dropped, so the API never meets TABLE_NOT_FOUND)
+    per_build = {n for n, c in served.items() if c["materialized"] == "served_table"}
+    assert served and per_build == set(served) - {"mart_build_info"}, served
+    assert served["mart_build_info"]["materialized"] == "table"
+    assert served["mart_build_info"]["ha"] is True
     assert served["mart_orders"]["partitioned_by"] == ["pa_date"]
-    assert served["mart_orders"]["materialized"] == "table"
+    # and mart_build_info follows every served mart, the quality marts included
+    info = next(
+        n for n in manifest["nodes"].values() if n["unique_id"] == "model.duff.mart_build_info"
+    )
+    assert {f"model.duff.{n}" for n in per_build} <= set(info["depends_on"]["nodes"])
+    # and the data tests of a served mart read the table this build writes, not the view
+    tests = (first / "models/marts/served").rglob("*.sql")
+    reads = {
+        m.group(1)
+        for path in tests
+        if "mart_orders" in path.name and path.parent.name != "served"
+        for m in re.finditer(r'"(mart_orders(?:__b[0-9a-f]{12})?)"', path.read_text())
+    }
+    assert reads and all(r.startswith("mart_orders__b") for r in reads), reads

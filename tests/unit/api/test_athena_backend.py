@@ -1,6 +1,7 @@
 """The Athena adapter with botocore's Stubber: parameters, result reuse, backoff, timeout."""
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import boto3
@@ -449,3 +450,64 @@ def test_order_by_leaves_out_columns_an_equality_fixes():
     # Given /clients (nothing fixed): its whole declared order
     sql, _ = statement(snap, "clients", {"limit": 5}, limit=6)
     assert sql.endswith(" order by total_spend desc, client_id limit 6")
+
+
+INVOCATION = "5f0c2a9e-1b7d-4c3e-9a8f-0123456789ab"
+
+
+def test_a_build_is_served_from_its_own_tables():
+    from api.backends.athena import AthenaSnapshot, build_tag
+
+    # Given a build named by its dbt invocation id
+    snap = AthenaSnapshot(None, SCHEMA, INVOCATION, None, marts=MARTS.values())
+    # Then every statement reads the tables of that build (macros/served_builds.sql names them)
+    assert build_tag(INVOCATION) == "5f0c2a9e1b7d"
+    for sql, _ in _all_statements(snap):
+        names = set(re.findall(rf'"{SCHEMA}"\."(\w+)"', sql))
+        assert names and all(n.endswith("__b5f0c2a9e1b7d") for n in names), sql
+    # and a build id that is no invocation id names no tables: the views
+    assert build_tag("b1") is None
+    plain = AthenaSnapshot(None, SCHEMA, "b1", None, marts=MARTS.values())
+    assert plain.table("mart_orders") == f'"{SCHEMA}"."mart_orders"'
+
+
+class ProbedRunner(ScriptedRunner):
+    """Build info from a script; the probe of a build's tables fails for builds in ``missing``."""
+
+    def __init__(self, fake, infos, missing=()):
+        super().__init__(fake, infos)
+        self.missing = set(missing)
+        self.probes = []
+
+    def run(self, sql, params, *, reuse=True, deadline=None):
+        if sql.endswith(" limit 0"):
+            self.probes.append(sql)
+            if any(f"__b{tag}" in sql for tag in self.missing):
+                raise AthenaQueryError("TABLE_NOT_FOUND")
+            return []
+        return super().run(sql, params, reuse=reuse, deadline=deadline)
+
+
+def test_a_build_without_tables_of_its_own_is_served_from_the_views():
+    # Given the last build made before per-build tables (no <mart>__b<tag> exists), then one
+    # made after
+    fake = FakeTime()
+    later = INVOCATION.replace("5f0c", "6a1d")
+    infos = [
+        (INVOCATION, dt.datetime(2024, 4, 1, tzinfo=dt.UTC), None),
+        (later, dt.datetime(2024, 4, 2, tzinfo=dt.UTC), None),
+    ]
+    r = ProbedRunner(fake, infos, missing={"5f0c2a9e1b7d"})
+    backend = AthenaBackend(
+        r, SCHEMA, clock=fake.clock, marts=MARTS.values(), check_in_background=False
+    )
+    # When each is seen / Then one probe each; the first is read from the views, the second
+    # from its own tables
+    first = backend.snapshot()
+    assert first.table("mart_orders") == f'"{SCHEMA}"."mart_orders"'
+    fake.now += 11
+    second = backend.snapshot()
+    assert second.table("mart_orders") == f'"{SCHEMA}"."mart_orders__b6a1d2a9e1b7d"'
+    assert len(r.probes) == 2
+    # and a request keeps its build's tables
+    assert second.for_request().table("mart_client_sales").endswith('__b6a1d2a9e1b7d"')

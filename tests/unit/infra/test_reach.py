@@ -26,7 +26,11 @@ LAKE_AREAS = [
 ]
 INGEST_WRITES = {a for a in LAKE_AREAS if a not in ("warehouse/", "dbt-docs/")}
 WORK_GROUPS = ["ApiWorkGroup", "DbtWorkGroup", "AnalystsWorkGroup", "DataScienceWorkGroup"]
-TABLES = ["raw.raw_orders", "analytics.fact_orders", "analytics.mart_daily_sales"]
+#: A served mart is a table of its build under a view of its name (macros/served_builds.sql):
+#: the API reads the build's table, ``<mart>__b<tag>``, which every grant of the view covers.
+PER_BUILD = "analytics.mart_daily_sales__b0123456789ab"
+TABLES = ["raw.raw_orders", "analytics.fact_orders", "analytics.mart_daily_sales", PER_BUILD]
+MARTS = {"analytics.fact_orders", "analytics.mart_daily_sales", PER_BUILD}
 
 #: role -> (lake areas read, lake areas written, tables read, tables changed, work groups)
 REACH: dict[str, tuple[set[str], set[str], set[str], set[str], set[str]]] = {
@@ -36,20 +40,20 @@ REACH: dict[str, tuple[set[str], set[str], set[str], set[str], set[str]]] = {
         {"raw/orders/", "manifests/", "rejects/orders/", "warehouse/", "dbt-docs/"},
         {"warehouse/", "dbt-docs/"},
         set(TABLES),
-        {"analytics.fact_orders", "analytics.mart_daily_sales"},
+        MARTS,
         {"DbtWorkGroup"},
     ),
     "ApiRole": (
         {"warehouse/"},
         set(),
-        {"analytics.fact_orders", "analytics.mart_daily_sales"},
+        MARTS,
         set(),
         {"ApiWorkGroup"},
     ),
     "AnalystsRole": (
         {"warehouse/"},
         set(),
-        {"analytics.fact_orders", "analytics.mart_daily_sales"},
+        MARTS,
         set(),
         {"AnalystsWorkGroup"},
     ),
@@ -73,7 +77,7 @@ REACH: dict[str, tuple[set[str], set[str], set[str], set[str], set[str]]] = {
     "RedshiftSpectrumRole": (
         {"warehouse/"},
         set(),
-        {"analytics.fact_orders", "analytics.mart_daily_sales"},
+        MARTS,
         set(),
         set(),
     ),
@@ -165,6 +169,25 @@ def test_each_role_reaches_exactly_its_row(world, role):
     )
     # And listing follows reading: a role lists exactly the lake areas it reads
     assert listed == reads
+
+
+def test_the_dbt_build_drops_past_builds_and_the_api_cannot(world):
+    # Given a per-build table of a past build and its data under warehouse/
+    _, res, _ = world
+    analytics = res.properties("AnalyticsDatabase")["DatabaseInput"]["Name"]
+    lake = res.properties("LakeBucket")["BucketName"]
+    table = f"arn:aws:glue:us-east-1:123456789012:table/{analytics}/{PER_BUILD.split('.')[1]}"
+    data = f"arn:aws:s3:::{lake}/warehouse/{analytics}/mart_daily_sales__b0123456789ab/x/y"
+    database = f"arn:aws:glue:us-east-1:123456789012:database/{analytics}"
+    # Then the dbt build lists the schema, drops the table and deletes its data (the on-run-end
+    # of macros/served_builds.sql), and the API role, which reads it, can do neither
+    for action, resource in (
+        ("glue:GetTables", database),
+        ("glue:DeleteTable", table),
+        ("s3:DeleteObject", data),
+    ):
+        assert allowed(world, "DbtBuildRole", action, resource), action
+        assert not allowed(world, "ApiRole", action, resource) or action == "glue:GetTables"
 
 
 #: The dbt work group alone does not enforce its configuration (issue 12, defect 2): under an

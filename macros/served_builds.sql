@@ -1,0 +1,185 @@
+{#- The atomic switch between builds on Athena (docs/serving.md, "Athena: one build per
+    request").
+
+    Each served mart (the served folder, but mart_build_info) is built as a per-build table
+    `<mart>__b<tag>`, tag = served_build_tag(invocation_id); `mart_build_info`, built last, is
+    the pointer: the API reads it and queries the tables of the build it names, so a switch is
+    the one Glue update that replaces mart_build_info. `<mart>` is a view over the current
+    build's table for analysts, re-pointed by the on-run-end hook once the pointer moved; the
+    same hook drops the per-build tables (Glue and S3) older than the previous build, and the
+    tables of a build that failed before the pointer moved. On DuckDB nothing here applies:
+    the local API serves a complete build directory (python -m export). -#}
+
+{% macro served_build_tag(build_id=none) -%}
+  {#- The short form of a build id (dbt's invocation_id) that names its tables: its first 12
+      hex digits. api/backends/athena.py (build_tag) derives the same from mart_build_info. -#}
+  {{- return(((build_id or invocation_id) | replace('-', '') | lower)[:12]) -}}
+{%- endmacro %}
+
+
+{% macro served_build_relation(relation, tag=none) -%}
+  {{- return(relation.incorporate(
+        path={'identifier': relation.identifier ~ '__b' ~ (tag or served_build_tag())},
+        type='table')) -}}
+{%- endmacro %}
+
+
+{% macro is_served_table(node) -%}
+  {{- return(node.resource_type == 'model' and node.config.materialized == 'served_table') -}}
+{%- endmacro %}
+
+
+{#- ref() on Athena: a served mart built in this invocation is its table of this build (its
+    data tests and mart_build_info's checks read what this build wrote, not the view of the
+    build being served); one not selected is the view (the current build). Elsewhere, and at
+    parse time, dbt's own ref. -#}
+{% macro ref() -%}
+  {%- set relation = builtins.ref(*varargs, **kwargs) -%}
+  {%- if execute and target.type == 'athena' and relation is not none -%}
+    {%- for node in graph.nodes.values()
+        if is_served_table(node) and node.alias == relation.identifier
+           and node.unique_id in selected_resources -%}
+      {%- do return(served_build_relation(relation)) -%}
+    {%- endfor -%}
+  {%- endif -%}
+  {{- return(relation) -}}
+{%- endmacro %}
+
+
+{#- A served mart on Athena: dbt-athena's own table creation (safe_create_table_as: the
+    partitioning, location under s3_data_dir, contract check and batching of the `table`
+    materialization) into `<mart>__b<tag>`, never replacing a table a reader may be using;
+    tagged with the model's lf_tags_config. -#}
+{% materialization served_table, adapter='athena' -%}
+  {%- set target_relation = served_build_relation(api.Relation.create(
+        identifier=model['alias'], schema=schema, database=database, type='table')) -%}
+  {%- set lf_tags_config = config.get('lf_tags_config') -%}
+  {%- set force_batch = config.get('force_batch', False) | as_bool -%}
+  {%- set language = model['language'] -%}
+  {%- if language != 'sql' -%}
+    {% do exceptions.raise_compiler_error('served_table builds SQL models only') %}
+  {%- endif -%}
+  {%- if resolve_table_type() != 'hive' -%}
+    {% do exceptions.raise_compiler_error('served_table builds Hive tables only') %}
+  {%- endif -%}
+
+  {{ run_hooks(pre_hooks) }}
+
+  {#- a table of this very build exists only if this invocation retried the model -#}
+  {%- set leftover = adapter.get_relation(database=database, schema=schema,
+                                          identifier=target_relation.identifier) -%}
+  {%- if leftover is not none -%}
+    {%- do drop_relation(leftover) -%}
+  {%- endif -%}
+  {%- set query_result = safe_create_table_as(False, target_relation, compiled_code, language, force_batch) -%}
+  {{ set_table_classification(target_relation) }}
+
+  {% call statement('main') -%}
+    SELECT '{{ query_result }}';
+  {%- endcall %}
+
+  {{ run_hooks(post_hooks) }}
+
+  {% if lf_tags_config is not none %}
+    {{ adapter.add_lf_tags(target_relation, lf_tags_config) }}
+  {% endif %}
+
+  {% do persist_docs(target_relation, model) %}
+
+  {{ return({'relations': [target_relation]}) }}
+{%- endmaterialization %}
+
+
+{#- mart_build_info moves the pointer: on Athena only when this invocation builds every served
+    table (a partial selection would name a build whose tables do not all exist), and only
+    after them (its -- depends_on comments); a compile of it alone is fine. -#}
+{% macro assert_every_served_table_selected() -%}
+  {%- if execute and target.type == 'athena' and flags.WHICH in ('run', 'build', 'retry') -%}
+    {%- set missing, unordered = [], [] -%}
+    {%- for node in graph.nodes.values() if is_served_table(node) -%}
+      {%- if node.unique_id not in selected_resources -%}
+        {%- do missing.append(node.name) -%}
+      {%- endif -%}
+      {%- if node.unique_id not in model.depends_on.nodes -%}
+        {%- do unordered.append(node.name) -%}
+      {%- endif -%}
+    {%- endfor -%}
+    {%- if missing -%}
+      {% do exceptions.raise_compiler_error(
+          'mart_build_info names a build on Athena: select every served mart with it (missing: '
+          ~ missing | join(', ') ~ ')') %}
+    {%- endif -%}
+    {%- if unordered -%}
+      {% do exceptions.raise_compiler_error(
+          'mart_build_info must follow every served mart: add a -- depends_on comment for '
+          ~ unordered | join(', ')) %}
+    {%- endif -%}
+  {%- endif -%}
+{%- endmacro %}
+
+
+{#- on-run-end: point each served view at the build mart_build_info names, then drop every
+    per-build table but that build's and the previous one's (queries in flight on it finish). -#}
+{% macro switch_served_builds() -%}
+  {%- if not execute or target.type != 'athena' -%}
+    {{- return('') -}}
+  {%- endif -%}
+  {%- set pointer = adapter.get_relation(database=target.database, schema=target.schema,
+                                         identifier='mart_build_info') -%}
+  {%- if pointer is none -%}
+    {{- return('') -}}
+  {%- endif -%}
+  {%- set build_ids = run_query('select build_id from ' ~ pointer).columns[0].values() -%}
+  {%- if build_ids | length != 1 -%}
+    {{- return('') -}}
+  {%- endif -%}
+  {%- set current = served_build_tag(build_ids[0]) -%}
+  {%- set schema_relation = api.Relation.create(database=target.database, schema=target.schema) -%}
+  {%- set existing = adapter.list_relations_without_caching(schema_relation) -%}
+  {%- for node in graph.nodes.values() if is_served_table(node) -%}
+    {%- set view = api.Relation.create(database=node.database, schema=node.schema,
+                                       identifier=node.alias, type='view') -%}
+    {%- set current_table = served_build_relation(view, current) -%}
+    {%- set tables = {} -%}
+    {%- set old = [] -%}
+    {%- for relation in existing -%}
+      {%- if relation.identifier == node.alias -%}
+        {%- do old.append(relation) -%}
+      {%- elif relation.identifier.startswith(node.alias ~ '__b')
+          and modules.re.fullmatch('[0-9a-f]{12}', relation.identifier[node.alias | length + 3:]) -%}
+        {%- do tables.update({relation.identifier: relation}) -%}
+      {%- endif -%}
+    {%- endfor -%}
+    {%- if current_table.identifier in tables -%}
+      {#- the view; a table of that name (before per-build tables) makes way for it once -#}
+      {%- if old and not old[0].is_view -%}
+        {%- do drop_relation_glue(old[0]) -%}
+      {%- endif -%}
+      {% call statement('switch_' ~ node.alias, auto_begin=False) -%}
+        create or replace view {{ view }} as select * from {{ current_table }}
+      {%- endcall %}
+      {%- if node.config.lf_tags_config is not none -%}
+        {%- do adapter.add_lf_tags(view, node.config.lf_tags_config) -%}
+      {%- endif -%}
+      {#- keep the newest table created before the current one (the previous build) -#}
+      {%- set created = {} -%}
+      {%- for name, relation in tables.items() -%}
+        {%- do created.update({name: adapter.get_glue_table(relation)['Table']['CreateTime']}) -%}
+      {%- endfor -%}
+      {%- set since = created[current_table.identifier] -%}
+      {%- set ns = namespace(previous=none, at=none) -%}
+      {%- for name, at in created.items() -%}
+        {%- if at < since and (ns.at is none or at > ns.at) -%}
+          {%- set ns.previous = name -%}
+          {%- set ns.at = at -%}
+        {%- endif -%}
+      {%- endfor -%}
+      {%- set keep = [current_table.identifier, ns.previous] -%}
+      {%- for name, relation in tables.items() if name not in keep -%}
+        {%- do log('dropping ' ~ name ~ ' (build ' ~ name[-12:] ~ ', not current or previous)', info=true) -%}
+        {%- do drop_relation_glue(relation) -%}
+      {%- endfor -%}
+    {%- endif -%}
+  {%- endfor -%}
+  {{- return('') -}}
+{%- endmacro %}
