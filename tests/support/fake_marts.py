@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from api.declarations import from_project, to_json
+from export.__main__ import ROW_GROUP
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANNELS = ("Retail", "Online", "B2B")
@@ -189,13 +190,13 @@ def write_build(
             if mart.name not in _MARTS_SQL:  # e.g. the quality marts: no rows from orders
                 cols = ", ".join(f"null::{c.data_type} as {c.name}" for c in mart.columns)
                 con.execute(f"create table {mart.name} as select {cols} limit 0")
-        for mart in from_project(ROOT):  # as python -m export writes them: sorted, 16 k groups
+        for mart in from_project(ROOT):  # as python -m export writes them: sorted, its groups
             for name, order in mart.sorted_copies().items():
                 order_sql = ", ".join(f"{c}{' desc' if d else ''}" for c, d in order)
                 path = str(out / f"{name}.parquet").replace("'", "''")
                 con.execute(
                     f"copy (select * from {mart.name} order by {order_sql}) to '{path}'"
-                    " (format parquet, row_group_size 16384)"
+                    f" (format parquet, row_group_size {ROW_GROUP})"
                 )
         if write_success:
             path = str(out / "_SUCCESS.parquet").replace("'", "''")
