@@ -29,27 +29,13 @@
 {%- endmacro %}
 
 
-{#- ref() on Athena: a served mart built in this invocation is its table of this build (its
-    data tests and mart_build_info's checks read what this build wrote, not the view of the
-    build being served); one not selected is the view (the current build). Elsewhere, and at
-    parse time, dbt's own ref. -#}
-{% macro ref() -%}
-  {%- set relation = builtins.ref(*varargs, **kwargs) -%}
-  {%- if execute and target.type == 'athena' and relation is not none -%}
-    {%- for node in graph.nodes.values()
-        if is_served_table(node) and node.alias == relation.identifier
-           and node.unique_id in selected_resources -%}
-      {%- do return(served_build_relation(relation)) -%}
-    {%- endfor -%}
-  {%- endif -%}
-  {{- return(relation) -}}
-{%- endmacro %}
-
-
 {#- A served mart on Athena: dbt-athena's own table creation (safe_create_table_as: the
     partitioning, location under s3_data_dir, contract check and batching of the `table`
     materialization) into `<mart>__b<tag>`, never replacing a table a reader may be using;
-    tagged with the model's lf_tags_config. -#}
+    then the view `<mart>` over it, so what refs the mart in this build (its data tests,
+    mart_build_info, analysts) reads this build's rows through dbt's own ref. The API does
+    not read the views (it follows mart_build_info), and the on-run-end hook points them back
+    at the pointer's build if this build fails. Both tagged with the model's lf_tags_config. -#}
 {% materialization served_table, adapter='athena' -%}
   {%- set target_relation = served_build_relation(api.Relation.create(
         identifier=model['alias'], schema=schema, database=database, type='table')) -%}
@@ -86,8 +72,29 @@
 
   {% do persist_docs(target_relation, model) %}
 
+  {{ point_served_view(target_relation, model['alias'], lf_tags_config) }}
+
   {{ return({'relations': [target_relation]}) }}
 {%- endmaterialization %}
+
+
+{#- `<mart>` as a view over ``table``; a plain table of that name (from before per-build
+    tables) makes way for it once (its Glue entry; its data is left where it was). -#}
+{% macro point_served_view(table, alias, lf_tags_config) -%}
+  {%- set view = api.Relation.create(database=table.database, schema=table.schema,
+                                     identifier=alias, type='view') -%}
+  {%- set old = adapter.get_relation(database=table.database, schema=table.schema,
+                                     identifier=alias) -%}
+  {%- if old is not none and not old.is_view -%}
+    {%- do drop_relation_glue(old) -%}
+  {%- endif -%}
+  {% call statement('view_' ~ alias, auto_begin=False) -%}
+    create or replace view {{ view }} as select * from {{ table }}
+  {%- endcall %}
+  {%- if lf_tags_config is not none -%}
+    {%- do adapter.add_lf_tags(view, lf_tags_config) -%}
+  {%- endif -%}
+{%- endmacro %}
 
 
 {#- mart_build_info moves the pointer: on Athena only when this invocation builds every served
@@ -141,26 +148,14 @@
                                        identifier=node.alias, type='view') -%}
     {%- set current_table = served_build_relation(view, current) -%}
     {%- set tables = {} -%}
-    {%- set old = [] -%}
     {%- for relation in existing -%}
-      {%- if relation.identifier == node.alias -%}
-        {%- do old.append(relation) -%}
-      {%- elif relation.identifier.startswith(node.alias ~ '__b')
+      {%- if relation.identifier.startswith(node.alias ~ '__b')
           and modules.re.fullmatch('[0-9a-f]{12}', relation.identifier[node.alias | length + 3:]) -%}
         {%- do tables.update({relation.identifier: relation}) -%}
       {%- endif -%}
     {%- endfor -%}
     {%- if current_table.identifier in tables -%}
-      {#- the view; a table of that name (before per-build tables) makes way for it once -#}
-      {%- if old and not old[0].is_view -%}
-        {%- do drop_relation_glue(old[0]) -%}
-      {%- endif -%}
-      {% call statement('switch_' ~ node.alias, auto_begin=False) -%}
-        create or replace view {{ view }} as select * from {{ current_table }}
-      {%- endcall %}
-      {%- if node.config.lf_tags_config is not none -%}
-        {%- do adapter.add_lf_tags(view, node.config.lf_tags_config) -%}
-      {%- endif -%}
+      {{ point_served_view(current_table, node.alias, node.config.lf_tags_config) }}
       {#- keep the newest table created before the current one (the previous build) -#}
       {%- set created = {} -%}
       {%- for name, relation in tables.items() -%}
