@@ -79,6 +79,25 @@ class Order:
     order_date: dt.date
 
 
+def twin_order(order_id: int, day: int, **changes) -> Order:
+    """An order of the Athena twin scenarios (March 2024, day ``day``): client, product,
+    price, channel and status cycle with the id; ``changes`` override any field."""
+    base = {
+        "order_id": order_id,
+        "client_id": 100 + order_id % 4,
+        "client_name": f"Client {order_id % 4}",
+        "product_id": 10 + order_id % 3,
+        "product_description": f"Duff {order_id % 3}",
+        "price": f"{1 + order_id % 5}.25",
+        "units": 1 + order_id % 7,
+        "volume": "0.330",
+        "channel": ("Retail", "Online", "B2B")[order_id % 3],
+        "status": ("created", "delivered", "broken")[order_id % 3],
+        "order_date": dt.date(2024, 3, day),
+    }
+    return Order(**{**base, **changes})
+
+
 @dataclass
 class RawLake:
     """A lake directory and every raw row landed into it (the test's own record)."""

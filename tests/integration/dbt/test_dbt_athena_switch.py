@@ -33,7 +33,7 @@ from api.settings import Settings
 from tests.athena_twin.account import TwinAccount, dbt_environment, open_account
 from tests.athena_twin.engine import QueryFailed
 
-from .conftest import DBT, REPO, Order, RawLake
+from .conftest import DBT, REPO, Order, RawLake, twin_order
 
 # four dbt builds on the twin (~1 min each on two idle cores) and the API's requests
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -47,21 +47,7 @@ ROUTES = ["/clients", "/orders", "/status-summary", "/sales/daily", "/products"]
 FAILING = "mart_status_summary"
 
 
-def _order(order_id: int, day: int, **changes) -> Order:
-    base = {
-        "order_id": order_id,
-        "client_id": 100 + order_id % 4,
-        "client_name": f"Client {order_id % 4}",
-        "product_id": 10 + order_id % 3,
-        "product_description": f"Duff {order_id % 3}",
-        "price": f"{1 + order_id % 5}.25",
-        "units": 1 + order_id % 7,
-        "volume": "0.330",
-        "channel": ("Retail", "Online", "B2B")[order_id % 3],
-        "status": ("created", "delivered", "broken")[order_id % 3],
-        "order_date": dt.date(2024, 3, day),
-    }
-    return Order(**{**base, **changes})
+_order = twin_order
 
 
 def _landing(step: int) -> list[Order]:

@@ -31,7 +31,7 @@ from sqlglot import exp
 from tests.athena_twin.account import TwinAccount, dbt_environment, open_account
 from tests.aws_audit import Audit, Call
 
-from .conftest import DBT, REPO, Order, RawLake, warehouse_query
+from .conftest import DBT, REPO, Order, RawLake, twin_order, warehouse_query
 
 # ~3 min on two idle cores (six dbt builds and the comparisons); the fixture gets more than
 # pytest's default 600 s so a busy machine slows it rather than failing it.
@@ -40,25 +40,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 UTC = dt.UTC
 # Batch stamps and build ids differ between any two builds by design.
 VOLATILE = {"merged_at", "built_at", "build_id"}
-CHANNELS = ("Retail", "Online", "B2B")
-STATUSES = ("created", "delivered", "broken")
 
 
-def _order(order_id: int, day: int, **changes) -> Order:
-    base = {
-        "order_id": order_id,
-        "client_id": 100 + order_id % 4,
-        "client_name": f"Client {order_id % 4}",
-        "product_id": 10 + order_id % 3,
-        "product_description": f"Duff {order_id % 3}",
-        "price": f"{1 + order_id % 5}.25",
-        "units": 1 + order_id % 7,
-        "volume": "0.330",
-        "channel": CHANNELS[order_id % 3],
-        "status": STATUSES[order_id % 3],
-        "order_date": dt.date(2024, 3, day),
-    }
-    return Order(**{**base, **changes})
+_order = twin_order
 
 
 def _landings(step: int) -> list[tuple[list[Order], dt.datetime]]:
