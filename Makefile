@@ -47,14 +47,18 @@ format: setup ## apply ruff's formatter and its safe fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Tests run on TEST_WORKERS processes, one test file per worker at a time (pytest-xdist's
+# loadfile keeps a file's module fixtures, its dbt builds, in one process); slow files first.
+TEST_WORKERS ?= 2
+
 test: setup lint ## set up, lint and run every test (what .ci/run calls)
-	$(BIN)/pytest --durations=15
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test-unit: setup ## the unit tests only (seconds)
 	$(BIN)/pytest tests/unit
 
 test-integration: setup ## the integration tests only (dbt, moto, browser)
-	$(BIN)/pytest tests/integration
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile tests/integration
 
 sample: setup ## write sample/orders.csv (DEMO_ROWS orders, default 200000, seed 7)
 	@mkdir -p sample

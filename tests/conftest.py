@@ -130,3 +130,10 @@ def iam_audit(_iam_audit_policies):
             f"(infra/template.yaml):\n{text}",
             pytrace=False,
         )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (minutes of dbt builds each) first, the rest in their order:
+    ``make test`` runs ``pytest -n 2 --dist loadfile``, and a long file started last would
+    leave one worker running it alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

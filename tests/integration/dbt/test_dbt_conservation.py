@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from .conftest import Order, RawLake, failed_tests, warehouse_query
 from .conftest import warehouse_execute as execute
+
+pytestmark = pytest.mark.slow  # minutes of dbt builds: scheduled first under xdist
 
 UTC = dt.UTC
 D = dt.date

@@ -14,10 +14,13 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from .conftest import RAW_SCHEMA, Order, RawLake, failed_tests
 from .conftest import warehouse_execute as execute
 from .conftest import warehouse_query as query
+
+pytestmark = pytest.mark.slow  # minutes of dbt builds: scheduled first under xdist
 
 UTC = dt.UTC
 D = dt.date

@@ -20,6 +20,8 @@ import pytest
 
 from .conftest import RAW_SCHEMA, REPO, SERVED_FILES, DbtProject, Order, RawLake
 
+pytestmark = pytest.mark.slow  # minutes of dbt builds: scheduled first under xdist
+
 
 def build_dirs(lake: Path) -> list[Path]:
     root = lake / "marts" / "builds"

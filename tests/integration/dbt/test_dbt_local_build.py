@@ -23,6 +23,8 @@ import pytest
 
 from .conftest import SERVED_FILES, DbtProject, Order, RawLake
 
+pytestmark = pytest.mark.slow  # minutes of dbt builds: scheduled first under xdist
+
 UTC = dt.UTC
 T1 = dt.datetime(2024, 3, 8, 10, 0, 0, 1, tzinfo=UTC)
 T2 = dt.datetime(2024, 3, 9, 11, 0, 0, 0, tzinfo=UTC)
