@@ -53,6 +53,7 @@ import json
 import logging
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -68,6 +69,44 @@ PLAN_ORDERS = 1000  # orders per plan: its log item stays far below DynamoDB's 4
 MEASURES = ("orders", "units", "liters_milli", "revenue_cents")
 FIGURES_SK = "figures"
 KNOWN_LIMIT = 500_000  # versions remembered per instance before the memory is dropped
+
+# How long one DynamoDB call may take, retries included, so that no write is still in flight
+# when Lambda stops a timed-out invocation: a put landing after the next instance has moved
+# the order on would roll its stored version back (the day items are safe: their ADDs are
+# fenced by ``applied#<shard>``). DynamoDB answers in milliseconds; these bounds only cut
+# off a call that hangs.
+CONNECT_TIMEOUT_S = 1
+READ_TIMEOUT_S = 2
+MAX_ATTEMPTS = 3  # botocore "standard" mode: 2 retries, jittered backoff of at most 1 s, 2 s
+
+
+def client_config() -> Any:
+    """The botocore config of the store's client: bounded calls (see :func:`longest_call_s`)."""
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+    )
+
+
+def longest_call_s(config: Any) -> float:
+    """The most one call under ``config`` can take: every attempt timing out on connect and on
+    read, plus botocore's standard backoff before each retry (``rand * 2 ** (attempt - 1)``)."""
+    attempts = config.retries["total_max_attempts"]
+    backoff = sum(2 ** (k - 1) for k in range(1, attempts))
+    return attempts * (config.connect_timeout + config.read_timeout) + backoff
+
+
+# No write starts with less than this left of the invocation: the longest call (12 s) and
+# 3 s for the handler to answer. The figures function's timeout (60 s) leaves a batch 45 s.
+WRITE_MARGIN_S = longest_call_s(client_config()) + 3
+
+
+class DeadlineNear(RuntimeError):
+    """Too little of the invocation is left for one more write to finish before Lambda stops
+    it; the batch is reported failed from its chunk and the retry goes on from there."""
 
 
 def _order_key(order_id: int) -> dict[str, Any]:
@@ -159,13 +198,28 @@ class _Shard:
 
 
 class DynamoStore:
-    def __init__(self, table: str, client: Any | None = None) -> None:
+    """``time_left``: seconds left of the current invocation (the Lambda handler sets it from
+    its context); a write is started only with :data:`WRITE_MARGIN_S` left, else
+    :class:`DeadlineNear`. ``None`` (a long-running consumer): no deadline."""
+
+    def __init__(
+        self,
+        table: str,
+        client: Any | None = None,
+        time_left: Callable[[], float] | None = None,
+    ) -> None:
         if client is None:
             import boto3
 
-            client = boto3.client("dynamodb")
-        self.table, self.client = table, client
+            client = boto3.client("dynamodb", config=client_config())
+        self.table, self.client, self.time_left = table, client, time_left
         self._shards: dict[str, _Shard] = {}  # trusted only while the log's n is ours
+
+    def _before_write(self) -> None:
+        if self.time_left is not None and (left := self.time_left()) < WRITE_MARGIN_S:
+            raise DeadlineNear(
+                f"{left:.1f} s left of the invocation, a write may take {WRITE_MARGIN_S} s"
+            )
 
     def close(self) -> None:
         return None
@@ -244,6 +298,7 @@ class DynamoStore:
         else:
             kwargs["ConditionExpression"] = "#n = :prev"
             kwargs["ExpressionAttributeValues"][":prev"] = {"N": str(plan.n - 1)}
+        self._before_write()
         try:
             self.client.update_item(**kwargs)
         except self.client.exceptions.ConditionalCheckFailedException:
@@ -258,6 +313,7 @@ class DynamoStore:
         for day, buckets in sorted(by_day.items()):
             self._add_day(shard, plan.n, day, buckets)
         self._write_orders(plan.orders)
+        self._before_write()
         self.client.put_item(
             TableName=self.table,
             Item={
@@ -278,6 +334,7 @@ class DynamoStore:
                 names[f"#a{i}"] = f"{bucket}|{measure}"
                 values[f":a{i}"] = {"N": str(value)}
                 adds.append(f"#a{i} :a{i}")
+        self._before_write()
         try:
             self.client.update_item(
                 TableName=self.table,
@@ -299,6 +356,7 @@ class DynamoStore:
                 ]
             }
             for attempt in range(RETRIES + 1):
+                self._before_write()
                 request = self.client.batch_write_item(RequestItems=request).get("UnprocessedItems")
                 if not request:
                     break

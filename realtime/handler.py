@@ -12,7 +12,9 @@ Two mappings, because one window cannot be both seconds (freshness) and a minute
 Thin (STYLE.md): the store (DynamoDB, ``DUFF_REALTIME_TABLE``), the lake (``DUFF_LAKE``,
 ``s3://...``) and its Glue catalog are built once per execution environment; each invocation
 is one call into :func:`realtime.kinesis_batch.process`, whose answer is the
-``ReportBatchItemFailures`` response.
+``ReportBatchItemFailures`` response. The store gets the invocation's remaining time, so it
+starts no write that could still be in flight when Lambda stops a timed-out invocation
+(``realtime.dynamo_store.WRITE_MARGIN_S``): the batch is reported failed from there instead.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import datetime as dt
 import functools
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ingestion.metrics import configure_json_logging
@@ -67,8 +70,15 @@ def _emit(shard: str, events: int, valid: int, rejected: int, lag: float) -> Non
     metrics.emit_batch(SETTINGS.metrics_namespace, shard, events, valid, rejected, lag)
 
 
+def _time_left(context: object) -> Callable[[], float] | None:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return None if remaining is None else lambda: remaining() / 1000
+
+
 def handler(event: dict, context: object) -> dict:
     records = records_from_event(event)
     if SETTINGS.consumer == "lake":
         return process(records, None, _land, None)
-    return process(records, _store(), None, _emit)
+    store = _store()
+    store.time_left = _time_left(context)  # this invocation's; invocations never overlap here
+    return process(records, store, None, _emit)

@@ -430,3 +430,95 @@ def test_a_table_written_before_the_plan_log_still_counts(kinesis, table):
         }
     ]
     assert (d2["orders"], d2["units"], d2["revenue"]) == (1, 3, Decimal("6.00"))
+
+
+WRITES = ("update_item", "batch_write_item", "put_item")
+
+
+class SlowInvocation:
+    """A DynamoDB client whose writes each take ``per_write`` seconds of an invocation that
+    had ``budget`` seconds: ``left()`` is the store's ``time_left``. Records every write with
+    the time left when it started."""
+
+    def __init__(self, client, budget: float, per_write: float) -> None:
+        self.client, self.budget, self.per_write = client, budget, per_write
+        self.exceptions = client.exceptions
+        self.writes: list[tuple[str, float]] = []
+
+    def left(self) -> float:
+        return self.budget - self.per_write * len(self.writes)
+
+    def __getattr__(self, name):
+        call = getattr(self.client, name)
+        if name not in WRITES:
+            return call
+
+        def timed(**kwargs):
+            self.writes.append((name, self.left()))
+            return call(**kwargs)
+
+        return timed
+
+
+def test_no_write_starts_near_the_invocations_timeout_and_the_retry_goes_on(
+    kinesis, table, monkeypatch
+):
+    from realtime.dynamo_store import WRITE_MARGIN_S
+
+    client, name = kinesis
+    events = make_events(300, orders=80, seed=13)
+    KinesisStream(name, client).put(encode(events))
+    monkeypatch.setattr("realtime.kinesis_batch.CHUNK", 50)
+    batches = lambda_events(client, name, batch=120)
+    # Given an invocation of 60 s whose DynamoDB writes take 4 s each
+    slow = SlowInvocation(table.client, budget=60, per_write=4)
+    store = DynamoStore(table.table, slow, time_left=slow.left)
+    resp = process(records_from_event(batches[0]), store, None)
+    # Then it stopped before a write could outlive the invocation, and said where to go on
+    assert resp["batchItemFailures"], "the invocation never ran short"
+    assert slow.writes and min(left for _, left in slow.writes) >= WRITE_MARGIN_S
+    assert slow.left() < WRITE_MARGIN_S  # it stopped because of the deadline, not before
+    sequences = [r["kinesis"]["sequenceNumber"] for r in batches[0]["Records"]]
+    start = sequences.index(resp["batchItemFailures"][0]["itemIdentifier"])
+    # When Lambda retries from that record on a fresh invocation, then delivers the rest
+    store.time_left = lambda: 60.0
+    retry = {"Records": batches[0]["Records"][start:]}
+    assert process(records_from_event(retry), store, None) == {"batchItemFailures": []}
+    for later in batches[1:]:
+        assert process(records_from_event(later), store, None) == {"batchItemFailures": []}
+    # Then every order counts once, in its latest version's day
+    check_all(table, events)
+
+
+def test_the_lambda_handler_gives_the_store_its_invocations_time(kinesis, table, monkeypatch):
+    from realtime.dynamo_store import WRITE_MARGIN_S, longest_call_s
+
+    client, name = kinesis
+    monkeypatch.setenv("DUFF_REALTIME_TABLE", table.table)
+    monkeypatch.setenv("DUFF_STREAM", f"kinesis://{name}")
+    import realtime.handler as handler
+
+    handler = importlib.reload(handler)
+    # The store's client bounds each call well inside the margin the store keeps
+    assert longest_call_s(handler._store().client.meta.config) < WRITE_MARGIN_S
+    events = make_events(20, orders=20, seed=14)
+    KinesisStream(name, client).put(encode(events))
+    batches = lambda_events(client, name, batch=100)
+
+    class Context:
+        def __init__(self, ms: int) -> None:
+            self.ms = ms
+
+        def get_remaining_time_in_millis(self) -> int:
+            return self.ms
+
+    # Given an invocation with less time left than one write may take: nothing is written
+    short = Context(int(WRITE_MARGIN_S * 1000) - 1)
+    for ev in batches:
+        first = ev["Records"][0]["kinesis"]["sequenceNumber"]
+        assert handler.handler(ev, short) == {"batchItemFailures": [{"itemIdentifier": first}]}
+    assert table.client.scan(TableName=table.table)["Count"] == 0
+    # With the margin left, the batches are applied
+    for ev in batches:
+        assert handler.handler(ev, Context(60_000)) == {"batchItemFailures": []}
+    check_all(table, events)

@@ -521,3 +521,13 @@ def test_gateway_made_errors_are_json_in_the_contract_error_shape(tpl, res):
         assert set(error) == {"code", "message"} and error["code"] and error["message"], lid
     forbidden = next(r for r in responses if res.properties(r)["ResponseType"] == "INVALID_API_KEY")
     assert res.properties(forbidden)["StatusCode"] == "403"
+
+
+def test_the_figures_function_leaves_a_batch_time_before_the_stores_write_margin(res):
+    """realtime.dynamo_store starts no write with less than WRITE_MARGIN_S left, so a
+    timeout that close to the margin would fail every batch (and one below it, all of them)."""
+    from realtime.dynamo_store import WRITE_MARGIN_S
+
+    p = res.properties("RealtimeFunction")
+    assert p["Environment"]["Variables"]["DUFF_REALTIME_CONSUMER"] == "figures"
+    assert p["Timeout"] >= 3 * WRITE_MARGIN_S, (p["Timeout"], WRITE_MARGIN_S)
