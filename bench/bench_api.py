@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import random
+import re
 import socket
 import statistics
 import subprocess
@@ -147,6 +148,7 @@ class Mix:
 
 def load(port: int, clients: int, seconds: float, max_requests: int, api: bool, ids, pids):
     latencies: list[list[float]] = [[] for _ in range(clients)]
+    by_route: list[list[tuple[str, float]]] = [[] for _ in range(clients)]
     errors = [0] * clients
     stop_at = time.monotonic() + seconds
     per_client = max_requests // clients
@@ -171,6 +173,7 @@ def load(port: int, clients: int, seconds: float, max_requests: int, api: bool, 
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             lat.append(time.perf_counter() - t0)
+            by_route[i].append((route_class(path), lat[-1]))
             if not ok:
                 errors[i] += 1
             elif api:
@@ -185,7 +188,31 @@ def load(port: int, clients: int, seconds: float, max_requests: int, api: bool, 
         t.join()
     elapsed = time.perf_counter() - started
     all_lat = sorted(x for lat in latencies for x in lat)
-    return all_lat, sum(errors), elapsed
+    routes: dict[str, list[float]] = {}
+    for pairs in by_route:
+        for route, seconds in pairs:
+            routes.setdefault(route, []).append(seconds)
+    return all_lat, sum(errors), elapsed, routes
+
+
+def route_class(path: str) -> str:
+    """A request's route with its ids and query values left out, to group latencies."""
+    route, _, query = path.partition("?")
+    route = re.sub(r"/[0-9]+", "/{id}", route)
+    names = sorted({part.split("=", 1)[0] for part in query.split("&") if part})
+    return route + ("?" + ",".join(names) if names else "")
+
+
+def print_routes(routes: dict[str, list[float]], total: int) -> None:
+    """Each route's share of the requests and its p50 and p99, slowest p99 first: where the
+    tail comes from."""
+    rows = sorted(routes.items(), key=lambda kv: -pct(sorted(kv[1]), 0.99))
+    for route, lat in rows:
+        lat = sorted(lat)
+        print(
+            f"           {route:<42} {100 * len(lat) / max(1, total):4.1f}%"
+            f"  p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms"
+        )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -307,7 +334,7 @@ def main() -> int:
                     print(f"API serving data {started:.2f} s after start (process start included)")
                 load(port, args.concurrency, 1.0, 10**9, name == "api", ids, pids)  # warm-up
                 cpu0 = cpu_seconds(proc.pid)
-                lat, errors, elapsed = load(
+                lat, errors, elapsed, routes = load(
                     port,
                     args.concurrency,
                     args.seconds,
@@ -323,6 +350,7 @@ def main() -> int:
                 if name == "api":
                     results[name]["started_s"] = started
                     print(f"           server peak RSS: {results[name]['rss_mb']:.0f} MB")
+                    print_routes(routes, len(lat))
                 print(f"           server CPU per request: {results[name]['cpu_us']:.0f} us")
             finally:
                 proc.terminate()

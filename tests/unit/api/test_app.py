@@ -258,3 +258,30 @@ def test_handle_cached_answers_only_what_needs_no_query(api_unit_app):
     health = app.handle_cached(Request("GET", "/health"))
     assert health is not None and health.status == 200
     assert app.handle_cached(Request("GET", "/clients/13", (), key)) is None
+
+
+def test_a_clients_orders_take_one_query_and_an_unknown_client_still_404s(
+    api_get, monkeypatch
+):
+    from api.backends.local import LocalSnapshot
+
+    # Given the snapshot's queries recorded
+    seen: list[str] = []
+    real = LocalSnapshot.query
+
+    def recording(self, sql, params):
+        seen.append(sql)
+        return real(self, sql, params)
+
+    monkeypatch.setattr(LocalSnapshot, "query", recording)
+    # When a client with orders is asked for them
+    resp = api_get("/clients/13/orders", (("limit", "2"),))
+    # Then the page came from one statement on the orders (its rows show the client exists)
+    assert resp.status == 200
+    items = json.loads(resp.body)["items"]
+    assert len(items) == 2 and {i["client_id"] for i in items} == {13}
+    assert len(seen) == 1 and "mart_orders" in seen[0]
+    # And for an unknown client the empty page is followed by the client lookup: 404
+    seen.clear()
+    _error(api_get("/clients/999999/orders"), 404, "not_found")
+    assert len(seen) == 2 and "mart_client_sales" in seen[1]

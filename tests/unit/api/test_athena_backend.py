@@ -400,7 +400,8 @@ class ScriptedRunner:
 
 def test_one_time_budget_per_request_across_its_queries():
 
-    # Given a build, and a client's orders (two queries: the client exists, then the page)
+    # Given a build, and a client's orders (two queries: an empty page, then whether the
+    # client exists)
     fake = FakeTime()
     info = ("b1", dt.datetime(2024, 4, 1, tzinfo=dt.UTC), None)
     r = ScriptedRunner(fake, [info])
