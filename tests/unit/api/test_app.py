@@ -260,9 +260,7 @@ def test_handle_cached_answers_only_what_needs_no_query(api_unit_app):
     assert app.handle_cached(Request("GET", "/clients/13", (), key)) is None
 
 
-def test_a_clients_orders_take_one_query_and_an_unknown_client_still_404s(
-    api_get, monkeypatch
-):
+def test_a_clients_orders_take_one_query_and_an_unknown_client_still_404s(api_get, monkeypatch):
     from api.backends.local import LocalSnapshot
 
     # Given the snapshot's queries recorded
