@@ -147,8 +147,7 @@ class Mix:
 
 
 def load(port: int, clients: int, seconds: float, max_requests: int, api: bool, ids, pids):
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    by_route: list[list[tuple[str, float]]] = [[] for _ in range(clients)]
+    samples: list[list[tuple[str, float]]] = [[] for _ in range(clients)]  # (path, seconds)
     errors = [0] * clients
     stop_at = time.monotonic() + seconds
     per_client = max_requests // clients
@@ -157,7 +156,7 @@ def load(port: int, clients: int, seconds: float, max_requests: int, api: bool, 
         mix = Mix(1000 + i, ids, pids)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         headers = {"x-api-key": KEY}
-        lat = latencies[i]
+        taken = samples[i]
         for _ in range(per_client):
             if time.monotonic() >= stop_at:
                 break
@@ -172,8 +171,7 @@ def load(port: int, clients: int, seconds: float, max_requests: int, api: bool, 
                 ok, body = False, b""
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            lat.append(time.perf_counter() - t0)
-            by_route[i].append((route_class(path), lat[-1]))
+            taken.append((path, time.perf_counter() - t0))
             if not ok:
                 errors[i] += 1
             elif api:
@@ -187,11 +185,11 @@ def load(port: int, clients: int, seconds: float, max_requests: int, api: bool, 
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
-    all_lat = sorted(x for lat in latencies for x in lat)
-    routes: dict[str, list[float]] = {}
-    for pairs in by_route:
-        for route, seconds in pairs:
-            routes.setdefault(route, []).append(seconds)
+    all_lat = sorted(seconds for taken in samples for _, seconds in taken)
+    routes: dict[str, list[float]] = {}  # grouped after the run, not in the clients' loop
+    for taken in samples:
+        for path, seconds in taken:
+            routes.setdefault(route_class(path), []).append(seconds)
     return all_lat, sum(errors), elapsed, routes
 
 
