@@ -210,21 +210,27 @@ def test_blank_lines_are_rows_and_rejected(tmp_path: Path) -> None:
     assert got == [(2, "invalid", None), (3, "missing", "client_id")]
 
 
+WHOLE_FILE_FAULTS = [
+    (b"", "empty"),
+    (b"\n\n\r\n", "no header"),
+    (gzip.compress((HEADER + "\n" + row() + "\n").encode(), mtime=0), "gzip"),
+    ((HEADER + "\n" + row() + "\n").encode() * 50 + b"1,\xff\xfe,3\n", "UTF-8"),
+    ((HEADER + "\n" + row(client_name="Caf\xe9") + "\n").encode("latin-1"), "UTF-8"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not"),
+    (b'{"order_id": 1, "client_id": 2}\n', "lacks required"),
+    ((HEADER.replace("status,", "") + "\n").encode(), "lacks required column(s): status"),
+    ((HEADER + ", Order_ID \n").encode(), "twice: 'order_id'"),
+    ((HEADER + "\n" + row() + '\n2,"open,3\n' + row() + "\n").encode(), "line 3 is still open"),
+    ((HEADER + "\r" + row() + "\r").encode(), "CR-only line ends are not supported"),
+]
+
+
+# ids name the expected message: pytest-xdist workers must collect the same ids, and ids
+# built from the bytes were unreadable (and, for gzip, held its timestamp)
 @pytest.mark.parametrize(
     ("content", "needle"),
-    [
-        (b"", "empty"),
-        (b"\n\n\r\n", "no header"),
-        (gzip.compress((HEADER + "\n" + row() + "\n").encode()), "gzip"),
-        ((HEADER + "\n" + row() + "\n").encode() * 50 + b"1,\xff\xfe,3\n", "UTF-8"),
-        ((HEADER + "\n" + row(client_name="Caf\xe9") + "\n").encode("latin-1"), "UTF-8"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not"),
-        (b'{"order_id": 1, "client_id": 2}\n', "lacks required"),
-        ((HEADER.replace("status,", "") + "\n").encode(), "lacks required column(s): status"),
-        ((HEADER + ", Order_ID \n").encode(), "twice: 'order_id'"),
-        ((HEADER + "\n" + row() + '\n2,"open,3\n' + row() + "\n").encode(), "line 3 is still open"),
-        ((HEADER + "\r" + row() + "\r").encode(), "CR-only line ends are not supported"),
-    ],
+    WHOLE_FILE_FAULTS,
+    ids=[f"{needle}#{n}" for n, (_, needle) in enumerate(WHOLE_FILE_FAULTS)],
 )
 def test_whole_file_faults_are_quarantined_byte_for_byte(
     tmp_path: Path, content: bytes, needle: str
