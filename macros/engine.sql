@@ -46,9 +46,9 @@
 {%- endmacro %}
 
 {% macro athena__timestamp_literal(value) -%}
-    {#- Plain `timestamp` (milliseconds): it goes into Hive-format mart tables, which cannot
-        hold timestamp(6). -#}
-    cast('{{ value.strftime("%Y-%m-%d %H:%M:%S.%f")[:23] }}' as timestamp)
+    {#- timestamp(6): it goes into Iceberg tables, which hold microseconds and refuse Trino's
+        plain `timestamp` (milliseconds) in a CTAS. -#}
+    cast('{{ value.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp(6))
 {%- endmacro %}
 
 
@@ -114,8 +114,8 @@
 {%- endmacro %}
 
 {% macro athena__timestamp_type() -%}
-    {#- The served marts are Hive-format tables on Athena: milliseconds. -#}
-    timestamp
+    {#- Every table is Iceberg on Athena (dbt_project.yml): microseconds, as locally. -#}
+    timestamp(6)
 {%- endmacro %}
 
 

@@ -35,8 +35,11 @@
         {{- log('duff: Iceberg maintenance is for the athena target; nothing to do on ' ~ target.type, info=true) -}}
         {{- return('') -}}
     {%- endif -%}
+    {#- the tables a build changes in place; a `table` or served_table is written whole by
+        one CTAS each build, so it has nothing to compact -#}
     {%- for node in graph.nodes.values()
-        if node.resource_type == 'model' and node.config.get('table_type') == 'iceberg' -%}
+        if node.resource_type == 'model' and node.config.get('table_type') == 'iceberg'
+        and node.config.materialized in ('incremental', 'served_pointer') -%}
         {%- set relation = adapter.get_relation(node.database, node.schema, node.alias) -%}
         {%- if relation is none -%}
             {{- log('duff: ' ~ node.alias ~ ' is not built yet; nothing to optimize', info=true) -}}

@@ -31,7 +31,7 @@
 
 {#- A served mart on Athena: dbt-athena's own table creation (safe_create_table_as: the
     partitioning, location under s3_data_dir, contract check and batching of the `table`
-    materialization) into `<mart>__b<tag>`, never replacing a table a reader may be using;
+    materialization) of an Iceberg table `<mart>__b<tag>`, never replacing a table a reader may be using;
     then the view `<mart>` over it, so what refs the mart in this build (its data tests,
     mart_build_info, analysts) reads this build's rows through dbt's own ref. The API does
     not read the views (it follows mart_build_info), and the on-run-end hook points them back
@@ -45,8 +45,10 @@
   {%- if language != 'sql' -%}
     {% do exceptions.raise_compiler_error('served_table builds SQL models only') %}
   {%- endif -%}
-  {%- if resolve_table_type() != 'hive' -%}
-    {% do exceptions.raise_compiler_error('served_table builds Hive tables only') %}
+  {%- if resolve_table_type() != 'iceberg' -%}
+    {% do exceptions.raise_compiler_error(
+        'served_table builds Iceberg tables only: the dbt work group enforces its result '
+        ~ 'location, under which a Hive CTAS cannot choose where its data goes') %}
   {%- endif -%}
 
   {{ run_hooks(pre_hooks) }}
@@ -58,7 +60,6 @@
     {%- do drop_relation(leftover) -%}
   {%- endif -%}
   {%- set query_result = safe_create_table_as(False, target_relation, compiled_code, language, force_batch) -%}
-  {{ set_table_classification(target_relation) }}
 
   {% call statement('main') -%}
     SELECT '{{ query_result }}';
@@ -73,6 +74,64 @@
   {% do persist_docs(target_relation, model) %}
 
   {{ point_served_view(target_relation, model['alias'], lf_tags_config) }}
+
+  {{ return({'relations': [target_relation]}) }}
+{%- endmaterialization %}
+
+
+{#- mart_build_info on Athena: the pointer the API reads, replaced in one Iceberg commit. The
+    first build creates it (dbt-athena's create_table_as: an Iceberg CTAS at its location
+    under s3_data_dir); every later build MERGEs this build's one row over the previous one
+    (ON true: the one target row matches), so a reader sees the old pointer or the new one,
+    never a missing table. dbt-athena's Iceberg `table` would rename the old table away and
+    the new one in, two statements apart; its Hive `ha` swap needs a table location of its
+    own, which a CTAS in the enforced dbt work group cannot choose. -#}
+{% materialization served_pointer, adapter='athena' -%}
+  {%- set target_relation = this.incorporate(type='table') -%}
+  {%- set lf_tags_config = config.get('lf_tags_config') -%}
+  {%- if model['language'] != 'sql' or resolve_table_type() != 'iceberg' -%}
+    {% do exceptions.raise_compiler_error('served_pointer builds an Iceberg table from SQL') %}
+  {%- endif -%}
+
+  {{ run_hooks(pre_hooks) }}
+
+  {%- set existing = adapter.get_relation(database=database, schema=schema,
+                                          identifier=target_relation.identifier) -%}
+  {%- if existing is not none and (existing.is_view
+      or adapter.get_glue_table_type(existing).value != 'iceberg_table') -%}
+    {#- a Hive pointer of an earlier release: replaced once, the only build with a gap -#}
+    {%- do drop_relation(existing) -%}
+    {%- set existing = none -%}
+  {%- endif -%}
+
+  {%- if existing is none -%}
+    {%- set query_result = safe_create_table_as(False, target_relation, compiled_code, 'sql', false) -%}
+    {% call statement('main') -%}
+      SELECT '{{ query_result }}';
+    {%- endcall %}
+  {%- else -%}
+    {%- if config.get('contract').enforced -%}
+      {{ get_assert_columns_equivalent(compiled_code) }}
+    {%- endif -%}
+    {%- set names = adapter.get_columns_in_relation(existing) | map(attribute='name') | list -%}
+    {% call statement('main') -%}
+      merge into {{ target_relation }} as target
+      using ({{ compiled_code }}) as src
+      on true
+      when matched then update set
+        {%- for name in names %} {{ name }} = src.{{ name }}{{ ',' if not loop.last }}{% endfor %}
+      when not matched then insert ({{ names | join(', ') }})
+        values ({% for name in names %}src.{{ name }}{{ ', ' if not loop.last }}{% endfor %})
+    {%- endcall %}
+  {%- endif -%}
+
+  {{ run_hooks(post_hooks) }}
+
+  {% if lf_tags_config is not none %}
+    {{ adapter.add_lf_tags(target_relation, lf_tags_config) }}
+  {% endif %}
+
+  {% do persist_docs(target_relation, model) %}
 
   {{ return({'relations': [target_relation]}) }}
 {%- endmaterialization %}

@@ -10,6 +10,10 @@ What it mimics, and where each behaviour is documented:
   under ``<result location>tables/<query id>/`` (dbt-athena #539, AWS docs "CTAS table
   properties": external_location). Iceberg tables are managed and keep their ``location``
   (dbt-athena #231, #539).
+- An Iceberg CTAS takes timestamp(6) only: timestamp(3), Trino's plain ``timestamp``, fails
+  "Timestamp precision (3) not supported for Iceberg" (Trino's Iceberg TypeConverter,
+  trinodb/trino #6658), and a time zone fails too (AWS docs, "Supported data types for
+  Iceberg tables in Athena").
 - Hive tables hold timestamp(3) only: a CTAS or INSERT of a timestamp(6) column into one fails
   with Trino's "Incorrect timestamp precision for timestamp(6); the configured precision is
   MILLISECONDS" (trinodb/trino #6436, HiveMetadata.validateTimestampColumns; dbt-athena #235),
@@ -516,6 +520,17 @@ class AthenaTwin:
                     raise QueryFailed(
                         f"NOT_SUPPORTED: Unsupported type {t.lower()} for Iceberg ({n})"
                     )
+                type_name, precision, _ = trino.trino_type(t)
+                if type_name == "timestamp" and precision != 6:
+                    # Trino's Iceberg TypeConverter (trinodb/trino #6658); later Trino
+                    # releases coerce a CTAS instead: the twin holds to the stricter one
+                    raise QueryFailed(
+                        f"NOT_SUPPORTED: Timestamp precision ({precision}) not supported for "
+                        f'Iceberg. Use "timestamp(6)" instead. ({n})'
+                    )
+                if type_name == "timestamp with time zone":
+                    # AWS docs, "Supported data types for Iceberg tables in Athena"
+                    raise QueryFailed(f"Unsupported Hive type: timestamp(6) with time zone ({n})")
             if not set(partition_by) <= set(names):
                 raise QueryFailed(f"partitioning columns {partition_by} not in {names}")
         else:

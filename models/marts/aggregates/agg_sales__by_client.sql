@@ -112,8 +112,7 @@ final as (
         cast(units as bigint) as units,
         cast(liters as decimal(38, 3)) as liters,
         cast(spend as decimal(38, 2)) as spend,
-        {#- timestamp_type(): the rollups are Hive tables on Athena, which refuse the Iceberg
-            fact's timestamp(6) #}
+        {#- timestamp_type(): the precision of the table it goes into on either engine #}
         cast(merged_at as {{ timestamp_type() }}) as merged_at
     from totals
 

@@ -114,8 +114,7 @@ final as (
         cast(units as bigint) as units,
         cast(liters as decimal(38, 3)) as liters,
         cast(revenue as decimal(38, 2)) as revenue,
-        {#- timestamp_type(): the rollups are Hive tables on Athena, which refuse the Iceberg
-            fact's timestamp(6) #}
+        {#- timestamp_type(): the precision of the table it goes into on either engine #}
         cast(merged_at as {{ timestamp_type() }}) as merged_at
     from totals
 

@@ -1,10 +1,11 @@
 {#- Built last, after every served mart and their tests: in `dbt build` a failing test skips
     it, so built_at is the start of the last build that got through, which is where the
     batch-scoped data tests start (macros/batch_scope.sql: latest_batch). On Athena it is the
-    pointer the API reads: a table swapped in place (`ha`), naming the build whose per-build
-    tables `<mart>__b<build>` the API queries (macros/served_builds.sql), so it needs every
-    served mart of this build, the quality marts included. #}
-{{ config(materialized='table') }}
+    pointer the API reads: an Iceberg table whose one row each build replaces in one commit
+    (served_pointer), naming the build whose per-build tables `<mart>__b<build>` the API
+    queries (macros/served_builds.sql), so it needs every served mart of this build, the
+    quality marts included. #}
+{{ config(materialized='served_pointer' if target.type == 'athena' else 'table') }}
 {%- do assert_every_served_table_selected() %}
 -- depends_on: {{ ref('mart_orders') }}
 -- depends_on: {{ ref('mart_client_sales') }}

@@ -2,13 +2,11 @@
     more than evaluating it in its readers (its batch-scoped tests and the export, which
     read a few orders or days of it). On Athena a table of its build like every served mart
     (macros/served_builds.sql: served_table), partitioned by pa_date so the API's day filters
-    (/orders?from=&to=) read only those days. A new table per build, never swapped in place:
-    dbt-athena's `ha` swap_table deletes then re-adds a partitioned table's partitions in
-    batches (a reader meets missing days). -#}
+    (/orders?from=&to=) read only those days. A new Iceberg table per build, never replaced in
+    place. -#}
 {{ config(
     materialized='view' if target.type == 'duckdb' else 'served_table',
     partitioned_by=none if target.type == 'duckdb' else ['pa_date'],
-    ha=false,
 ) }}
 
 with

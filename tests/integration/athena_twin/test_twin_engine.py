@@ -88,6 +88,36 @@ def test_an_enforced_work_group_refuses_external_location_and_writes_to_its_resu
     assert account.glue_table("located")["StorageDescriptor"]["Location"] == f"{data}located"
 
 
+def test_an_iceberg_ctas_keeps_its_location_in_an_enforced_work_group_and_takes_timestamp6(
+    account,
+):
+    db, data = account.analytics_database, account.data_dir
+    # Given the enforced work group; When an Iceberg CTAS names its location
+    # Then the table is where it asked, not under the results (dbt-athena keeps `location` for
+    # Iceberg whatever the work group, which is why every dbt table is Iceberg on Athena)
+    run(
+        account,
+        f'create table "{db}"."ice_located" with (table_type=\'iceberg\', is_external=false, '
+        f"location='{data}ice_located') as "
+        "select cast(timestamp '2024-03-01 10:00:00.123456' as timestamp(6)) as built_at",
+    )
+    assert account.glue_table("ice_located")["StorageDescriptor"]["Location"] == (
+        f"{data}ice_located"
+    )
+    assert rows(account, "ice_located")[0][0].microsecond == 123456
+    # and a timestamp(3) column (Trino's plain `timestamp`) is refused, as Trino's Iceberg
+    # connector refuses it
+    ex = run(
+        account,
+        f'create table "{db}"."ice_ts3" with (table_type=\'iceberg\', is_external=false, '
+        f"location='{data}ice_ts3') as "
+        "select cast(timestamp '2024-03-01 10:00:00.123' as timestamp) as built_at",
+        expect="FAILED",
+    )
+    assert "Timestamp precision (3) not supported for Iceberg" in ex.reason
+    assert account.glue_table("ice_ts3") is None
+
+
 def test_a_write_of_more_than_100_partitions_fails_as_athenas(account):
     db = account.analytics_database
     ex = run(

@@ -218,7 +218,8 @@ def test_models_read_the_glue_table_and_branch_on_incremental(athena_compiles):
     assert "int_orders__latest" not in fact_incremental
     assert re.search(r"where landed_at > cast\('[0-9 :.-]+' as timestamp\(6\)\)", fact_incremental)
     build_info = (first / "models/marts/served/mart_build_info.sql").read_text()
-    assert "timestamp(6)" not in build_info  # Hive-format marts hold milliseconds only
+    # the marts are Iceberg on Athena, whose CTAS takes microseconds only
+    assert re.search(r"as timestamp\(6\)\) as built_at", build_info), build_info
 
 
 def _source_columns(sql: str) -> set[str]:
@@ -272,13 +273,14 @@ def test_served_marts_are_tables_of_their_build_and_the_pointer_swaps_in_place(a
         for n in manifest["nodes"].values()
         if n["resource_type"] == "model" and "served" in n["fqn"]
     }
-    # Then every served mart is a table of its build (macros/served_builds.sql), mart_orders
-    # partitioned by pa_date, and mart_build_info, the pointer the API reads, a table swapped
-    # in place (dbt-athena `ha`: never dropped, so the API never meets TABLE_NOT_FOUND)
+    # Then every served mart is an Iceberg table of its build (macros/served_builds.sql),
+    # mart_orders partitioned by pa_date, and mart_build_info, the pointer the API reads, an
+    # Iceberg table whose row is replaced in one commit (never dropped, so the API never meets
+    # TABLE_NOT_FOUND)
     per_build = {n for n, c in served.items() if c["materialized"] == "served_table"}
     assert served and per_build == set(served) - {"mart_build_info"}, served
-    assert served["mart_build_info"]["materialized"] == "table"
-    assert served["mart_build_info"]["ha"] is True
+    assert served["mart_build_info"]["materialized"] == "served_pointer"
+    assert {c["table_type"] for c in served.values()} == {"iceberg"}
     assert served["mart_orders"]["partitioned_by"] == ["pa_date"]
     # and mart_build_info follows every served mart, the quality marts included
     info = next(
@@ -298,3 +300,22 @@ def test_served_marts_are_tables_of_their_build_and_the_pointer_swaps_in_place(a
     assert reads == {"mart_orders"}, reads
     macros = (REPO / "macros" / "served_builds.sql").read_text()
     assert "macro ref(" not in macros and "{{ point_served_view(target_relation" in macros
+
+
+def test_every_table_dbt_writes_on_athena_is_iceberg(athena_compiles):
+    # Given the manifest of the Athena compile
+    import json
+
+    manifest = json.loads((athena_compiles["first"].parents[1] / "manifest.json").read_text())
+    # Then every seed and every model that is not a view is an Iceberg table: the dbt work
+    # group enforces its result location, under which Athena writes a Hive CTAS to
+    # <results>/tables/<query id>/ whatever location dbt names (issue 12, defect 2; the twin's
+    # build test shows where each table lands)
+    tables = {
+        n["name"]: n["config"].get("table_type")
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "seed"
+        or (n["resource_type"] == "model" and n["config"]["materialized"] != "view")
+    }
+    assert {"fact_orders", "dim_status", "mart_build_info", "status_descriptions"} <= set(tables)
+    assert {name for name, kind in tables.items() if kind != "iceberg"} == set()

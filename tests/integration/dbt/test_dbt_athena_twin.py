@@ -210,8 +210,6 @@ def twin_builds(moto_server, tmp_path_factory) -> Builds:
                 if table is None:
                     differences[name] = "missing on the twin"
                     continue
-                if table.get("TableType") != "VIRTUAL_VIEW":
-                    locations[name] = table["StorageDescriptor"]["Location"]
                 twin_cols, twin = _twin_rows(account, name)
                 local_cols, here = _local_rows(lake, name)
                 keep = [c for c in local_cols if c not in VOLATILE]
@@ -224,6 +222,13 @@ def twin_builds(moto_server, tmp_path_factory) -> Builds:
                     only_twin = [r for r in a if r not in b][:3]
                     only_local = [r for r in b if r not in a][:3]
                     differences[name] = f"twin only {only_twin}; local only {only_local}"
+            # every table in the schema: seeds, temporary tables left behind and the served
+            # marts' per-build tables too
+            pages = account.client("glue").get_paginator("get_tables")
+            for page in pages.paginate(DatabaseName=account.analytics_database):
+                for table in page["TableList"]:
+                    if table.get("TableType") != "VIRTUAL_VIEW":
+                        locations[table["Name"]] = table["StorageDescriptor"]["Location"]
             builds.differences[step] = differences
             builds.compared[step] = sorted(counts)
             builds.row_counts[step] = counts
@@ -267,13 +272,15 @@ def test_twin_build_succeeds_and_matches_the_local_build_row_for_row(twin_builds
 
 def test_every_table_lands_under_the_data_dir_not_the_results_bucket(twin_builds):
     # Given the template's dbt work group; When dbt builds on it
-    # Then every table dbt creates lives under s3_data_dir (defect 2: with an enforced result
-    # location dbt-athena drops external_location for Hive tables, dbt-athena #539, and Athena
-    # writes them under <results>/tables/<query id>/, which the API role cannot read and the
-    # results bucket's 7-day lifecycle deletes)
+    # Then every table in the schema (seeds and the served marts' per-build tables included)
+    # lives under s3_data_dir (defect 2: in the enforced work group Athena writes a Hive CTAS
+    # under <results>/tables/<query id>/, dbt-athena #539, which the API role cannot read and
+    # the results bucket's 7-day lifecycle deletes; so every table is Iceberg)
     assert twin_builds.returncode.get(1) == 0, twin_builds.output.get(1)
     for step, locations in twin_builds.locations.items():
-        assert locations, step
+        names = set(locations)
+        assert {"fact_orders", "mart_build_info", "status_descriptions"} <= names, step
+        assert any(n.startswith("mart_orders__b") for n in names), step
         wrong = {n: w for n, w in locations.items() if not w.startswith(twin_builds.data_dir)}
         assert not wrong, (step, wrong)
 
@@ -388,7 +395,7 @@ def test_the_daily_iceberg_maintenance_compacts_and_vacuums_without_changing_row
     code, output = twin_builds.maintenance
     assert code == 0, output
     # Then each Iceberg model was optimized then vacuumed, in the form Athena's synopses give
-    names = {"fact_orders", "dim_clients", "dim_products"}
+    names = {"fact_orders", "dim_clients", "dim_products", "mart_build_info"}
     for name in names:
         assert f"_analytics.{name} and vacuumed it" in output, output
     statements = [s for s in twin_builds.maintenance_sql if s[0] in ("optimize", "vacuum")]

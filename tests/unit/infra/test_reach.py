@@ -190,12 +190,6 @@ def test_the_dbt_build_drops_past_builds_and_the_api_cannot(world):
         assert not allowed(world, "ApiRole", action, resource) or action == "glue:GetTables"
 
 
-#: The dbt work group alone does not enforce its configuration (issue 12, defect 2): under an
-#: enforced result location Athena refuses a Hive CTAS that names external_location, and
-#: dbt-athena then writes every Hive mart under the results bucket (see the template's note).
-NOT_ENFORCED = {"DbtWorkGroup"}
-
-
 def test_each_work_group_is_enforced_encrypted_under_its_own_prefix_with_its_own_cutoff(world):
     _, res, _ = world
     results = res.properties("AthenaResultsBucket")["BucketName"]
@@ -203,7 +197,7 @@ def test_each_work_group_is_enforced_encrypted_under_its_own_prefix_with_its_own
     template = world[0]
     for wg in WORK_GROUPS:
         cfg = res.properties(wg)["WorkGroupConfiguration"]
-        assert cfg["EnforceWorkGroupConfiguration"] is (wg not in NOT_ENFORCED), wg
+        assert cfg["EnforceWorkGroupConfiguration"] is True, wg
         location = cfg["ResultConfiguration"]["OutputLocation"]
         assert location.startswith(f"s3://{results}/"), wg
         prefixes.add(location)

@@ -374,9 +374,9 @@ def test_work_groups_enforce_their_configuration_with_a_cutoff_and_kms(tpl, res)
     results = resource_name(res, "AthenaResultsBucket")
     for lid, prefix in (("ApiWorkGroup", "api"), ("DbtWorkGroup", "dbt")):
         cfg = res.properties(lid)["WorkGroupConfiguration"]
-        # dbt's is not enforced: an enforced result location sends dbt-athena's Hive tables
-        # to the results bucket (issue 12 defect 2; the Athena twin's build test proves it)
-        assert cfg["EnforceWorkGroupConfiguration"] is (lid == "ApiWorkGroup")
+        # dbt's too: its tables are Iceberg, which keep their location under an enforced
+        # result location (issue 12 defect 2; the Athena twin's build test proves it)
+        assert cfg["EnforceWorkGroupConfiguration"] is True
         assert cfg["BytesScannedCutoffPerQuery"] >= 10 * 1024 * 1024
         out = cfg["ResultConfiguration"]
         assert out["OutputLocation"] == f"s3://{results}/{prefix}/"
