@@ -149,6 +149,7 @@ class Builds:
         self.call_log = Path()
         self.data_dir = ""
         self.fact_merges: dict[int, list] = {}
+        self.pointer_writes: dict[int, list[str]] = {}
         self.maintenance: tuple[int, str] = (-1, "not run")
         self.maintenance_sql: list[list[str]] = []
         self.fact_before_maintenance: list[tuple] = []
@@ -194,6 +195,14 @@ def twin_builds(moto_server, tmp_path_factory) -> Builds:
             )  # fmt: skip
             local_output, _ = local_build.communicate(timeout=600)
             assert local_build.returncode == 0, local_output[-6000:]
+            builds.pointer_writes[step] = [
+                _sql(ex).split()[0]
+                for ex in account.twin.executions.values()
+                if ex.id not in seen
+                and re.search(
+                    r"^\s*(create|merge|insert|drop|alter)\b[^(]*\Wmart_build_info\W", _sql(ex)
+                )
+            ]
             builds.fact_merges[step] = [
                 ex
                 for ex in account.twin.executions.values()
@@ -327,6 +336,21 @@ def test_every_aws_call_of_the_three_builds_is_one_the_build_role_may_make(twin_
     # ingestion checks theirs)
     assert evaluated
     assert not findings, "\n".join(f.text for f in findings)
+
+
+def test_the_pointer_is_created_once_then_replaced_by_one_merge_per_build(twin_builds):
+    # Given the three builds (the API reads mart_build_info on every request)
+    assert twin_builds.returncode.get(3) == 0, twin_builds.output.get(3)
+    # Then the first build created it and each later one changed it by a single MERGE (one
+    # Iceberg commit): no drop, rename or re-create that a request could fall between
+    assert twin_builds.pointer_writes == {1: ["create"], 2: ["merge"], 3: ["merge"]}
+    calls = [json.loads(line) for line in twin_builds.call_log.read_text().splitlines() if line]
+    deleted = [
+        c["params"].get("Name")
+        for c in calls
+        if (c["service"], c["operation"]) == ("glue", "DeleteTable")
+    ]
+    assert "mart_build_info" not in deleted, deleted
 
 
 def test_the_fact_merge_is_restricted_to_the_days_of_the_batch(twin_builds):
