@@ -14,7 +14,7 @@ It prints, from the same run:
   (b) incremental at the largest size / incremental at the smallest (goal <= 1.3): the cost
       of the same new data with ten times the history.
 Times inside dbt's run are `elapsed_time` of run_results.json: every node and the on-run-end
-export, without the start-up every `dbt` command pays (import, profile, manifest). Wall
+hook, without the start-up every `dbt` command pays (import, profile, manifest). Wall
 clock is printed too. Both builds run what the scheduled build runs (buildspec.yml:
 `dbt build --exclude-resource-type unit_test`): every model, seed and data test. Unit tests
 check SQL logic on fixed rows, cost the same whatever the data, and run in CI and on
@@ -67,15 +67,8 @@ def run(cmd: list[str], env: dict[str, str], label: str) -> float:
 
 
 def elapsed_in_dbt(target: Path) -> float:
-    """The run's own time as dbt records it (every node and the on-run-end export)."""
+    """The run's own time as dbt records it (every node and the on-run-end hook)."""
     return float(json.loads((target / "run_results.json").read_text())["elapsed_time"])
-
-
-def export_time(target: Path) -> float:
-    """The on-run-end hook's time: the local export of the served marts (a step that the
-    serving issue moves out of dbt's run)."""
-    results = json.loads((target / "run_results.json").read_text())["results"]
-    return sum(r["execution_time"] for r in results if r["unique_id"].startswith("operation."))
 
 
 def slowest_nodes(target: Path, n: int = 6) -> str:
@@ -130,11 +123,8 @@ def measure(rows: int, seed: int, work: Path, unit_tests: bool = False) -> dict[
     run([DBT, "parse", *dbt_args], env, "dbt parse")  # parse once, outside the timings
 
     full = run([DBT, "build", *build_args, *dbt_args], env, "full dbt build")
-    full_in, full_export = elapsed_in_dbt(target), export_time(target)
-    print(
-        f"full build:        {full:7.1f}s wall, {full_in:6.1f}s in dbt's run "
-        f"(the export {full_export:.1f}s of it)"
-    )
+    full_in = elapsed_in_dbt(target)
+    print(f"full build:        {full:7.1f}s wall, {full_in:6.1f}s in dbt's run")
     print(f"   slowest: {slowest_nodes(target)}")
 
     run(
@@ -149,20 +139,14 @@ def measure(rows: int, seed: int, work: Path, unit_tests: bool = False) -> dict[
     print(f"landed one new day of {NEW_DAY_ORDERS:,} orders and {n_resent} re-sent older ones")
 
     incremental = run([DBT, "build", *build_args, *dbt_args], env, "incremental dbt build")
-    incremental_in, inc_export = elapsed_in_dbt(target), export_time(target)
-    print(
-        f"incremental build: {incremental:7.1f}s wall, {incremental_in:6.1f}s in dbt's run "
-        f"(the export {inc_export:.1f}s of it)"
-    )
+    incremental_in = elapsed_in_dbt(target)
+    print(f"incremental build: {incremental:7.1f}s wall, {incremental_in:6.1f}s in dbt's run")
     print(f"   slowest: {slowest_nodes(target)}")
     print(
         f"incremental / full: {incremental_in / full_in:.3f} in dbt's run, "
         f"{incremental / full:.3f} wall clock"
     )
-    return {
-        "full": full, "full_in": full_in, "inc": incremental, "inc_in": incremental_in,
-        "full_export": full_export, "inc_export": inc_export,
-    }  # fmt: skip
+    return {"full": full, "full_in": full_in, "inc": incremental, "inc_in": incremental_in}
 
 
 def main() -> None:
@@ -209,11 +193,6 @@ def main() -> None:
         f"{growth:.2f}x ({'meets' if growth <= GOAL_GROWTH else 'misses'} the <= "
         f"{GOAL_GROWTH}x goal); wall clock {large['inc'] / small['inc']:.2f}x"
     )
-    without = (large["inc_in"] - large["inc_export"]) / (large["full_in"] - large["full_export"])
-    growth_without = (large["inc_in"] - large["inc_export"]) / (
-        small["inc_in"] - small["inc_export"]
-    )
-    print(f"    without the on-run-end export: (a) {without:.3f}, (b) {growth_without:.2f}x")
 
 
 if __name__ == "__main__":
