@@ -58,3 +58,42 @@
         {%- endif -%}
     {%- endfor -%}
 {%- endmacro %}
+
+
+{#- A table rebuilt whole on Athena (the dimensions without history, the rollups): Iceberg,
+    its old version dropped through the Glue and S3 APIs (dbt-athena's drop_relation), then
+    one CTAS. dbt-athena's own Iceberg `table` swaps versions with ALTER TABLE ... RENAME TO,
+    and Athena runs no DDL on Iceberg tables registered with Lake Formation (AWS docs, "Query
+    Apache Iceberg tables", considerations), which the warehouse/ prefix is (the template's
+    WarehouseLocation). The table is absent between the drop and the CTAS: only this build's
+    later models read these tables (the API reads the served per-build tables). -#}
+{% materialization iceberg_table, adapter='athena' -%}
+  {%- set target_relation = this.incorporate(type='table') -%}
+  {%- set lf_tags_config = config.get('lf_tags_config') -%}
+  {%- set force_batch = config.get('force_batch', False) | as_bool -%}
+  {%- if model['language'] != 'sql' or resolve_table_type() != 'iceberg' -%}
+    {% do exceptions.raise_compiler_error('iceberg_table builds an Iceberg table from SQL') %}
+  {%- endif -%}
+
+  {{ run_hooks(pre_hooks) }}
+
+  {%- set existing = adapter.get_relation(database=database, schema=schema,
+                                          identifier=target_relation.identifier) -%}
+  {%- if existing is not none -%}
+    {%- do drop_relation(existing) -%}
+  {%- endif -%}
+  {%- set query_result = safe_create_table_as(False, target_relation, compiled_code, 'sql', force_batch) -%}
+  {% call statement('main') -%}
+    SELECT '{{ query_result }}';
+  {%- endcall %}
+
+  {{ run_hooks(post_hooks) }}
+
+  {% if lf_tags_config is not none %}
+    {{ adapter.add_lf_tags(target_relation, lf_tags_config) }}
+  {% endif %}
+
+  {% do persist_docs(target_relation, model) %}
+
+  {{ return({'relations': [target_relation]}) }}
+{%- endmaterialization %}

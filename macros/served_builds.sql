@@ -4,8 +4,8 @@
     Each served mart (the served folder, but mart_build_info) is built as a per-build table
     `<mart>__b<tag>`, tag = served_build_tag(invocation_id); `mart_build_info`, built last, is
     the pointer: the API reads it and queries the tables of the build it names, so a switch is
-    the one Glue update that replaces mart_build_info. `<mart>` is a view over the current
-    build's table for analysts, re-pointed by the on-run-end hook once the pointer moved; the
+    the one Iceberg commit that replaces mart_build_info's row. `<mart>` is a view over the
+    current build's table for analysts, re-pointed by the on-run-end hook once the pointer moved; the
     same hook drops the per-build tables (Glue and S3) older than the previous build, and the
     tables of a build that failed before the pointer moved. On DuckDB nothing here applies:
     the local API serves a complete build directory (python -m export). -#}
@@ -97,9 +97,15 @@
 
   {%- set existing = adapter.get_relation(database=database, schema=schema,
                                           identifier=target_relation.identifier) -%}
-  {%- if existing is not none and (existing.is_view
-      or adapter.get_glue_table_type(existing).value != 'iceberg_table') -%}
-    {#- a Hive pointer of an earlier release: replaced once, the only build with a gap -#}
+  {%- set names = [] -%}
+  {%- if existing is not none and not existing.is_view
+      and adapter.get_glue_table_type(existing).value == 'iceberg_table' -%}
+    {%- set names = adapter.get_columns_in_relation(existing) | map(attribute='name') | list -%}
+  {%- endif -%}
+  {%- if existing is not none and (names | map('lower') | sort | list) != (model.columns.keys() | map('lower') | sort | list) -%}
+    {#- a Hive pointer of an earlier release, or its columns changed with the contract: it is
+        replaced once (dropped through Glue, then created), the only builds with a gap -#}
+    {%- do log('mart_build_info: replacing ' ~ existing ~ ' (columns ' ~ names ~ ')', info=true) -%}
     {%- do drop_relation(existing) -%}
     {%- set existing = none -%}
   {%- endif -%}
@@ -113,15 +119,15 @@
     {%- if config.get('contract').enforced -%}
       {{ get_assert_columns_equivalent(compiled_code) }}
     {%- endif -%}
-    {%- set names = adapter.get_columns_in_relation(existing) | map(attribute='name') | list -%}
+    {%- set columns = names | map('lower') | list -%}
     {% call statement('main') -%}
       merge into {{ target_relation }} as target
       using ({{ compiled_code }}) as src
       on true
       when matched then update set
-        {%- for name in names %} {{ name }} = src.{{ name }}{{ ',' if not loop.last }}{% endfor %}
-      when not matched then insert ({{ names | join(', ') }})
-        values ({% for name in names %}src.{{ name }}{{ ', ' if not loop.last }}{% endfor %})
+        {%- for name in columns %} {{ adapter.quote(name) }} = src.{{ adapter.quote(name) }}{{ ',' if not loop.last }}{% endfor %}
+      when not matched then insert ({% for name in columns %}{{ adapter.quote(name) }}{{ ', ' if not loop.last }}{% endfor %})
+        values ({% for name in columns %}src.{{ adapter.quote(name) }}{{ ', ' if not loop.last }}{% endfor %})
     {%- endcall %}
   {%- endif -%}
 

@@ -185,6 +185,7 @@ def open_account(endpoint: str, work_group: WorkGroup | None = None) -> TwinAcco
             "DbtWorkGroup", {"AthenaResultsBucket": results, "LakeBucket": lake}
         )
     twin = AthenaTwin(endpoint, [work_group])
+    twin.lake_formation_locations = [f"s3://{lake}/warehouse"]  # WarehouseLocation
     server = TwinServer(twin).__enter__()
     return TwinAccount(endpoint, server, lake, results, raw_db, analytics_db, work_group, tier_tag)
 

@@ -27,6 +27,9 @@ What it mimics, and where each behaviour is documented:
   empty (HIVE_PATH_ALREADY_EXISTS) (AWS docs "CTAS considerations and limitations").
 - MERGE, OPTIMIZE and VACUUM work on Iceberg tables only (AWS docs "MERGE INTO", "OPTIMIZE",
   "VACUUM").
+- No SQL DDL (ALTER TABLE, DROP TABLE) on an Iceberg table under a location registered with
+  Lake Formation (AWS docs, "Query Apache Iceberg tables": considerations); the account
+  registers the warehouse/ prefix as the template does.
 - Views are stored in Glue as Athena stores them (TableType VIRTUAL_VIEW, "Presto View" text).
 
 Not faithful, so refused loudly (``Unsupported``) or documented: the twin's Iceberg tables are
@@ -132,6 +135,8 @@ class AthenaTwin:
         self.glue = session.client("glue", endpoint_url=endpoint_url)
         self.s3 = session.client("s3", endpoint_url=endpoint_url)
         self.work_groups = {wg.name: wg for wg in work_groups}
+        # S3 prefixes registered with Lake Formation (the template's WarehouseLocation)
+        self.lake_formation_locations: list[str] = []
         self.executions: dict[str, Execution] = {}
         self._lock = threading.Lock()
         self.con = duckdb.connect()
@@ -196,6 +201,8 @@ class AthenaTwin:
         ]
         for pattern, handler in hive_ddl:
             if re.match(pattern, sql, re.I | re.S):
+                if head.startswith(("alter table", "drop table")):
+                    self._refuse_ddl_on_registered_iceberg(ex, sql)
                 ex.statement_type = "DDL" if not head.startswith(("optimize", "vacuum")) else "DML"
                 handler(ex, sql)
                 return
@@ -828,6 +835,26 @@ class AthenaTwin:
             raise Unsupported(sql[:80])
         table = self._require(m.group(1).lower(), m.group(2).lower())
         self._set_parameters(table, dict(re.findall(r"'([^']+)'\s*=\s*'([^']*)'", m.group(3))))
+
+    def _refuse_ddl_on_registered_iceberg(self, ex: Execution, sql: str) -> None:
+        """AWS docs, "Query Apache Iceberg tables", considerations: "Athena does not currently
+        support DDL operations on Iceberg tables that are registered with Lake Formation".
+        The template registers the lake's warehouse/ prefix (WarehouseLocation), so ALTER
+        TABLE (RENAME TO, SET TBLPROPERTIES) and DROP TABLE in SQL are refused on an Iceberg
+        table under a registered location; Glue's own API (what dbt-athena's
+        drop_relation_glue calls) is not SQL DDL and is left to IAM and Lake Formation."""
+        m = re.match(rf"(?:alter|drop) table (?:if exists )?{self._HIVE_NAME}", sql, re.I)
+        if not m:
+            return
+        table = self._table(m.group(1).lower(), m.group(2).lower())
+        if table is None or not self._is_iceberg(table):
+            return
+        location = table["StorageDescriptor"]["Location"]
+        if any(location.startswith(prefix) for prefix in self.lake_formation_locations):
+            raise QueryFailed(
+                "NOT_SUPPORTED: DDL operations are not supported on Iceberg tables registered "
+                f"with Lake Formation ({m.group(1)}.{m.group(2)} at {location})"
+            )
 
     def _rename_table(self, ex: Execution, sql: str) -> None:
         m = re.match(rf"alter table {self._HIVE_NAME} rename to {self._HIVE_NAME}\s*$", sql, re.I)

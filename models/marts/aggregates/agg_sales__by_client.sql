@@ -3,7 +3,7 @@
     Same incremental scheme as agg_sales__daily. The channel and status stay in the grain so
     that the served mart leaves out unknown members exactly as mart_orders does. -#}
 {{ config(
-    materialized='incremental' if target.type == 'duckdb' else 'table',
+    materialized='incremental' if target.type == 'duckdb' else 'iceberg_table',
     incremental_strategy='merge_totals',
     unique_key=['client_key', 'product_key', 'channel_key', 'status_key'],
     on_schema_change='fail',

@@ -5,7 +5,7 @@
     cost follows the changed orders, not the days they touch; on Athena a table rebuilt from
     the fact. -#}
 {{ config(
-    materialized='incremental' if target.type == 'duckdb' else 'table',
+    materialized='incremental' if target.type == 'duckdb' else 'iceberg_table',
     incremental_strategy='merge_totals',
     unique_key=['pa_date', 'product_key', 'channel_key', 'status_key'],
     on_schema_change='fail',

@@ -118,6 +118,31 @@ def test_an_iceberg_ctas_keeps_its_location_in_an_enforced_work_group_and_takes_
     assert account.glue_table("ice_ts3") is None
 
 
+def test_no_sql_ddl_on_an_iceberg_table_registered_with_lake_formation(account):
+    db, data = account.analytics_database, account.data_dir
+    # Given an Iceberg table under the warehouse/ prefix, which the template registers with
+    # Lake Formation, and one outside it
+    assert data.startswith(account.twin.lake_formation_locations[0])
+    ctas = (
+        'create table "{db}"."{name}" with (table_type=\'iceberg\', is_external=false, '
+        "location='{where}') as select 1 as x"
+    )
+    run(account, ctas.format(db=db, name="ice_lf", where=f"{data}ice_lf"))
+    outside = f"s3://{account.results_bucket}/elsewhere/ice_free"
+    run(account, ctas.format(db=db, name="ice_free", where=outside))
+    # When dbt-athena's swap renames it, or SQL drops it; Then Athena refuses (AWS docs)
+    for sql in (
+        f"alter table `{db}`.`ice_lf` rename to `{db}`.`ice_lf__bkp`",
+        f"drop table `{db}`.`ice_lf`",
+    ):
+        ex = run(account, sql, expect="FAILED")
+        assert "registered with Lake Formation" in ex.reason
+    assert account.glue_table("ice_lf") is not None
+    # while the same rename outside a registered location goes through
+    run(account, f"alter table `{db}`.`ice_free` rename to `{db}`.`ice_free2`")
+    assert account.glue_table("ice_free2") is not None
+
+
 def test_a_write_of_more_than_100_partitions_fails_as_athenas(account):
     db = account.analytics_database
     ex = run(

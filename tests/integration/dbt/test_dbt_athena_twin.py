@@ -73,7 +73,7 @@ def _comparable(value):
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
-        # Hive-format tables hold milliseconds (Athena reads the raw landed_at so too)
+        # compared at milliseconds: Athena reads the raw (Hive) table's landed_at so
         return value.replace(microsecond=value.microsecond // 1000 * 1000)
     if isinstance(value, Decimal):
         return value.normalize()
