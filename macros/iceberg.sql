@@ -87,13 +87,19 @@
     SELECT '{{ query_result }}';
   {%- endcall %}
 
-  {{ run_hooks(post_hooks) }}
-
-  {% if lf_tags_config is not none %}
-    {{ adapter.add_lf_tags(target_relation, lf_tags_config) }}
-  {% endif %}
-
-  {% do persist_docs(target_relation, model) %}
+  {% do finish_athena_table(target_relation, post_hooks, lf_tags_config) %}
 
   {{ return({'relations': [target_relation]}) }}
 {%- endmaterialization %}
+
+
+{#- The end of each Athena table materialization of this project (iceberg_table,
+    served_table, served_pointer), as dbt-athena's `table` ends: the post-hooks, the model's
+    LF-tags on the table, its docs in Glue. -#}
+{% macro finish_athena_table(relation, post_hooks, lf_tags_config) -%}
+  {{ run_hooks(post_hooks) }}
+  {%- if lf_tags_config is not none -%}
+    {%- do adapter.add_lf_tags(relation, lf_tags_config) -%}
+  {%- endif -%}
+  {%- do persist_docs(relation, model) -%}
+{%- endmacro %}

@@ -5,10 +5,10 @@
     `<mart>__b<tag>`, tag = served_build_tag(invocation_id); `mart_build_info`, built last, is
     the pointer: the API reads it and queries the tables of the build it names, so a switch is
     the one Iceberg commit that replaces mart_build_info's row. `<mart>` is a view over the
-    current build's table for analysts, re-pointed by the on-run-end hook once the pointer moved; the
-    same hook drops the per-build tables (Glue and S3) older than the previous build, and the
-    tables of a build that failed before the pointer moved. On DuckDB nothing here applies:
-    the local API serves a complete build directory (python -m export). -#}
+    current build's table for analysts, re-pointed by the on-run-end hook once the pointer
+    moved; the same hook drops the per-build tables (Glue and S3) older than the previous build,
+    and the tables of a build that failed before the pointer moved. On DuckDB nothing here
+    applies: the local API serves a complete build directory (python -m export). -#}
 
 {% macro served_build_tag(build_id=none) -%}
   {#- The short form of a build id (dbt's invocation_id) that names its tables: its first 12
@@ -31,11 +31,12 @@
 
 {#- A served mart on Athena: dbt-athena's own table creation (safe_create_table_as: the
     partitioning, location under s3_data_dir, contract check and batching of the `table`
-    materialization) of an Iceberg table `<mart>__b<tag>`, never replacing a table a reader may be using;
-    then the view `<mart>` over it, so what refs the mart in this build (its data tests,
-    mart_build_info, analysts) reads this build's rows through dbt's own ref. The API does
-    not read the views (it follows mart_build_info), and the on-run-end hook points them back
-    at the pointer's build if this build fails. Both tagged with the model's lf_tags_config. -#}
+    materialization) of an Iceberg table `<mart>__b<tag>`, never replacing a table a reader may
+    be using; then the view `<mart>` over it, so what refs the mart in this build (its data
+    tests, mart_build_info, analysts) reads this build's rows through dbt's own ref. The API
+    does not read the views (it follows mart_build_info), and the on-run-end hook points them
+    back at the pointer's build if this build fails. Both tagged with the model's
+    lf_tags_config. -#}
 {% materialization served_table, adapter='athena' -%}
   {%- set target_relation = served_build_relation(api.Relation.create(
         identifier=model['alias'], schema=schema, database=database, type='table')) -%}
@@ -65,13 +66,7 @@
     SELECT '{{ query_result }}';
   {%- endcall %}
 
-  {{ run_hooks(post_hooks) }}
-
-  {% if lf_tags_config is not none %}
-    {{ adapter.add_lf_tags(target_relation, lf_tags_config) }}
-  {% endif %}
-
-  {% do persist_docs(target_relation, model) %}
+  {% do finish_athena_table(target_relation, post_hooks, lf_tags_config) %}
 
   {{ point_served_view(target_relation, model['alias'], lf_tags_config) }}
 
@@ -97,15 +92,17 @@
 
   {%- set existing = adapter.get_relation(database=database, schema=schema,
                                           identifier=target_relation.identifier) -%}
-  {%- set names = [] -%}
+  {%- set columns = [] -%}
   {%- if existing is not none and not existing.is_view
       and adapter.get_glue_table_type(existing).value == 'iceberg_table' -%}
-    {%- set names = adapter.get_columns_in_relation(existing) | map(attribute='name') | list -%}
+    {%- set columns = adapter.get_columns_in_relation(existing) | map(attribute='name')
+                      | map('lower') | list -%}
   {%- endif -%}
-  {%- if existing is not none and (names | map('lower') | sort | list) != (model.columns.keys() | map('lower') | sort | list) -%}
+  {%- set declared = model.columns.keys() | map('lower') | sort | list -%}
+  {%- if existing is not none and (columns | sort | list) != declared -%}
     {#- a Hive pointer of an earlier release, or its columns changed with the contract: it is
         replaced once (dropped through Glue, then created), the only builds with a gap -#}
-    {%- do log('mart_build_info: replacing ' ~ existing ~ ' (columns ' ~ names ~ ')', info=true) -%}
+    {%- do log('mart_build_info: replacing ' ~ existing ~ ' (columns ' ~ columns ~ ')', info=true) -%}
     {%- do drop_relation(existing) -%}
     {%- set existing = none -%}
   {%- endif -%}
@@ -119,7 +116,6 @@
     {%- if config.get('contract').enforced -%}
       {{ get_assert_columns_equivalent(compiled_code) }}
     {%- endif -%}
-    {%- set columns = names | map('lower') | list -%}
     {% call statement('main') -%}
       merge into {{ target_relation }} as target
       using ({{ compiled_code }}) as src
@@ -131,13 +127,7 @@
     {%- endcall %}
   {%- endif -%}
 
-  {{ run_hooks(post_hooks) }}
-
-  {% if lf_tags_config is not none %}
-    {{ adapter.add_lf_tags(target_relation, lf_tags_config) }}
-  {% endif %}
-
-  {% do persist_docs(target_relation, model) %}
+  {% do finish_athena_table(target_relation, post_hooks, lf_tags_config) %}
 
   {{ return({'relations': [target_relation]}) }}
 {%- endmaterialization %}
