@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
@@ -36,6 +36,20 @@ class Snapshot(Protocol):
     def table(self, mart: str, key: Sequence[str] = ()) -> str:
         """The SQL name of a served mart's relation in this build; ``key``: the columns the
         statement looks rows up by (an engine may keep a copy sorted by them)."""
+
+    def windows(
+        self,
+        mart: str,
+        order: Sequence[tuple[str, bool]],
+        equal: Mapping[str, object],
+        after: object,
+        need: int,
+    ) -> Iterator[str]:
+        """SQL sources that together hold every row of a paged statement on ``mart`` (with
+        the path's ``equal`` values, ordered by ``order``, after a row whose first order value
+        is ``after`` if not None), in that order: each source's rows sort after the previous
+        one's, so a statement that wants ``need`` rows may stop at the first sources that
+        yield them. An engine that reads the whole relation anyway yields its table once."""
 
     def query(self, sql: str, params: Sequence[object]) -> list[tuple]:
         """Rows of ``sql`` with ``?`` placeholders bound to ``params`` (ints and text)."""
@@ -97,6 +111,7 @@ def select_sql(
     p: Params,
     after: Sequence[object] | None = None,
     limit: int | None = None,
+    source: str | None = None,
 ) -> Statement:
     """The route's statement: its mart's columns, filtered, in its order, keyset-paged."""
     conds: list[str] = []
@@ -129,7 +144,7 @@ def select_sql(
                 _bind(mart.column(c), after[j]) for j, (c, _) in enumerate(route.order_by[: i + 1])
             )
         conds.append("(" + " or ".join(f"({a})" for a in alternatives) + ")")
-    source = snap.table(mart.name, route.path_params)
+    source = source or snap.table(mart.name, route.path_params)
     sql = f"select {', '.join(c.name for c in mart.columns)} from {source}"
     if conds:
         sql += " where " + " and ".join(conds)
@@ -297,8 +312,14 @@ def answer(snap: Snapshot, route: Route, p: Params, codec: CursorCodec) -> objec
             after = [_parse_key_value(c, v) for c, v in zip(order_cols, key, strict=True)]
         except ValueError:
             raise invalid_cursor() from None
-    st = select_sql(snap, mart, route, p, after, limit + 1)
-    rows = snap.query(st.sql, st.params)
+    rows: list[tuple] = []
+    equal = {n: p[n] for n in route.path_params}
+    first = after[0] if after is not None else None
+    for source in snap.windows(mart.name, route.order_by, equal, first, limit + 1):
+        st = select_sql(snap, mart, route, p, after, limit + 1 - len(rows), source)
+        rows += snap.query(st.sql, st.params)
+        if len(rows) > limit:
+            break
     if not rows and route.requires is not None:
         _require_parent(snap, route, p)
     next_cursor = None

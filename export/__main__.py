@@ -7,10 +7,14 @@ mart from the DuckDB warehouse, opened read-only once dbt has let go of it, into
 directory the API serves (docs/serving.md):
 
     $DUFF_LAKE/marts/builds/<YYYYMMDDTHHMMSSffffffZ>_<invocation_id>/
-        <mart>.parquet ...      one per served mart, in its first route's order, and
-        <mart>__by_<id>.parquet a copy sorted by each id a route's path filters on
-        _served.json            the served-mart declarations (models' yml, config.meta.serve)
-        _SUCCESS.parquet        mart_build_info's row
+        <mart>/part_<i>.parquet         each served mart in its first route's order, and
+        <mart>__by_<id>/part_<i>.parquet a copy sorted by each id a route's path filters on
+        _served.json                    the served-mart declarations (models' yml)
+        _SUCCESS.parquet                mart_build_info's row
+
+Each relation is cut, in its sort order, into parts of ``PART_ROWS`` rows (part ``i`` holds
+rows ``i * PART_ROWS`` onwards), so the API can read only the parts that hold an id or follow
+a page's cursor (api/backends/local.py) instead of a file whose size grows with the lake.
 
 It writes under a hidden temporary name and renames the directory into place last, so a
 build directory is complete or absent; a crash leaves only a ``.*.tmp`` directory, removed
@@ -34,7 +38,12 @@ sys.path.insert(0, str(ROOT))
 from api.declarations import ServedMart, from_project, to_json  # noqa: E402
 
 PROBLEMS = ("error", "fail", "skipped", "runtime error")
-ROW_GROUP = 16_384  # small row groups: a page's keyset filter skips all but a few
+# Rows per Parquet row group, and per part file (a whole number of row groups). A lookup
+# opens the part(s) holding its id and decodes a row group or two of them; DuckDB's cost per
+# query also grows with the row groups of the files it opens, even those it skips by their
+# statistics, so parts stay small (docs/api.md, "Performance").
+ROW_GROUP = 2_048
+PART_ROWS = 8 * ROW_GROUP
 
 
 class NothingToExport(Exception):
@@ -73,7 +82,43 @@ def check_results(run_results: dict, marts: list[ServedMart]) -> str:
     return run_results["metadata"]["invocation_id"]
 
 
-def export(lake: Path, target_path: Path, project_dir: Path = ROOT) -> Path:
+def write_parts(con, select_sql: str, folder: Path, *, part_rows: int = PART_ROWS) -> None:
+    """Write the rows of ``select_sql`` (which orders them), streamed from DuckDB as Arrow,
+    to ``folder/part_<i>.parquet``: ``i`` counts from 000000 in that order, ``part_rows`` rows
+    per part (the last may hold fewer; an empty relation gets one empty part, which keeps its
+    columns), row groups of at most ``ROW_GROUP`` rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if part_rows < 1:
+        raise ValueError(f"part_rows must be positive, not {part_rows}")
+    folder.mkdir()
+    reader = con.execute(select_sql).to_arrow_reader(min(part_rows, 65_536))
+    group = min(part_rows, ROW_GROUP)
+    index, pending, held = 0, [], 0
+
+    def flush(batches: list) -> None:
+        nonlocal index
+        table = pa.Table.from_batches(batches, schema=reader.schema)
+        pq.write_table(table, folder / f"part_{index:06d}.parquet", row_group_size=group)
+        index += 1
+
+    for batch in reader:
+        while batch.num_rows:
+            take = min(batch.num_rows, part_rows - held)
+            pending.append(batch.slice(0, take))
+            held += take
+            batch = batch.slice(take)
+            if held == part_rows:
+                flush(pending)
+                pending, held = [], 0
+    if held or index == 0:
+        flush(pending)
+
+
+def export(
+    lake: Path, target_path: Path, project_dir: Path = ROOT, *, part_rows: int = PART_ROWS
+) -> Path:
     import duckdb
 
     marts = from_project(project_dir)
@@ -98,10 +143,11 @@ def export(lake: Path, target_path: Path, project_dir: Path = ROOT) -> Path:
             columns = ", ".join(c.name for c in mart.columns)
             for copy, order in mart.sorted_copies().items():
                 order_sql = ", ".join(f"{c}{' desc' if d else ''}" for c, d in order)
-                target = _sql_text(str(tmp / f"{copy}.parquet"))
-                con.execute(
-                    f"copy (select {columns} from main.{mart.name} order by {order_sql})"
-                    f" to {target} (format parquet, row_group_size {ROW_GROUP})"
+                write_parts(
+                    con,
+                    f"select {columns} from main.{mart.name} order by {order_sql}",
+                    tmp / copy,
+                    part_rows=part_rows,
                 )
         (tmp / "_served.json").write_text(to_json(marts), encoding="utf-8")
         success = _sql_text(str(tmp / "_SUCCESS.parquet"))

@@ -24,7 +24,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -249,6 +249,18 @@ class AthenaSnapshot:
         if self.build_tag is not None and name in self.marts:
             return f'"{self._schema}"."{name}__b{self.build_tag}"'
         return f'"{self._schema}"."{name}"'
+
+    def windows(
+        self,
+        mart: str,
+        order: Sequence[tuple[str, bool]],
+        equal: Mapping[str, object],
+        after: object,
+        need: int,
+    ) -> Iterator[str]:
+        """The whole table, once: Athena prunes by partition, and a second statement would
+        cost a second query's latency."""
+        yield self.table(mart, tuple(equal))
 
     def for_request(self) -> AthenaSnapshot:
         """This build with a fresh time budget shared by the request's queries."""

@@ -1,15 +1,19 @@
 """Local twin of the Athena backend: the newest complete exported build, queried with DuckDB.
 
 A build is ``$DUFF_LAKE/marts/builds/<YYYYMMDDTHHMMSSffffffZ>_<invocation_id>/`` holding
-``_served.json`` (the served-mart declarations it was exported with), one
-``<mart>.parquet`` per served mart, and ``_SUCCESS.parquet`` (mart_build_info's row); the
-export writes it under a temporary name and renames it into place, so a build directory is
-complete or absent (``python -m export``, docs/serving.md).
+``_served.json`` (the served-mart declarations it was exported with), each served mart (and
+each copy sorted by an id) as ordered parts ``<mart>/part_<i>.parquet``, and
+``_SUCCESS.parquet`` (mart_build_info's row); the export writes it under a temporary name and
+renames it into place, so a build directory is complete or absent (``python -m export``,
+docs/serving.md). Builds of earlier layouts (one ``<mart>.parquet``) are served too.
 
 Each request runs the same parameterised SQL as on Athena (api/service.py) on an in-memory
 DuckDB database whose views read the build's Parquet files: nothing of the data is loaded
 up front, so memory stays bounded whatever the lake's size, and a new build is served as
-soon as its views exist. The DuckDB warehouse file, which dbt locks while it builds, is never
+soon as its views exist. For a large mart, the snapshot also keeps the range of its sort
+key in each part (from the files' statistics), so a lookup by id or a page after a cursor
+reads the one or two parts that can hold its rows (``windows``): its cost does not grow
+with the lake. The DuckDB warehouse file, which dbt locks while it builds, is never
 opened. The backend only ever moves to a build whose name sorts after the one it serves,
 checks at most every ``reload_interval`` seconds, keeps serving the last good build when a
 newer one is incomplete or unreadable, and prunes builds older than the ``keep_builds``
@@ -24,7 +28,8 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -90,19 +95,116 @@ def read_success(build_dir: Path) -> dict:
     return {"build_id": str(build_id), "built_at": _utc(built_at), "data_as_of": _utc(data_as_of)}
 
 
+PART = re.compile(r"^part_([0-9]{1,9})\.parquet$")
+
+
 def _mart_files(build_dir: Path, name: str, *, required: bool = True) -> tuple[str, int] | None:
-    """The Parquet file (or, for builds of the per-day layout, the glob) of a served mart or
-    of one of its sorted copies, as SQL text, with its size in bytes."""
+    """The Parquet files of a served mart or of one of its sorted copies, as SQL text (a glob;
+    for builds of earlier layouts, the one file), with their size in bytes."""
+    folder = build_dir / name
+    files = list(folder.glob("*.parquet")) if folder.is_dir() else []
+    if files:
+        return _sql_text(str(folder / "*.parquet")), sum(f.stat().st_size for f in files)
     single = build_dir / f"{name}.parquet"
     if single.is_file():
         return _sql_text(str(single)), single.stat().st_size
-    folder = build_dir / name
-    files = list(folder.glob("*/*.parquet")) if folder.is_dir() else []
+    files = list(folder.glob("*/*.parquet")) if folder.is_dir() else []  # the per-day layout
     if files:
         return _sql_text(str(folder / "*" / "*.parquet")), sum(f.stat().st_size for f in files)
     if required:
-        raise BuildError(f"{single} is missing")
+        raise BuildError(f"{folder} is missing")
     return None
+
+
+@dataclass(frozen=True)
+class _Part:
+    path: str
+    groups: tuple[tuple[int, int, int], ...]  # per row group: key min, key max, rows
+
+    @property
+    def lo(self) -> int:
+        return self.groups[0][0]
+
+    @property
+    def hi(self) -> int:
+        return self.groups[-1][1]
+
+
+@dataclass(frozen=True)
+class _PartIndex:
+    """The parts of one large sorted relation, in their order, with the range of its first
+    sort column (an integer id) in each of their row groups."""
+
+    column: str
+    descending: bool
+    order: tuple[tuple[str, bool], ...]  # the relation's whole sort order
+    parts: tuple[_Part, ...]
+
+    def candidates(self, equal: object = None, after: object = None) -> list[tuple[_Part, int]]:
+        """The parts that can hold a row whose key equals ``equal``, or (``after``) a row
+        that a keyset page after a row of that key can hold, each with the count of its rows
+        that surely qualify (rows of row groups wholly past ``after``; with ``equal``, of the
+        groups that can hold it)."""
+
+        def can(lo: int, hi: int) -> bool:
+            if equal is not None:
+                return lo <= equal <= hi  # type: ignore[operator]
+            if after is not None:
+                return lo <= after if self.descending else hi >= after  # type: ignore[operator]
+            return True
+
+        def surely(lo: int, hi: int) -> bool:
+            if equal is not None or after is None:
+                return True
+            return hi < after if self.descending else lo > after  # type: ignore[operator]
+
+        found = []
+        for part in self.parts:
+            groups = [(lo, hi, n) for lo, hi, n in part.groups if can(lo, hi)]
+            if groups:
+                found.append((part, sum(n for lo, hi, n in groups if surely(lo, hi))))
+        return found
+
+
+def _index_parts(
+    con: duckdb.DuckDBPyConnection, folder: Path, order: tuple[tuple[str, bool], ...]
+) -> _PartIndex | None:
+    """The part index of ``folder``, or None when its parts cannot be shown to be in order
+    by their first sort column's statistics (then every query reads every part)."""
+    column, descending = order[0]
+    paths = {}
+    for path in folder.glob("*.parquet"):
+        match = PART.match(path.name)
+        if match is None:
+            return None
+        paths[str(path)] = int(match.group(1))
+    rows = con.execute(
+        "select file_name, row_group_id, row_group_num_rows, stats_min_value, stats_max_value"
+        f" from parquet_metadata({_sql_text(str(folder / '*.parquet'))})"
+        " where path_in_schema = ?",
+        [column],
+    ).fetchall()
+    groups: dict[str, list[tuple[int, int, int, int]]] = {p: [] for p in paths}
+    try:
+        for file, group, count, lo, hi in rows:
+            if count:
+                groups[file].append((group, int(lo), int(hi), count))
+    except (KeyError, TypeError, ValueError):  # a file outside the glob, or no statistics
+        return None
+    parts = []
+    previous: int | None = None
+    for path in sorted(paths, key=paths.__getitem__):
+        ranges = tuple((lo, hi, n) for _, lo, hi, n in sorted(groups[path]))
+        for lo, hi, _ in ranges:  # each range follows the last, in the relation's direction
+            first, last = (hi, lo) if descending else (lo, hi)
+            if previous is not None and (first > previous if descending else first < previous):
+                return None
+            if last > first if descending else last < first:
+                return None
+            previous = last
+        if ranges:
+            parts.append(_Part(path, ranges))
+    return _PartIndex(column, descending, order, tuple(parts))
 
 
 class LocalSnapshot:
@@ -114,7 +216,14 @@ class LocalSnapshot:
     query runs); one DuckDB thread per query, which on two shared cores answers small
     queries sooner than two."""
 
-    def __init__(self, name: str, build_dir: Path, *, threads: int = 1) -> None:
+    def __init__(
+        self,
+        name: str,
+        build_dir: Path,
+        *,
+        threads: int = 1,
+        in_memory_bytes: int = IN_MEMORY_BYTES,
+    ) -> None:
         info = read_success(build_dir)
         self.name = name
         self.build_id = info["build_id"]
@@ -128,18 +237,23 @@ class LocalSnapshot:
         self._local = threading.local()
         self._con = _connect(threads)
         self._relations: set[str] = set()
+        self._parts: dict[str, _PartIndex] = {}
         try:
             for mart in marts:
-                for name in mart.sorted_copies():
+                for name, order in mart.sorted_copies().items():
                     source = _mart_files(build_dir, name, required=name == mart.name)
                     if source is None:
                         continue
-                    small = source[1] <= IN_MEMORY_BYTES
+                    small = source[1] <= in_memory_bytes
                     self._con.execute(
                         f'create {"table" if small else "view"} "{name}" as'
                         f" select * from read_parquet({source[0]})"
                     )
                     self._relations.add(name)
+                    if not small and order and mart.column(order[0][0]).kind == "int":
+                        index = _index_parts(self._con, build_dir / name, order)
+                        if index is not None:
+                            self._parts[name] = index
                 described = {r[0] for r in self._con.execute(f'describe "{mart.name}"').fetchall()}
                 missing = [c.name for c in mart.columns if c.name not in described]
                 if missing:
@@ -152,10 +266,51 @@ class LocalSnapshot:
             raise
 
     # -- the snapshot interface (api/service.py: Snapshot) ---------------------------------
-    def table(self, mart: str, key: Sequence[str] = ()) -> str:
+    def _relation(self, mart: str, key: Sequence[str]) -> str:
         if key and f"{mart}__by_{key[0]}" in self._relations:
-            return f'"{mart}__by_{key[0]}"'  # the copy sorted by that id
-        return f'"{mart}"'
+            return f"{mart}__by_{key[0]}"  # the copy sorted by that id
+        return mart
+
+    def table(self, mart: str, key: Sequence[str] = ()) -> str:
+        return f'"{self._relation(mart, key)}"'
+
+    def windows(
+        self,
+        mart: str,
+        order: Sequence[tuple[str, bool]],
+        equal: Mapping[str, object],
+        after: object,
+        need: int,
+    ) -> Iterator[str]:
+        """Part files in windows: the first holds parts until ``need`` rows surely qualify,
+        the second eight times that, the third every part left (a filter few rows pass
+        costs at most three statements). By one id: the parts that can hold it, at once."""
+        name = self._relation(mart, tuple(equal))
+        index = self._parts.get(name)
+        wanted = tuple(o for o in order if o[0] not in equal)
+        sorted_by = tuple(o for o in index.order if o[0] not in equal) if index else ()
+        if index is None or sorted_by[: len(wanted)] != wanted:
+            yield f'"{name}"'  # not in parts, or not in this route's order: one statement
+            return
+        key = equal.get(index.column)
+        if key is not None and not isinstance(key, int):
+            key = None
+        if not isinstance(after, int) or index.column in equal or order[:1] != index.order[:1]:
+            after = None
+        parts = index.candidates(key, after)
+        if key is not None:  # the parts holding one id (one or two): one statement
+            if parts:  # none: no row has that id
+                yield "read_parquet([" + ", ".join(_sql_text(p.path) for p, _ in parts) + "])"
+            return
+        start, want, window = 0, max(need, 1), 0
+        while start < len(parts):
+            end, rows = start, 0
+            while end < len(parts) and (end == start or rows < want or window >= 2):
+                rows += parts[end][1]
+                end += 1
+            paths = ", ".join(_sql_text(p.path) for p, _ in parts[start:end])
+            yield f"read_parquet([{paths}])"
+            start, want, window = end, want * 8, window + 1
 
     def query(self, sql: str, params: Sequence[object]) -> list[tuple]:
         cursor = getattr(self._local, "cursor", None)
@@ -176,6 +331,7 @@ class LocalBackend:
         keep_builds: int = 3,
         clock: Callable[[], float] = time.monotonic,
         threads: int = 1,
+        in_memory_bytes: int = IN_MEMORY_BYTES,
     ) -> None:
         lake_text = str(lake)
         if "://" in lake_text:
@@ -188,6 +344,7 @@ class LocalBackend:
         self.keep_builds = keep_builds
         self._clock = clock
         self.threads = threads
+        self.in_memory_bytes = in_memory_bytes
         self._current: LocalSnapshot | None = None
         self._bad: set[str] = set()
         self._refresh_lock = threading.Lock()
@@ -231,7 +388,12 @@ class LocalBackend:
                     continue
                 started = time.perf_counter()
                 try:
-                    snap = LocalSnapshot(name, self.builds_dir / name, threads=self.threads)
+                    snap = LocalSnapshot(
+                        name,
+                        self.builds_dir / name,
+                        threads=self.threads,
+                        in_memory_bytes=self.in_memory_bytes,
+                    )
                 except BuildError as err:
                     log.error("cannot serve build %s: %s", name, err)
                     self._bad.add(name)

@@ -3,7 +3,7 @@ export (``python -m export``) lays them out.
 
 For tests and benchmarks of the API without running dbt: ``make_orders`` draws orders
 (deterministic for a seed), ``write_build`` aggregates them with DuckDB into the served
-relations with the documented types and writes one build directory: a Parquet file per
+relations with the documented types and writes one build directory: Parquet parts per
 mart, ``_served.json`` (the declarations of the project's yml) and ``_SUCCESS.parquet``,
 under a temporary name renamed into place.
 
@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from api.declarations import from_project, to_json
-from export.__main__ import ROW_GROUP
+from export.__main__ import PART_ROWS, write_parts
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANNELS = ("Retail", "Online", "B2B")
@@ -160,8 +160,10 @@ def write_build(
     data_as_of: dt.datetime | None = None,
     build_id: str | None = None,
     write_success: bool = True,
+    part_rows: int = PART_ROWS,
 ) -> Path:
-    """Write one build of every served relation; ``_SUCCESS.parquet`` last. Returns its dir."""
+    """Write one build of every served relation; ``_SUCCESS.parquet`` last. Returns its dir.
+    ``part_rows``: rows per part file (the export's own size unless a test wants many)."""
     built_at = built_at or dt.datetime.now(dt.UTC)
     data_as_of = data_as_of or built_at - dt.timedelta(minutes=5)
     build_id = build_id or str(uuid.uuid4())
@@ -193,10 +195,11 @@ def write_build(
         for mart in from_project(ROOT):  # as python -m export writes them: sorted, its groups
             for name, order in mart.sorted_copies().items():
                 order_sql = ", ".join(f"{c}{' desc' if d else ''}" for c, d in order)
-                path = str(out / f"{name}.parquet").replace("'", "''")
-                con.execute(
-                    f"copy (select * from {mart.name} order by {order_sql}) to '{path}'"
-                    f" (format parquet, row_group_size {ROW_GROUP})"
+                write_parts(
+                    con,
+                    f"select * from {mart.name} order by {order_sql}",
+                    out / name,
+                    part_rows=part_rows,
                 )
         if write_success:
             path = str(out / "_SUCCESS.parquet").replace("'", "''")

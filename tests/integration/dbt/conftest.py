@@ -20,20 +20,21 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 DBT = str(Path(sys.executable).with_name("dbt"))
-# What one complete export holds (docs/architecture.md section 2), and nothing else.
+# What one complete export holds (docs/architecture.md section 2), and nothing else: a
+# directory of ordered parts per served relation, the declarations and the success marker.
 SERVED_FILES = frozenset(
     {
-        "mart_client_sales.parquet",
-        "mart_client_sales__by_client_id.parquet",
-        "mart_orders__by_client_id.parquet",
-        "mart_product_sales.parquet",
-        "mart_channel_sales.parquet",
-        "mart_product_channel_sales.parquet",
-        "mart_status_summary.parquet",
-        "mart_daily_sales.parquet",
-        "mart_orders.parquet",
-        "mart_quality_files.parquet",
-        "mart_quality_rejects.parquet",
+        "mart_client_sales",
+        "mart_client_sales__by_client_id",
+        "mart_orders__by_client_id",
+        "mart_product_sales",
+        "mart_channel_sales",
+        "mart_product_channel_sales",
+        "mart_status_summary",
+        "mart_daily_sales",
+        "mart_orders",
+        "mart_quality_files",
+        "mart_quality_rejects",
         "_served.json",
         "_SUCCESS.parquet",
     }

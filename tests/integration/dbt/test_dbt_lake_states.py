@@ -102,11 +102,11 @@ def test_an_empty_lake_builds_and_exports_empty_marts(states):
     assert "no raw orders under" in states["empty"].output
     (only,) = states["after_empty"]
     assert {p.name for p in only.iterdir()} == SERVED_FILES
-    assert pq.read_table(only / "mart_orders.parquet").num_rows == 0
+    assert pq.read_table(only / "mart_orders").num_rows == 0
     info = pq.read_table(only / "_SUCCESS.parquet").to_pylist()
     assert len(info) == 1 and info[0]["data_as_of"] is None
     # channels and statuses are listed with zeros even with no orders
-    channels = pq.read_table(only / "mart_channel_sales.parquet").to_pylist()
+    channels = pq.read_table(only / "mart_channel_sales").to_pylist()
     assert sorted(c["channel"] for c in channels) == ["B2B", "Online", "Retail"]
     assert all(c["orders"] == 0 for c in channels)
 
@@ -135,7 +135,7 @@ def test_a_partial_run_exports_nothing(states):
 def test_a_good_build_after_the_empty_one_is_exported(states):
     new = [d for d in states["after_good"] if d not in states["after_empty"]]
     assert len(new) == 1
-    rows = pq.read_table(new[0] / "mart_orders.parquet").to_pylist()  # in order_id order
+    rows = pq.read_table(new[0] / "mart_orders").to_pylist()  # in order_id order
     got = [
         (r["order_id"], r["client_id"], r["units"], str(r["total_amount"]), r["channel"],
          r["status"], r["pa_date"].isoformat())
@@ -149,7 +149,7 @@ def test_a_good_build_after_the_empty_one_is_exported(states):
     ]
     clients = {
         r["client_id"]: r["client_name"]
-        for r in pq.read_table(new[0] / "mart_client_sales.parquet").to_pylist()
+        for r in pq.read_table(new[0] / "mart_client_sales").to_pylist()
     }
     assert clients == {5: "Lenny", 6: "Carl Carlson"}
     info = pq.read_table(new[0] / "_SUCCESS.parquet").to_pylist()[0]

@@ -124,11 +124,8 @@ def select_all(name: str) -> str:
 
 
 def read_export(build_dir: Path, name: str) -> pa.Table:
-    """One exported mart: a single file, or (mart_orders) a directory of per-day files."""
-    path = build_dir / f"{name}.parquet"
-    if path.exists():
-        return pq.read_table(path)
-    files = sorted((build_dir / name).rglob("*.parquet"))
+    """One exported mart: its parts, in order."""
+    files = sorted((build_dir / name).glob("part_*.parquet"))
     return pa.concat_tables([pq.read_table(f) for f in files]) if files else None
 
 
@@ -390,7 +387,7 @@ def test_every_successful_build_is_exported_completely(scenario):
         exported = read_export(newest, name).to_pylist()
         warehouse = query(root, f"select * from {name}")
         assert sorted(tuple(r.values()) for r in exported) == sorted(warehouse), name
-    ids = pq.read_table(newest / "mart_orders.parquet").column("order_id").to_pylist()
+    ids = pq.read_table(newest / "mart_orders").column("order_id").to_pylist()
     assert ids == sorted(ids)
     assert read_export(newest, "mart_orders").num_rows == 9
     info = pq.read_table(newest / "_SUCCESS.parquet").to_pylist()[0]

@@ -41,7 +41,7 @@ def warehouse(tmp_path, source):
     (lake / "warehouse").mkdir(parents=True)
     con = duckdb.connect(str(lake / "warehouse" / "duff.duckdb"))
     for mart in MARTS:
-        con.execute(f"create table {mart.name} as select * from '{source}/{mart.name}.parquet'")
+        con.execute(f"create table {mart.name} as select * from '{source}/{mart.name}/*.parquet'")
     con.execute(
         "create table mart_build_info as select ?::varchar as build_id,"
         " timestamp '2024-04-01 12:00:00' as built_at,"
@@ -60,22 +60,39 @@ def test_a_clean_build_is_published_whole_in_served_order(warehouse):
     out = export(lake, target)
     assert out.name.endswith("_" + INVOCATION) and out.parent == lake / "marts" / "builds"
     files = sorted(p.name for p in out.iterdir())
-    copies = [f"{name}.parquet" for m in MARTS for name in m.sorted_copies()]
+    copies = [name for m in MARTS for name in m.sorted_copies()]
     assert files == sorted([*copies, "_served.json", "_SUCCESS.parquet"])
-    assert "mart_orders__by_client_id.parquet" in files  # for /clients/{client_id}/orders
-    by_client = pq.read_table(out / "mart_orders__by_client_id.parquet").to_pylist()
+    assert "mart_orders__by_client_id" in files  # for /clients/{client_id}/orders
+    by_client = pq.read_table(out / "mart_orders__by_client_id").to_pylist()
     keys = [(r["client_id"], r["order_id"]) for r in by_client]
     assert keys == sorted(keys) and len(keys) == 500
     assert from_json((out / "_served.json").read_text()) == MARTS
-    ids = pq.read_table(out / "mart_orders.parquet").column("order_id").to_pylist()
+    ids = pq.read_table(out / "mart_orders").column("order_id").to_pylist()
     assert ids == sorted(ids) and len(ids) == 500
-    spend = pq.read_table(out / "mart_client_sales.parquet").column("total_spend").to_pylist()
+    spend = pq.read_table(out / "mart_client_sales").column("total_spend").to_pylist()
     assert spend == sorted(spend, reverse=True)
     assert pq.read_table(out / "_SUCCESS.parquet").to_pylist()[0]["build_id"] == INVOCATION
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary left
     # the same invocation is not exported twice
     with pytest.raises(NothingToExport, match="already exported"):
         export(lake, target)
+
+
+def test_each_relation_is_cut_into_ordered_parts_of_part_rows(warehouse):
+    lake, target, _source = warehouse
+    out = export(lake, target, part_rows=64)
+    parts = sorted((out / "mart_orders__by_client_id").iterdir())
+    assert [p.name for p in parts] == [f"part_{i:06d}.parquet" for i in range(8)]  # 500 rows
+    sizes = [pq.ParquetFile(p).metadata.num_rows for p in parts]
+    assert sizes == [64] * 7 + [500 - 7 * 64]
+    keys = [(r["client_id"], r["order_id"]) for p in parts for r in pq.read_table(p).to_pylist()]
+    assert keys == sorted(keys) and len(set(keys)) == 500  # consecutive runs, in name order
+    spend = [
+        r["total_spend"]
+        for p in sorted((out / "mart_client_sales").iterdir())
+        for r in pq.read_table(p).to_pylist()
+    ]
+    assert spend == sorted(spend, reverse=True) and len(spend) == 30
 
 
 def test_a_crash_mid_export_leaves_no_build_directory(warehouse, monkeypatch):
