@@ -265,6 +265,27 @@ def health(snap: Snapshot | None) -> dict:
     return {"status": "ok", "data_as_of": iso_utc(snap.data_as_of), "build_id": snap.build_id}
 
 
+def _fetch(
+    snap: Snapshot,
+    mart: ServedMart,
+    route: Route,
+    p: Params,
+    after: Sequence[object] | None,
+    limit: int,
+) -> list[tuple]:
+    """Up to ``limit`` rows of the route's statement, read window by window (the engine's
+    sources in order, ``Snapshot.windows``) until that many are found."""
+    rows: list[tuple] = []
+    equal = {n: p[n] for n in route.path_params}
+    first = after[0] if after is not None else None
+    for source in snap.windows(mart.name, route.order_by, equal, first, limit):
+        st = select_sql(snap, mart, route, p, after, limit - len(rows), source)
+        rows += snap.query(st.sql, st.params)
+        if len(rows) >= limit:
+            break
+    return rows
+
+
 def _require_parent(snap: Snapshot, route: Route, p: Params) -> None:
     """404 when the path's id is absent from the route's parent mart (e.g. a client's orders
     for an unknown client). Asked only when the route's own statement found no rows: a row
@@ -272,12 +293,13 @@ def _require_parent(snap: Snapshot, route: Route, p: Params) -> None:
     parent = snap.marts[route.requires]  # type: ignore[index]
     for name in route.path_params:
         col = parent.column(name)
-        rows = snap.query(
-            f"select {name} from {snap.table(parent.name, (name,))}"
-            f" where {name} = {_placeholder(col)} limit 1",
-            [_bind(col, p[name])],
-        )
-        if not rows:
+        found = False
+        for source in snap.windows(parent.name, (), {name: p[name]}, None, 1):
+            sql = f"select {name} from {source} where {name} = {_placeholder(col)} limit 1"
+            if snap.query(sql, [_bind(col, p[name])]):
+                found = True
+                break
+        if not found:
             raise not_found(f"{_entity(name)} {p[name]} not found")
 
 
@@ -286,8 +308,7 @@ def answer(snap: Snapshot, route: Route, p: Params, codec: CursorCodec) -> objec
     mart = next(m for m in snap.marts.values() if route in m.routes)
     render = _renderer(mart)
     if route.one:
-        st = select_sql(snap, mart, route, p, limit=2)
-        rows = snap.query(st.sql, st.params)
+        rows = _fetch(snap, mart, route, p, None, 2)
         if not rows:
             name = route.path_params[0]
             raise not_found(f"{_entity(name)} {p[name]} not found")
@@ -312,14 +333,7 @@ def answer(snap: Snapshot, route: Route, p: Params, codec: CursorCodec) -> objec
             after = [_parse_key_value(c, v) for c, v in zip(order_cols, key, strict=True)]
         except ValueError:
             raise invalid_cursor() from None
-    rows: list[tuple] = []
-    equal = {n: p[n] for n in route.path_params}
-    first = after[0] if after is not None else None
-    for source in snap.windows(mart.name, route.order_by, equal, first, limit + 1):
-        st = select_sql(snap, mart, route, p, after, limit + 1 - len(rows), source)
-        rows += snap.query(st.sql, st.params)
-        if len(rows) > limit:
-            break
+    rows = _fetch(snap, mart, route, p, after, limit + 1)
     if not rows and route.requires is not None:
         _require_parent(snap, route, p)
     next_cursor = None

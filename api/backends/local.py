@@ -287,21 +287,20 @@ class LocalSnapshot:
         costs at most three statements). By one id: the parts that can hold it, at once."""
         name = self._relation(mart, tuple(equal))
         index = self._parts.get(name)
+        key = equal.get(index.column) if index else None
+        if isinstance(key, int):  # the parts that can hold one id (one or two), at once
+            parts = index.candidates(key)  # type: ignore[union-attr]
+            if parts:  # none: no row has that id
+                yield "read_parquet([" + ", ".join(_sql_text(p.path) for p, _ in parts) + "])"
+            return
         wanted = tuple(o for o in order if o[0] not in equal)
         sorted_by = tuple(o for o in index.order if o[0] not in equal) if index else ()
         if index is None or sorted_by[: len(wanted)] != wanted:
             yield f'"{name}"'  # not in parts, or not in this route's order: one statement
             return
-        key = equal.get(index.column)
-        if key is not None and not isinstance(key, int):
-            key = None
         if not isinstance(after, int) or index.column in equal or order[:1] != index.order[:1]:
             after = None
-        parts = index.candidates(key, after)
-        if key is not None:  # the parts holding one id (one or two): one statement
-            if parts:  # none: no row has that id
-                yield "read_parquet([" + ", ".join(_sql_text(p.path) for p, _ in parts) + "])"
-            return
+        parts = index.candidates(None, after)
         start, want, window = 0, max(need, 1), 0
         while start < len(parts):
             end, rows = start, 0

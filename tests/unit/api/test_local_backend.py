@@ -151,6 +151,11 @@ def serve(lake, **kw):
     return get, statements, backend
 
 
+def serve_status(backend, path):
+    app = App(Settings(api_key=KEY, backend="local", lake="unused"), backend)
+    return app.handle(Request("GET", path, (), {"x-api-key": KEY})).status
+
+
 def walk(get, path, **query):
     pages, cursor = [], None
     while True:
@@ -197,6 +202,16 @@ def test_a_lookup_or_a_page_reads_only_the_parts_that_can_hold_its_rows(parted_l
     sparse = get("/orders", status="broken", channel="b2b", limit=200)
     assert sparse == whole("/orders", status="broken", channel="b2b", limit=200)
     assert 2 <= len(statements) <= 3
+    # one client: the one part of the client copy that holds it
+    statements.clear()
+    assert get(f"/clients/{client}") == whole(f"/clients/{client}")
+    assert len(statements) == 1 and len(PART.findall(statements[0])) == 1, statements
+    assert "mart_client_sales__by_client_id/" in statements[0]
+    # an id past every part's range: a 404 without reading anything
+    statements.clear()
+    for path in ("/clients/999999", "/clients/999999/orders"):
+        assert serve_status(backend, path) == 404
+    assert statements == []
     # an unknown client reads no part of the orders (its 404 comes from the client mart)
     snap = backend.snapshot()
     assert (
