@@ -44,12 +44,13 @@ class Snapshot(Protocol):
         equal: Mapping[str, object],
         after: object,
         need: int,
-    ) -> Iterator[str]:
-        """SQL sources that together hold every row of a paged statement on ``mart`` (with
-        the path's ``equal`` values, ordered by ``order``, after a row whose first order value
-        is ``after`` if not None), in that order: each source's rows sort after the previous
-        one's, so a statement that wants ``need`` rows may stop at the first sources that
-        yield them. An engine that reads the whole relation anyway yields its table once."""
+    ) -> Iterator[tuple[str, bool]]:
+        """SQL sources of a statement on ``mart`` (the columns of ``equal`` held to those
+        values, ordered by ``order``, after a row whose first order value is ``after`` if not
+        None), each with whether it holds every row. A source that does not holds rows that
+        all sort after the previous sources' rows, so a statement that wants ``need`` rows
+        may stop at the first sources that yield them; one that does starts the statement
+        over. An engine that reads the whole relation anyway yields its table once."""
 
     def query(self, sql: str, params: Sequence[object]) -> list[tuple]:
         """Rows of ``sql`` with ``?`` placeholders bound to ``params`` (ints and text)."""
@@ -277,8 +278,13 @@ def _fetch(
     sources in order, ``Snapshot.windows``) until that many are found."""
     rows: list[tuple] = []
     equal = {n: p[n] for n in route.path_params}
+    for f in route.filters:  # an equality filter: a copy sorted by it may serve the statement
+        if f.param is not None and p.get(f.param) is not None:
+            equal.setdefault(f.column, p[f.param])
     first = after[0] if after is not None else None
-    for source in snap.windows(mart.name, route.order_by, equal, first, limit):
+    for source, whole in snap.windows(mart.name, route.order_by, equal, first, limit):
+        if whole:
+            rows = []
         st = select_sql(snap, mart, route, p, after, limit - len(rows), source)
         rows += snap.query(st.sql, st.params)
         if len(rows) >= limit:
@@ -294,7 +300,7 @@ def _require_parent(snap: Snapshot, route: Route, p: Params) -> None:
     for name in route.path_params:
         col = parent.column(name)
         found = False
-        for source in snap.windows(parent.name, (), {name: p[name]}, None, 1):
+        for source, _whole in snap.windows(parent.name, (), {name: p[name]}, None, 1):
             sql = f"select {name} from {source} where {name} = {_placeholder(col)} limit 1"
             if snap.query(sql, [_bind(col, p[name])]):
                 found = True

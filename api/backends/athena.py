@@ -257,10 +257,10 @@ class AthenaSnapshot:
         equal: Mapping[str, object],
         after: object,
         need: int,
-    ) -> Iterator[str]:
+    ) -> Iterator[tuple[str, bool]]:
         """The whole table, once: Athena prunes by partition, and a second statement would
         cost a second query's latency."""
-        yield self.table(mart, tuple(equal))
+        yield self.table(mart, tuple(equal)), True
 
     def for_request(self) -> AthenaSnapshot:
         """This build with a fresh time budget shared by the request's queries."""

@@ -2,22 +2,23 @@
 
 A build is ``$DUFF_LAKE/marts/builds/<YYYYMMDDTHHMMSSffffffZ>_<invocation_id>/`` holding
 ``_served.json`` (the served-mart declarations it was exported with), each served mart (and
-each copy sorted by an id) as ordered parts ``<mart>/part_<i>.parquet``, and
-``_SUCCESS.parquet`` (mart_build_info's row); the export writes it under a temporary name and
-renames it into place, so a build directory is complete or absent (``python -m export``,
-docs/serving.md). Builds of earlier layouts (one ``<mart>.parquet``) are served too.
+each copy sorted by an id) whole in ``<mart>.parquet`` and cut into ordered parts
+``<mart>/part_<i>.parquet``, and ``_SUCCESS.parquet`` (mart_build_info's row); the export
+writes it under a temporary name and renames it into place, so a build directory is complete
+or absent (``python -m export``, docs/serving.md). Builds of earlier layouts (no parts) are
+served too.
 
 Each request runs the same parameterised SQL as on Athena (api/service.py) on an in-memory
-DuckDB database whose views read the build's Parquet files: nothing of the data is loaded
-up front, so memory stays bounded whatever the lake's size, and a new build is served as
-soon as its views exist. For a large mart, the snapshot also keeps the range of its sort
-key in each part (from the files' statistics), so a lookup by id or a page after a cursor
-reads the one or two parts that can hold its rows (``windows``): its cost does not grow
-with the lake. The DuckDB warehouse file, which dbt locks while it builds, is never
-opened. The backend only ever moves to a build whose name sorts after the one it serves,
-checks at most every ``reload_interval`` seconds, keeps serving the last good build when a
-newer one is incomplete or unreadable, and prunes builds older than the ``keep_builds``
-newest complete ones.
+DuckDB database whose views read the build's whole files: nothing of the data is loaded up
+front (DuckDB's own memory is capped; the server's grows only with the number of files it
+has open), and a new build is served as soon as its views exist. For a large mart, the
+snapshot also keeps the range of its sort key in each part (from the files' statistics), so
+a lookup by id or a page after a cursor reads the one or two parts that can hold its rows
+(``windows``): its cost does not grow with the lake. The DuckDB warehouse file, which dbt
+locks while it builds, is never opened. The backend only ever moves to a build whose name
+sorts after the one it serves, checks at most every ``reload_interval`` seconds, keeps
+serving the last good build when a newer one is incomplete or unreadable, and prunes builds
+older than the ``keep_builds`` newest complete ones.
 """
 
 from __future__ import annotations
@@ -98,19 +99,29 @@ def read_success(build_dir: Path) -> dict:
 PART = re.compile(r"^part_([0-9]{1,9})\.parquet$")
 
 
-def _mart_files(build_dir: Path, name: str, *, required: bool = True) -> tuple[str, int] | None:
-    """The Parquet files of a served mart or of one of its sorted copies, as SQL text (a glob;
-    for builds of earlier layouts, the one file), with their size in bytes."""
+@dataclass(frozen=True)
+class _Files:
+    sql: str  # the whole relation's files as SQL text: one file, or a glob
+    size: int  # bytes
+    parts: Path | None  # the folder of its ordered parts (``part_<i>.parquet``), if any
+
+
+def _mart_files(build_dir: Path, name: str, *, required: bool = True) -> _Files | None:
+    """The Parquet files of a served mart or of one of its sorted copies: the whole relation
+    in one file and its parts, or for builds of earlier layouts the one file, the per-day
+    files or the parts alone."""
     folder = build_dir / name
-    files = list(folder.glob("*.parquet")) if folder.is_dir() else []
-    if files:
-        return _sql_text(str(folder / "*.parquet")), sum(f.stat().st_size for f in files)
     single = build_dir / f"{name}.parquet"
+    parts = list(folder.glob("part_*.parquet")) if folder.is_dir() else []
     if single.is_file():
-        return _sql_text(str(single)), single.stat().st_size
+        return _Files(_sql_text(str(single)), single.stat().st_size, folder if parts else None)
+    if parts:
+        size = sum(f.stat().st_size for f in parts)
+        return _Files(_sql_text(str(folder / "part_*.parquet")), size, folder)
     files = list(folder.glob("*/*.parquet")) if folder.is_dir() else []  # the per-day layout
     if files:
-        return _sql_text(str(folder / "*" / "*.parquet")), sum(f.stat().st_size for f in files)
+        size = sum(f.stat().st_size for f in files)
+        return _Files(_sql_text(str(folder / "*" / "*.parquet")), size, None)
     if required:
         raise BuildError(f"{folder} is missing")
     return None
@@ -178,6 +189,8 @@ def _index_parts(
         if match is None:
             return None
         paths[str(path)] = int(match.group(1))
+    if not paths:
+        return None
     rows = con.execute(
         "select file_name, row_group_id, row_group_num_rows, stats_min_value, stats_max_value"
         f" from parquet_metadata({_sql_text(str(folder / '*.parquet'))})"
@@ -244,14 +257,15 @@ class LocalSnapshot:
                     source = _mart_files(build_dir, name, required=name == mart.name)
                     if source is None:
                         continue
-                    small = source[1] <= in_memory_bytes
+                    small = source.size <= in_memory_bytes
                     self._con.execute(
                         f'create {"table" if small else "view"} "{name}" as'
-                        f" select * from read_parquet({source[0]})"
+                        f" select * from read_parquet({source.sql})"
                     )
                     self._relations.add(name)
-                    if not small and order and mart.column(order[0][0]).kind == "int":
-                        index = _index_parts(self._con, build_dir / name, order)
+                    indexable = order and mart.column(order[0][0]).kind == "int"
+                    if not small and indexable and source.parts is not None:
+                        index = _index_parts(self._con, source.parts, order)
                         if index is not None:
                             self._parts[name] = index
                 described = {r[0] for r in self._con.execute(f'describe "{mart.name}"').fetchall()}
@@ -267,8 +281,9 @@ class LocalSnapshot:
 
     # -- the snapshot interface (api/service.py: Snapshot) ---------------------------------
     def _relation(self, mart: str, key: Sequence[str]) -> str:
-        if key and f"{mart}__by_{key[0]}" in self._relations:
-            return f"{mart}__by_{key[0]}"  # the copy sorted by that id
+        for column in key:  # the copy sorted by an id the statement holds to one value
+            if f"{mart}__by_{column}" in self._relations:
+                return f"{mart}__by_{column}"
         return mart
 
     def table(self, mart: str, key: Sequence[str] = ()) -> str:
@@ -281,35 +296,43 @@ class LocalSnapshot:
         equal: Mapping[str, object],
         after: object,
         need: int,
-    ) -> Iterator[str]:
+    ) -> Iterator[tuple[str, bool]]:
         """Part files in windows: the first holds parts until ``need`` rows surely qualify,
-        the second eight times that, the third every part left (a filter few rows pass
-        costs at most three statements). By one id: the parts that can hold it, at once."""
+        the second eight times that; then the whole relation in one file, from the start (a
+        filter few rows pass costs at most three statements, and never a read of hundreds
+        of parts). By one id: the parts that can hold it, at once."""
         name = self._relation(mart, tuple(equal))
         index = self._parts.get(name)
         key = equal.get(index.column) if index else None
-        if isinstance(key, int):  # the parts that can hold one id (one or two), at once
+        if isinstance(key, int) and not isinstance(key, bool):  # one id: one or two parts
             parts = index.candidates(key)  # type: ignore[union-attr]
             if parts:  # none: no row has that id
-                yield "read_parquet([" + ", ".join(_sql_text(p.path) for p, _ in parts) + "])"
+                paths = ", ".join(_sql_text(p.path) for p, _ in parts)
+                yield f"read_parquet([{paths}])", False
             return
         wanted = tuple(o for o in order if o[0] not in equal)
         sorted_by = tuple(o for o in index.order if o[0] not in equal) if index else ()
         if index is None or sorted_by[: len(wanted)] != wanted:
-            yield f'"{name}"'  # not in parts, or not in this route's order: one statement
+            yield f'"{name}"', True  # not in parts, or not in this route's order
             return
         if not isinstance(after, int) or index.column in equal or order[:1] != index.order[:1]:
             after = None
         parts = index.candidates(None, after)
-        start, want, window = 0, max(need, 1), 0
-        while start < len(parts):
+        start, want = 0, max(need, 1)
+        for _ in range(2):
+            if start >= len(parts):
+                return
             end, rows = start, 0
-            while end < len(parts) and (end == start or rows < want or window >= 2):
+            while end < len(parts) and (end == start or rows < want):
                 rows += parts[end][1]
                 end += 1
-            paths = ", ".join(_sql_text(p.path) for p, _ in parts[start:end])
-            yield f"read_parquet([{paths}])"
-            start, want, window = end, want * 8, window + 1
+            yield (
+                "read_parquet([" + ", ".join(_sql_text(p.path) for p, _ in parts[start:end]) + "])",
+                False,
+            )
+            start, want = end, want * 8
+        if start < len(parts):
+            yield f'"{name}"', True
 
     def query(self, sql: str, params: Sequence[object]) -> list[tuple]:
         cursor = getattr(self._local, "cursor", None)

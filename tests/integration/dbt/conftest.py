@@ -20,21 +20,26 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 DBT = str(Path(sys.executable).with_name("dbt"))
-# What one complete export holds (docs/architecture.md section 2), and nothing else: a
-# directory of ordered parts per served relation, the declarations and the success marker.
+# What one complete export holds (docs/architecture.md section 2), and nothing else: per
+# served relation a directory of ordered parts and the whole file, the declarations and the
+# success marker.
+SERVED_RELATIONS = (
+    "mart_client_sales",
+    "mart_client_sales__by_client_id",
+    "mart_orders__by_client_id",
+    "mart_product_sales",
+    "mart_channel_sales",
+    "mart_product_channel_sales",
+    "mart_status_summary",
+    "mart_daily_sales",
+    "mart_orders",
+    "mart_quality_files",
+    "mart_quality_rejects",
+)
 SERVED_FILES = frozenset(
     {
-        "mart_client_sales",
-        "mart_client_sales__by_client_id",
-        "mart_orders__by_client_id",
-        "mart_product_sales",
-        "mart_channel_sales",
-        "mart_product_channel_sales",
-        "mart_status_summary",
-        "mart_daily_sales",
-        "mart_orders",
-        "mart_quality_files",
-        "mart_quality_rejects",
+        *SERVED_RELATIONS,
+        *(f"{name}.parquet" for name in SERVED_RELATIONS),
         "_served.json",
         "_SUCCESS.parquet",
     }

@@ -52,7 +52,7 @@ def test_never_goes_back_to_an_older_build(tmp_path, small_orders):
 def test_a_corrupt_newer_build_is_skipped(tmp_path, small_orders):
     build(tmp_path, small_orders, 1, "good")
     bad = build(tmp_path, small_orders, 2, "bad")
-    (bad / "mart_orders" / "part_000000.parquet").write_bytes(b"not parquet")
+    (bad / "mart_orders.parquet").write_bytes(b"not parquet")
     backend = LocalBackend(tmp_path)
     backend.refresh()
     assert backend.snapshot().build_id == "good"
@@ -96,7 +96,7 @@ def test_a_build_missing_a_declared_column_is_skipped_not_retried_forever(tmp_pa
     # Given a good build, then a newer one whose mart_client_sales lost a declared column
     build(tmp_path, small_orders, 1, "good")
     bad = build(tmp_path, small_orders, 2, "lacks-spend")
-    path = bad / "mart_client_sales" / "part_000000.parquet"
+    path = bad / "mart_client_sales.parquet"
     table = pq.read_table(path)
     pq.write_table(table.drop_columns(["total_spend"]), path)
     # When the backend looks / Then it serves the good one and remembers the bad one
@@ -117,7 +117,9 @@ def test_a_build_without_its_declarations_is_skipped(tmp_path, small_orders):
 
 def test_a_build_without_any_mart_orders_is_skipped(tmp_path, small_orders):
     build(tmp_path, small_orders, 1, "good")
-    shutil.rmtree(build(tmp_path, small_orders, 2, "no-orders") / "mart_orders")
+    no_orders = build(tmp_path, small_orders, 2, "no-orders")
+    shutil.rmtree(no_orders / "mart_orders")
+    (no_orders / "mart_orders.parquet").unlink()
     backend = LocalBackend(tmp_path)
     backend.refresh()
     assert backend.snapshot().build_id == "good"
@@ -197,11 +199,21 @@ def test_a_lookup_or_a_page_reads_only_the_parts_that_can_hold_its_rows(parted_l
     assert pages == walk(whole, "/orders", limit=20)
     assert sum(len(p) for p in pages) == 2_000 and len(statements) == len(pages)
     assert all(1 <= len(PART.findall(s)) <= 2 for s in statements), statements
-    # a filter few rows pass: windows of parts growing eightfold, at most three statements
+    # a filter few rows pass: two windows of parts (the second eight times the first), then
+    # the whole relation's one file from the start: at most three statements
+    product = get("/products")["items"][0]["product_id"]
+    rare = {"status": "broken", "channel": "b2b", "product_id": product, "limit": 200}
     statements.clear()
-    sparse = get("/orders", status="broken", channel="b2b", limit=200)
-    assert sparse == whole("/orders", status="broken", channel="b2b", limit=200)
-    assert 2 <= len(statements) <= 3
+    sparse = get("/orders", **rare)
+    assert sparse == whole("/orders", **rare) and 0 < len(sparse["items"]) < 200
+    assert len(statements) == 3 and [len(PART.findall(s)) for s in statements][2] == 0
+    assert len(PART.findall(statements[0])) < len(PART.findall(statements[1]))
+    assert 'from "mart_orders" where' in statements[2]
+    # a client's orders asked as a filter of /orders: the copy sorted by client, as the path
+    statements.clear()
+    by_filter = walk(get, "/orders", client_id=client, limit=15)
+    assert by_filter == walk(whole, "/orders", client_id=client, limit=15)
+    assert statements and all(set(PART.findall(s)) == holding for s in statements)
     # one client: the one part of the client copy that holds it
     statements.clear()
     assert get(f"/clients/{client}") == whole(f"/clients/{client}")
@@ -240,3 +252,25 @@ def test_parts_out_of_order_are_read_whole_not_trusted(parted_lake, tmp_path):
     assert len(ids) == 2_000 and ids == sorted(ids)
     assert all('from "mart_orders"' in s for s in statements)
     backend.close()
+
+
+def test_a_build_of_the_one_file_layout_is_still_served_from_its_files(parted_lake, tmp_path):
+    # Given the parted build rewritten as builds before the parts were: one file per mart
+    shutil.copytree(parted_lake, tmp_path, dirs_exist_ok=True)
+    (build_dir,) = (tmp_path / "marts" / "builds").iterdir()
+    for folder in [p for p in build_dir.iterdir() if p.is_dir()]:
+        table = pq.read_table(sorted(folder.glob("part_*.parquet")))
+        shutil.rmtree(folder)
+        pq.write_table(table, build_dir / f"{folder.name}.parquet", row_group_size=128)
+    # When it is served from its files, not copied into memory / Then it opens, has no part
+    # index, and answers as the parted build does
+    get, _, backend = serve(tmp_path, in_memory_bytes=0)
+    parted, _, parted_backend = serve(parted_lake, in_memory_bytes=0)
+    assert backend.snapshot().build_id == parted_backend.snapshot().build_id
+    assert backend.snapshot()._parts == {}
+    client = get("/clients", limit=1)["items"][0]["client_id"]
+    for path, query in (("/orders", {"limit": 300}), (f"/clients/{client}/orders", {"limit": 9})):
+        assert walk(get, path, **query) == walk(parted, path, **query)
+    assert get(f"/clients/{client}") == parted(f"/clients/{client}")
+    backend.close()
+    parted_backend.close()

@@ -61,7 +61,8 @@ def test_a_clean_build_is_published_whole_in_served_order(warehouse):
     assert out.name.endswith("_" + INVOCATION) and out.parent == lake / "marts" / "builds"
     files = sorted(p.name for p in out.iterdir())
     copies = [name for m in MARTS for name in m.sorted_copies()]
-    assert files == sorted([*copies, "_served.json", "_SUCCESS.parquet"])
+    wholes = [f"{name}.parquet" for name in copies]
+    assert files == sorted([*copies, *wholes, "_served.json", "_SUCCESS.parquet"])
     assert "mart_orders__by_client_id" in files  # for /clients/{client_id}/orders
     by_client = pq.read_table(out / "mart_orders__by_client_id").to_pylist()
     keys = [(r["client_id"], r["order_id"]) for r in by_client]
@@ -87,12 +88,17 @@ def test_each_relation_is_cut_into_ordered_parts_of_part_rows(warehouse):
     assert sizes == [64] * 7 + [500 - 7 * 64]
     keys = [(r["client_id"], r["order_id"]) for p in parts for r in pq.read_table(p).to_pylist()]
     assert keys == sorted(keys) and len(set(keys)) == 500  # consecutive runs, in name order
+    whole = pq.read_table(out / "mart_orders__by_client_id.parquet").to_pylist()
+    assert [(r["client_id"], r["order_id"]) for r in whole] == keys  # the same rows, one file
     spend = [
         r["total_spend"]
         for p in sorted((out / "mart_client_sales").iterdir())
         for r in pq.read_table(p).to_pylist()
     ]
     assert spend == sorted(spend, reverse=True) and len(spend) == 30
+    # decimals of up to 18 digits stored as integers, as DuckDB's own COPY stores them
+    schema = pq.ParquetFile(parts[0]).schema
+    assert schema.column(schema.names.index("unit_price")).physical_type in ("INT32", "INT64")
 
 
 def test_a_crash_mid_export_leaves_no_build_directory(warehouse, monkeypatch):
