@@ -43,7 +43,7 @@ PROBLEMS = ("error", "fail", "skipped", "runtime error")
 # Rows per Parquet row group, and per part file (a whole number of row groups). A lookup
 # opens the part(s) holding its id and decodes a row group or two of them; DuckDB's cost per
 # query also grows with the row groups of the files it opens, even those it skips by their
-# statistics, so parts stay small (docs/api.md, "Performance").
+# statistics, so parts stay small (docs/api.md, "The local backend" and "Benchmarks").
 ROW_GROUP = 2_048
 PART_ROWS = 8 * ROW_GROUP
 # The whole relation, one file beside its parts, for statements that read most of it (a
