@@ -299,12 +299,13 @@ def _require_parent(snap: Snapshot, route: Route, p: Params) -> None:
     parent = snap.marts[route.requires]  # type: ignore[index]
     for name in route.path_params:
         col = parent.column(name)
-        found = False
-        for source, _whole in snap.windows(parent.name, (), {name: p[name]}, None, 1):
-            sql = f"select {name} from {source} where {name} = {_placeholder(col)} limit 1"
-            if snap.query(sql, [_bind(col, p[name])]):
-                found = True
-                break
+        found = any(
+            snap.query(
+                f"select {name} from {source} where {name} = {_placeholder(col)} limit 1",
+                [_bind(col, p[name])],
+            )
+            for source, _whole in snap.windows(parent.name, (), {name: p[name]}, None, 1)
+        )
         if not found:
             raise not_found(f"{_entity(name)} {p[name]} not found")
 

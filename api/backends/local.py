@@ -132,13 +132,10 @@ class _Part:
     path: str
     groups: tuple[tuple[int, int, int], ...]  # per row group: key min, key max, rows
 
-    @property
-    def lo(self) -> int:
-        return self.groups[0][0]
 
-    @property
-    def hi(self) -> int:
-        return self.groups[-1][1]
+def _read_parts(parts: Sequence[tuple[_Part, int]]) -> str:
+    """SQL that reads these parts (as ``_PartIndex.candidates`` gives them), in their order."""
+    return "read_parquet([" + ", ".join(_sql_text(p.path) for p, _ in parts) + "])"
 
 
 @dataclass(frozen=True)
@@ -181,7 +178,7 @@ def _index_parts(
     con: duckdb.DuckDBPyConnection, folder: Path, order: tuple[tuple[str, bool], ...]
 ) -> _PartIndex | None:
     """The part index of ``folder``, or None when its parts cannot be shown to be in order
-    by their first sort column's statistics (then every query reads every part)."""
+    by their first sort column's statistics (then every statement reads the whole file)."""
     column, descending = order[0]
     paths = {}
     for path in folder.glob("*.parquet"):
@@ -307,8 +304,7 @@ class LocalSnapshot:
         if isinstance(key, int) and not isinstance(key, bool):  # one id: one or two parts
             parts = index.candidates(key)  # type: ignore[union-attr]
             if parts:  # none: no row has that id
-                paths = ", ".join(_sql_text(p.path) for p, _ in parts)
-                yield f"read_parquet([{paths}])", False
+                yield _read_parts(parts), False
             return
         wanted = tuple(o for o in order if o[0] not in equal)
         sorted_by = tuple(o for o in index.order if o[0] not in equal) if index else ()
@@ -326,10 +322,7 @@ class LocalSnapshot:
             while end < len(parts) and (end == start or rows < want):
                 rows += parts[end][1]
                 end += 1
-            yield (
-                "read_parquet([" + ", ".join(_sql_text(p.path) for p, _ in parts[start:end]) + "])",
-                False,
-            )
+            yield _read_parts(parts[start:end]), False
             start, want = end, want * 8
         if start < len(parts):
             yield f'"{name}"', True

@@ -3,9 +3,9 @@ export (``python -m export``) lays them out.
 
 For tests and benchmarks of the API without running dbt: ``make_orders`` draws orders
 (deterministic for a seed), ``write_build`` aggregates them with DuckDB into the served
-relations with the documented types and writes one build directory: Parquet parts per
-mart, ``_served.json`` (the declarations of the project's yml) and ``_SUCCESS.parquet``,
-under a temporary name renamed into place.
+relations with the documented types and writes one build directory: each mart whole and
+in Parquet parts (``export.write_parts``), ``_served.json`` (the declarations of the
+project's yml) and ``_SUCCESS.parquet``, under a temporary name renamed into place.
 
     python -m tests.support.fake_marts --lake /tmp/lake --orders 100000
 """
