@@ -167,3 +167,51 @@ def test_an_incremental_run_catches_a_row_its_batch_lost(dbt_project_factory):
     # and checking every order says the same
     whole = project.run(*TEST, "--vars", "{data_tests_scope: all}", check=False)
     assert whole.returncode != 0, whole.output[-3000:]
+
+
+def test_a_batch_of_consecutive_new_ids_is_scoped_by_a_range_and_still_caught(
+    dbt_project_factory,
+):
+    # Given a first build, then a batch of 1,200 new orders with consecutive ids (a day's
+    # new orders) and re-sent order 2, and an incremental build
+    project = dbt_project_factory("dbt_batch_ranges")
+    lake = RawLake(project.lake)
+    first_ingest = lake.land(BASE, T1)
+    project.run("build")
+    new_orders = [
+        Order(1000 + i, 10 + i % 3, "Moe", 100, "Duff", "1.50", 1, "0.330", "Retail",
+              "created", D(2024, 4, 2))
+        for i in range(1200)
+    ]  # fmt: skip
+    lake.land([*RESENT, *new_orders], T2)
+    project.run("build")
+    assert project.run("test").returncode == 0
+    # Then mart_orders' order-scoped tests read the run as one range and order 2 as a literal
+    compiled = next((project.work / "target" / "run").rglob("unique_in_batch_mart_orders_*.sql"))
+    scope = compiled.read_text()
+    assert "order_id between 1000 and 2199" in scope and "order_id in (2)" in scope, scope
+
+    # When a stale copy of an order inside the range is left behind with the old stamp
+    execute(
+        lake,
+        "insert into fact_orders select * replace ("
+        f"'{first_ingest}' as ingest_id, 9 as source_line, date '2024-03-30' as pa_date, "
+        "(select min(merged_at) from fact_orders) as merged_at) "
+        "from fact_orders where order_id = 1500",
+    )
+    # Then the unique tests of the fact and of mart_orders fail on it
+    failed = failed_tests(project.run("test", check=False).output)
+    assert any(t.startswith("unique_in_batch_fact_orders_order_id") for t in failed), failed
+    assert any(t.startswith("unique_in_batch_mart_orders_order_id") for t in failed), failed
+    # And with the stale copy on order 2 instead (the literal list), the same
+    execute(lake, "delete from fact_orders where order_id = 1500 and source_line = 9")
+    assert project.run("test").returncode == 0
+    execute(
+        lake,
+        "insert into fact_orders select * replace ("
+        f"'{first_ingest}' as ingest_id, 3 as source_line, date '2024-03-30' as pa_date, "
+        "(select min(merged_at) from fact_orders) as merged_at) "
+        "from fact_orders where order_id = 2",
+    )
+    failed = failed_tests(project.run("test", check=False).output)
+    assert any(t.startswith("unique_in_batch_mart_orders_order_id") for t in failed), failed
