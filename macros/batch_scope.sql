@@ -80,36 +80,44 @@
     {#- order_id_filters: conditions on order_id, each selecting a disjoint part of the
         batch's ids, for batch_scope: DuckDB then filters the fact's scan under mart_orders'
         joins by them, where a subquery made it join every order first (10 M orders: ~8x
-        slower). New orders mostly come as runs of consecutive ids: the longest runs (up
-        to 8 of 1,000 ids or more) become `between` ranges, and the other ids one literal
-        list. Parsing literals costs DuckDB ~7 us each (10,000 ids: 75 ms in every test
-        that lists them); a range costs a union branch. The list is bounded so that an
-        Athena query stays well under its 256 KB text limit; past 15,000 ids the filter is
-        the subquery. The conservation test keeps the subquery: over Parquet files a long
-        literal list is the slower filter. -#}
+        slower). New orders mostly come as runs of consecutive ids, and DuckDB parses a
+        literal in ~7 us (10,000 ids: 75 ms in every test that lists them), so on DuckDB
+        the longest runs (batch_id_ranges(): up to 8, of 1,000 ids or more) become
+        `between` ranges, each a union branch, and the other ids one literal list. Athena
+        gets the one list: each union branch would scan the model again there, and bytes
+        scanned are what it costs. The list is bounded so that an Athena query stays well
+        under its 256 KB text limit: past 15,000 ids outside the ranges (or when the ids
+        read back do not make a list), the filter is the subquery. The conservation test
+        keeps the subquery: over Parquet files a long literal list is the slower filter. -#}
     {#- The lists come back as one row (counts and text joined by the engine), not as one
         row per id: dbt turns a query's rows into an agate table, ~0.1 s of CPU for 10,000
         ids in every test that lists them. -#}
     {%- set id_query = 'select order_id from ' ~ fact ~ ' where ' ~ condition -%}
-    {%- set id_filters = ['order_id in (' ~ id_query ~ ')'] -%}
+    {%- set id_filters = [] -%}
     {%- if with_id_list -%}
         {%- set text = dbt.type_string() -%}
+        {%- set max_ranges = batch_id_ranges() -%}
         {%- set listed = run_query(
-            'with batch_ids as (select distinct order_id from (' ~ id_query ~ ') as batch_rows), '
+            'with batch_ids as (select distinct order_id from (' ~ id_query ~ ') as batch_rows '
+            ~ 'where order_id is not null), '
             ~ 'numbered as (select order_id, order_id - row_number() over (order by order_id) as run_id from batch_ids), '
             ~ 'runs as (select run_id, min(order_id) as first_id, max(order_id) as last_id, '
             ~ 'row_number() over (order by count(*) desc, min(order_id)) as run_rank '
             ~ 'from numbered group by run_id having count(*) >= 1000), '
-            ~ 'ranges as (select * from runs where run_rank <= 8), '
+            ~ 'ranges as (select * from runs where run_rank <= ' ~ max_ranges ~ '), '
             ~ 'singles as (select order_id from numbered where run_id not in (select ranges.run_id from ranges)) '
             ~ 'select (select count(*) from singles), '
             ~ '(select ' ~ dbt.listagg('cast(first_id as ' ~ text ~ ") || ' and ' || cast(last_id as " ~ text ~ ')', "';'", 'order by first_id') ~ ' from ranges), '
             ~ '(select case when count(*) <= 15000 then '
             ~ dbt.listagg('cast(order_id as ' ~ text ~ ')', "', '", 'order by order_id')
             ~ ' end from singles)'
+        if max_ranges > 0 else
+            'select count(*), null, case when count(*) <= 15000 then '
+            ~ dbt.listagg('cast(order_id as ' ~ text ~ ')', "', '", 'order by order_id')
+            ~ ' end from (select distinct order_id from (' ~ id_query ~ ') as batch_rows '
+            ~ 'where order_id is not null) as batch_ids'
         ).rows[0] -%}
-        {%- if listed[0] <= 15000 -%}
-            {%- set id_filters = [] -%}
+        {%- if listed[0] <= 15000 and (listed[0] == 0 or listed[2] is not none) -%}
             {%- for bounds in (listed[1] or '').split(';') if bounds -%}
                 {%- do id_filters.append('order_id between ' ~ bounds) -%}
             {%- endfor -%}
@@ -118,10 +126,30 @@
             {%- endif -%}
         {%- endif -%}
     {%- endif -%}
+    {%- if id_filters | length == 0 -%}
+        {%- set id_filters = ['order_id in (' ~ id_query ~ ')'] -%}
+    {%- endif -%}
     {{- return({
         'merged_at': condition,
         'order_ids': id_query,
         'order_id_filters': id_filters,
         'days': days,
     }) -}}
+{%- endmacro %}
+
+
+{% macro batch_id_ranges() -%}
+    {#- How many runs of consecutive batch ids latest_batch turns into `between` ranges, each
+        a union branch of batch_scope. Dispatched: 8 on DuckDB, whose parser is the cost of a
+        long literal list; 0 elsewhere (Athena), where each branch would scan the model again
+        and bytes scanned are the cost. -#}
+    {{- return(adapter.dispatch('batch_id_ranges', 'duff')()) -}}
+{%- endmacro %}
+
+{% macro default__batch_id_ranges() -%}
+    {{- return(0) -}}
+{%- endmacro %}
+
+{% macro duckdb__batch_id_ranges() -%}
+    {{- return(8) -}}
 {%- endmacro %}

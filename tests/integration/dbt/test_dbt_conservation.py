@@ -36,6 +36,19 @@ NEW_ORDER = Order(
 TEST = ("test", "--select", "assert_raw_rows_conserved")
 
 
+def leave_stale_copy(lake: RawLake, order_id: int, ingest_id: str, source_line: int) -> None:
+    """Copy the fact's row of `order_id` back as an older version (`ingest_id`, `source_line`)
+    on its old day, 2024-03-30, stamped with the oldest batch: what a delete+insert that
+    forgot the delete would leave."""
+    execute(
+        lake,
+        "insert into fact_orders select * replace ("
+        f"'{ingest_id}' as ingest_id, {source_line} as source_line, "
+        "date '2024-03-30' as pa_date, (select min(merged_at) from fact_orders) as merged_at) "
+        f"from fact_orders where order_id = {order_id}",
+    )
+
+
 def test_conservation_fails_on_a_superseded_fact_row_and_on_a_lost_row(dbt_project_factory):
     # Given three orders, one of them re-sent later, built once (the test passes)
     project = dbt_project_factory("dbt_conservation")
@@ -95,13 +108,7 @@ def test_incremental_runs_test_the_latest_batch_and_still_catch_a_stale_copy(
 
     # When a stale copy of re-sent order 2 is left on its old day (as a delete+insert that
     # forgot the delete would), with the old batch's stamp
-    execute(
-        lake,
-        "insert into fact_orders select * replace ("
-        f"'{first_ingest}' as ingest_id, 3 as source_line, date '2024-03-30' as pa_date, "
-        "(select min(merged_at) from fact_orders) as merged_at) "
-        "from fact_orders where order_id = 2",
-    )
+    leave_stale_copy(lake, order_id=2, ingest_id=first_ingest, source_line=3)
     # Then the batch-scoped unique tests of the fact and mart_orders and the conservation
     # test all fail on it
     stale = project.run("test", check=False)
@@ -192,13 +199,7 @@ def test_a_batch_of_consecutive_new_ids_is_scoped_by_a_range_and_still_caught(
     assert "order_id between 1000 and 2199" in scope and "order_id in (2)" in scope, scope
 
     # When a stale copy of an order inside the range is left behind with the old stamp
-    execute(
-        lake,
-        "insert into fact_orders select * replace ("
-        f"'{first_ingest}' as ingest_id, 9 as source_line, date '2024-03-30' as pa_date, "
-        "(select min(merged_at) from fact_orders) as merged_at) "
-        "from fact_orders where order_id = 1500",
-    )
+    leave_stale_copy(lake, order_id=1500, ingest_id=first_ingest, source_line=9)
     # Then the unique tests of the fact and of mart_orders fail on it
     failed = failed_tests(project.run("test", check=False).output)
     assert any(t.startswith("unique_in_batch_fact_orders_order_id") for t in failed), failed
@@ -206,12 +207,7 @@ def test_a_batch_of_consecutive_new_ids_is_scoped_by_a_range_and_still_caught(
     # And with the stale copy on order 2 instead (the literal list), the same
     execute(lake, "delete from fact_orders where order_id = 1500 and source_line = 9")
     assert project.run("test").returncode == 0
-    execute(
-        lake,
-        "insert into fact_orders select * replace ("
-        f"'{first_ingest}' as ingest_id, 3 as source_line, date '2024-03-30' as pa_date, "
-        "(select min(merged_at) from fact_orders) as merged_at) "
-        "from fact_orders where order_id = 2",
-    )
+    leave_stale_copy(lake, order_id=2, ingest_id=first_ingest, source_line=3)
     failed = failed_tests(project.run("test", check=False).output)
+    assert any(t.startswith("unique_in_batch_fact_orders_order_id") for t in failed), failed
     assert any(t.startswith("unique_in_batch_mart_orders_order_id") for t in failed), failed
