@@ -97,9 +97,14 @@
     {%- if with_id_list -%}
         {%- set text = dbt.type_string() -%}
         {%- set max_ranges = batch_id_ranges() -%}
+        {%- set batch_ids = 'select distinct order_id from (' ~ id_query ~ ') as batch_rows '
+            ~ 'where order_id is not null' -%}
+        {%- set id_list = 'case when count(*) <= 15000 then '
+            ~ dbt.listagg('cast(order_id as ' ~ text ~ ')', "', '", 'order by order_id') ~ ' end' -%}
+        {#- One row: the count of ids outside the ranges, the ranges ('a and b;c and d'), and
+            those ids as one list. Without ranges, the ids are read once. -#}
         {%- set listed = run_query(
-            'with batch_ids as (select distinct order_id from (' ~ id_query ~ ') as batch_rows '
-            ~ 'where order_id is not null), '
+            'with batch_ids as (' ~ batch_ids ~ '), '
             ~ 'numbered as (select order_id, order_id - row_number() over (order by order_id) as run_id from batch_ids), '
             ~ 'runs as (select run_id, min(order_id) as first_id, max(order_id) as last_id, '
             ~ 'row_number() over (order by count(*) desc, min(order_id)) as run_rank '
@@ -108,14 +113,9 @@
             ~ 'singles as (select order_id from numbered where run_id not in (select ranges.run_id from ranges)) '
             ~ 'select (select count(*) from singles), '
             ~ '(select ' ~ dbt.listagg('cast(first_id as ' ~ text ~ ") || ' and ' || cast(last_id as " ~ text ~ ')', "';'", 'order by first_id') ~ ' from ranges), '
-            ~ '(select case when count(*) <= 15000 then '
-            ~ dbt.listagg('cast(order_id as ' ~ text ~ ')', "', '", 'order by order_id')
-            ~ ' end from singles)'
-        if max_ranges > 0 else
-            'select count(*), null, case when count(*) <= 15000 then '
-            ~ dbt.listagg('cast(order_id as ' ~ text ~ ')', "', '", 'order by order_id')
-            ~ ' end from (select distinct order_id from (' ~ id_query ~ ') as batch_rows '
-            ~ 'where order_id is not null) as batch_ids'
+            ~ '(select ' ~ id_list ~ ' from singles)'
+            if max_ranges > 0 else
+            'select count(*), null, ' ~ id_list ~ ' from (' ~ batch_ids ~ ') as batch_ids'
         ).rows[0] -%}
         {%- if listed[0] <= 15000 and (listed[0] == 0 or listed[2] is not none) -%}
             {%- for bounds in (listed[1] or '').split(';') if bounds -%}
