@@ -270,6 +270,46 @@ def _walk_quotes(
     return np.array(literal, dtype=np.int64), lone, resume
 
 
+_ONES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+
+
+def _bit_words(mask: np.ndarray) -> np.ndarray:
+    """``mask`` packed into 64-bit words, bit ``i`` of word ``w`` holding ``mask[64 * w + i]``,
+    with at least one whole word past the end (so a position equal to ``len(mask)`` has one)."""
+    packed = np.packbits(mask, bitorder="little")
+    packed = np.concatenate([packed, np.zeros(8 + (-len(packed) % 8), np.uint8)])
+    return packed.view("<u8")
+
+
+def _quoted_words(q: np.ndarray, n: int) -> np.ndarray:
+    """The bit words of "inside a quoted stretch" over ``n`` bytes: an odd number of the field
+    quotes ``q`` at or before the byte. A prefix XOR inside each word (six shifts) and one
+    across words: about 20 times cheaper than a byte-wise XOR scan of the block."""
+    flips = np.zeros(n, dtype=bool)
+    flips[q] = True
+    x = _bit_words(flips)
+    for shift in (1, 2, 4, 8, 16, 32):
+        x ^= x << np.uint64(shift)
+    carry = np.bitwise_xor.accumulate((x >> np.uint64(63)).astype(np.uint8))
+    x[1:] ^= carry[:-1].astype(np.uint64) * _ONES  # the parity of every word before
+    return x
+
+
+def _bits_at(words: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """The bits of ``words`` at the byte positions ``pos``, as bools."""
+    return ((words[pos >> 6] >> (pos & 63).astype(np.uint64)) & np.uint64(1)).astype(bool)
+
+
+def _count_before(words: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """For each position in ``pos``, the number of bits of ``words`` set before it."""
+    counts = np.bitwise_count(words)
+    before = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum(counts, out=before[1:])
+    w = pos >> 6
+    below = (np.uint64(1) << (pos & 63).astype(np.uint64)) - np.uint64(1)
+    return before[w] + np.bitwise_count(words[w] & below)
+
+
 class Scanner:
     """Read the data records of a CSV stream after its header, block by block."""
 
@@ -388,10 +428,8 @@ class Scanner:
                 q = q[~drop]
         # Inside a quoted stretch: an odd number of field quotes at or before the byte.
         if len(q):
-            flips = np.zeros(n, dtype=np.uint8)
-            flips[q] = 1
-            quoted = np.bitwise_xor.accumulate(flips).view(bool)
-            ends = nl[~quoted[nl]]
+            quoted = _quoted_words(q, n)
+            ends = nl[~_bits_at(quoted, nl)]
         else:
             quoted = None
             ends = nl
@@ -423,14 +461,15 @@ class Scanner:
         one = np.flatnonzero(length == 1)
         empty[one[a[starts[one]] == CR]] = True
         # Fields = commas outside quotes + 1. Records are contiguous (each starts right after
-        # the previous one's LF, never on a comma), so one search gives every record's commas.
-        commas = np.flatnonzero(a[:consumed] == COMMA)
+        # the previous one's LF, never on a comma), so the count of separating commas before
+        # each record's end gives every record's commas.
+        commas = _bit_words(a == COMMA)
         nl_all = nl[nl < consumed]
         newlines_in_quotes = False
         if quoted is not None:
-            commas = commas[~quoted[commas]]  # the commas that separate fields
-            newlines_in_quotes = bool(quoted[nl_all].any())
-        upto = np.searchsorted(commas, ends)
+            commas &= ~quoted  # the commas that separate fields
+            newlines_in_quotes = bool(_bits_at(quoted, nl_all).any())
+        upto = _count_before(commas, ends)
         nfields = np.diff(upto, prepend=0) + 1
         lf_ends = len(ends) - int(eof and len(ends) > 0 and ends[-1] >= n)
         if lf_ends == len(nl_all):  # every LF ends a record: record i starts on line i

@@ -5,9 +5,19 @@ from __future__ import annotations
 import csv
 import io
 
+import numpy as np
 import pytest
 
-from ingestion.csvscan import ScanError, Scanner, parse_header, parse_records
+from ingestion.csvscan import (
+    ScanError,
+    Scanner,
+    _bit_words,
+    _bits_at,
+    _count_before,
+    _quoted_words,
+    parse_header,
+    parse_records,
+)
 
 
 def scan(
@@ -262,3 +272,27 @@ def test_well_quoted_blocks_stay_on_the_fast_path_past_one_window_of_quotes() ->
     assert sum(b.table.num_rows for b in blocks) == 4999
     assert [(line, at) for b in blocks for line, _f, at in b.malformed] == [(2502, 1)]
     assert scan(data, 1 << 22) == scan(data, 1 << 22, reference=True)
+
+
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 1000, 4099])
+def test_quote_parity_words_match_a_byte_wise_scan(n: int) -> None:
+    # Given quotes at random bytes (dense and sparse, so stretches stay open across several
+    # 64-bit words) and commas at others
+    rng = np.random.default_rng(n)
+    for density in (0.5, 0.02, 0.002):
+        q = np.flatnonzero(rng.random(n) < density)
+        commas = np.flatnonzero(rng.random(n) < 0.3)
+        flips = np.zeros(n, dtype=np.uint8)
+        flips[q] = 1
+        quoted = np.bitwise_xor.accumulate(flips).view(bool)
+        words = _quoted_words(q, n)
+        every = np.arange(n)
+        # Then the word form says "inside quotes" exactly where the byte-wise XOR does
+        assert np.array_equal(_bits_at(words, every), quoted)
+        # And the separating commas before any position (the end included) are counted alike
+        mask = np.zeros(n, dtype=bool)
+        mask[commas] = True
+        outside = _bit_words(mask) & ~words
+        kept = commas[~quoted[commas]]
+        ends = np.append(every, n)
+        assert np.array_equal(_count_before(outside, ends), np.searchsorted(kept, ends))
