@@ -284,7 +284,7 @@ def _bit_words(mask: np.ndarray) -> np.ndarray:
 def _quoted_words(q: np.ndarray, n: int) -> np.ndarray:
     """The bit words of "inside a quoted stretch" over ``n`` bytes: an odd number of the field
     quotes ``q`` at or before the byte. A prefix XOR inside each word (six shifts) and one
-    across words: about 20 times cheaper than a byte-wise XOR scan of the block."""
+    across words: about ten times cheaper than a byte-wise XOR scan of the block."""
     flips = np.zeros(n, dtype=bool)
     flips[q] = True
     x = _bit_words(flips)
@@ -429,7 +429,8 @@ class Scanner:
         # Inside a quoted stretch: an odd number of field quotes at or before the byte.
         if len(q):
             quoted = _quoted_words(q, n)
-            ends = nl[~_bits_at(quoted, nl)]
+            nl_quoted = _bits_at(quoted, nl)
+            ends = nl[~nl_quoted]
         else:
             quoted = None
             ends = nl
@@ -468,7 +469,7 @@ class Scanner:
         newlines_in_quotes = False
         if quoted is not None:
             commas &= ~quoted  # the commas that separate fields
-            newlines_in_quotes = bool(_bits_at(quoted, nl_all).any())
+            newlines_in_quotes = bool(nl_quoted[: len(nl_all)].any())  # nl_all: a prefix of nl
         upto = _count_before(commas, ends)
         nfields = np.diff(upto, prepend=0) + 1
         lf_ends = len(ends) - int(eof and len(ends) > 0 and ends[-1] >= n)
