@@ -46,9 +46,17 @@ cutoff as (
 ),
 
 {% if scoped -%}
-window_orders as (
+window_versions as (
 
-    select order_id from {{ ref('stg_raw__orders') }}
+    {#- Read once, used twice: every version in the window is in scope, and names its order.
+        Each read of the window opens the footer of every raw file (their landed_at
+        statistics skip the rest), which costs more than the rows it returns. #}
+    select
+        order_id,
+        ingest_id,
+        source_line,
+        landed_at
+    from {{ ref('stg_raw__orders') }}
     where {{ in_window }}
 
 ),
@@ -59,7 +67,7 @@ batch_orders as (
 
     union
 
-    select window_orders.order_id from window_orders
+    select window_versions.order_id from window_versions
 
 ),
 
@@ -79,14 +87,11 @@ raw_versions as (
     union
 
     select
-        order_id,
-        ingest_id,
-        source_line,
-        landed_at
-    from {{ ref('stg_raw__orders') }}
-    where
-        {{ in_window }}
-        and order_id in (select batch_orders.order_id from batch_orders)
+        window_versions.order_id,
+        window_versions.ingest_id,
+        window_versions.source_line,
+        window_versions.landed_at
+    from window_versions
 
 ),
 
