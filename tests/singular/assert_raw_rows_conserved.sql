@@ -86,12 +86,7 @@ raw_versions as (
 
     union
 
-    select
-        window_versions.order_id,
-        window_versions.ingest_id,
-        window_versions.source_line,
-        window_versions.landed_at
-    from window_versions
+    select * from window_versions
 
 ),
 
