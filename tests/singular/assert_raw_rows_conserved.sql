@@ -86,7 +86,9 @@ raw_versions as (
 
     union
 
+    {#- (a null order_id is in no order's scope, as in the branch above) #}
     select * from window_versions
+    where window_versions.order_id is not null
 
 ),
 
