@@ -39,7 +39,9 @@
     } -%}
     {%- set what, files, empty = lake_files[source_relation.identifier] -%}
     {%- set lake_glob = duff_lake_root() ~ files -%}
-    {%- set found = run_query("select count(*) as n from glob('" ~ lake_glob ~ "')") -%}
+    {#- One match is enough: DuckDB's glob stops at the first (counting every raw file of
+        two years, ~1,500 of them, took ~15 ms of every build). -#}
+    {%- set found = run_query("select count(*) as n from (select 1 from glob('" ~ lake_glob ~ "') limit 1)") -%}
     {%- if found.columns[0].values()[0] == 0 -%}
         {{- log("duff: no " ~ what ~ " under " ~ lake_glob ~ "; building empty models from them", info=true) -}}
         {{- return(empty()) -}}
