@@ -100,13 +100,22 @@
 {%- endmacro %}
 
 
+{% macro landed_after_cutoff(landed_at_column='landed_at') -%}
+    {#- What an incremental run reads of stg_raw__orders: the versions landed strictly after
+        incremental_cutoff(), as a literal (not a subquery) so the engine can prune: DuckDB
+        skips Parquet row groups by their landed_at statistics, and skips the lake files
+        landed before the cutoff by their names without opening them
+        (raw_files_landed_after). -#}
+    {%- set cutoff = incremental_cutoff(landed_at_column) -%}
+    landed_at > {{ landed_at_literal(cutoff) }} and {{ raw_files_landed_after(cutoff) }}
+{%- endmacro %}
+
+
 {% macro incremental_cutoff(landed_at_column='landed_at') -%}
-    {#- An incremental run reads the versions landed strictly after this literal: the newest
-        landed_at already in this model minus var('fact_orders_lookback_minutes') (so with
-        the default lookback the newest landings are read again, which also catches an
-        ingest stamped with the very same landed_at); the epoch while the model is empty (or
-        on a full build, or when not executing). A literal, not a subquery, so the engine can
-        prune: DuckDB skips Parquet row groups by their landed_at statistics. -#}
+    {#- A naive UTC datetime: the newest landed_at already in this model minus
+        var('fact_orders_lookback_minutes') (so with the default lookback the newest landings
+        are read again, which also catches an ingest stamped with the very same landed_at);
+        the epoch while the model is empty (or on a full build, or when not executing). -#}
     {%- set epoch = modules.datetime.datetime(1970, 1, 1) -%}
     {%- set cutoff = namespace(value=epoch) -%}
     {%- if execute and is_incremental() -%}
@@ -115,5 +124,5 @@
             {%- set cutoff.value = newest - modules.datetime.timedelta(minutes=var('fact_orders_lookback_minutes') | int) -%}
         {%- endif -%}
     {%- endif -%}
-    {{ landed_at_literal(cutoff.value) }}
+    {{- return(cutoff.value) -}}
 {%- endmacro %}

@@ -31,7 +31,7 @@ with
 new_order_versions as (
 
     select * from {{ order_versions }}
-    where landed_at > {{ incremental_cutoff() }}
+    where {{ landed_after_cutoff() }}
 
 ),
 

@@ -26,7 +26,8 @@ renamed as (
         cast(source_line as bigint) as source_line,
         order_date,
         cast(pa_date as date) as pa_date,
-        {{ utc_timestamp('landed_at') }} as landed_at
+        {{ utc_timestamp('landed_at') }} as landed_at,
+        {{ raw_file_path() }} as landed_file
 
     from source
 

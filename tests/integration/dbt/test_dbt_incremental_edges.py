@@ -216,3 +216,45 @@ def test_an_order_re_sent_twice_while_the_rollups_wait_is_counted_once(dbt_proje
     assert query(lake, "select count(*) from agg_sales__daily where pa_date = '2024-03-07'") == [
         (0,)
     ]
+
+
+def test_an_incremental_read_skips_older_files_by_name_and_reads_unstamped_ones(
+    dbt_project_factory,
+):
+    # Given a build, then three files with rows landed after it: one landed normally, one
+    # whose name claims an older landing than its rows (landing never writes such a name),
+    # and one whose name carries no landing stamp at all
+    project = dbt_project_factory("dbt_file_names")
+    lake = RawLake(project.lake)
+    lake.land(BASE, at(8))
+    project.run("build")
+    lake.land(NEW_DAY, at(12))
+
+    def plant(order_id: int, name: str) -> None:
+        row = {
+            "order_id": order_id, "client_id": 10, "client_name": "Moe", "product_id": 100,
+            "product_description": "Duff", "product_price": Decimal("1.50"), "product_ccf": 1,
+            "product_volume": Decimal("0.330"), "point_of_sale_channel": "Retail",
+            "status": "created", "order_date": D(2024, 3, 12), "total_amount": Decimal("1.50"),
+            "total_liters": Decimal("0.330"), "source_file": f"/landing/{name}.csv",
+            "source_line": 2, "ingest_id": f"{name}-{order_id}", "landed_at": at(12),
+        }  # fmt: skip
+        folder = lake.root / "raw" / "orders" / "pa_date=2024-03-12"
+        pq.write_table(pa.Table.from_pylist([row], schema=RAW_SCHEMA), folder / f"{name}-0.parquet")
+
+    # stamped 2024-03-08 08:00, before the cutoff (the build's newest landing, 10:00, less
+    # the 60-minute lookback)
+    plant(30, f"{at(8, 8).strftime('%Y%m%dT%H%M%S%fZ')}-{30:012x}")
+    plant(31, "manual")
+
+    # When the next build runs
+    project.run("build")
+
+    # Then the incremental read trusted the names: it skipped the file named as landed
+    # before its cutoff without opening it, and read the unstamped one
+    ids = [r[0] for r in query(lake, "select order_id from fact_orders order by 1")]
+    assert ids == [1, 2, 21, 31]
+    # and a full build, which reads every file, has the skipped order too
+    project.run("build", "--full-refresh")
+    ids = [r[0] for r in query(lake, "select order_id from fact_orders order by 1")]
+    assert ids == [1, 2, 21, 30, 31]
