@@ -89,6 +89,17 @@ def slowest_nodes(target: Path, n: int = 6) -> str:
     return ", ".join(f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.1f}s" for r in top)
 
 
+def timed_build(
+    args: list[str], env: dict[str, str], target: Path, label: str
+) -> tuple[float, float]:
+    """One `dbt build`, timed: wall clock and time in dbt's run, printed with its slowest nodes."""
+    wall = run([DBT, "build", *args], env, label, settle=True)
+    in_dbt = elapsed_in_dbt(target)
+    print(f"{label + ':':<19}{wall:7.1f}s wall, {in_dbt:6.1f}s in dbt's run")
+    print(f"   slowest: {slowest_nodes(target)}")
+    return wall, in_dbt
+
+
 def resend_rows(lake: Path, out_csv: Path, count: int, seed: int) -> int:
     """Write `count` landed orders picked at random over the whole history, re-sent with a
     new status, channel and a random date of the two years (as the export re-sends them)."""
@@ -147,12 +158,9 @@ def measure(
     for n in range(full_builds):  # each a first build: the warehouse file is removed before
         if n:
             shutil.rmtree(lake / "warehouse")
-        full_walls.append(
-            run([DBT, "build", *build_args, *dbt_args], env, "full dbt build", settle=True)
-        )
-        full_ins.append(elapsed_in_dbt(target))
-        print(f"full build:        {full_walls[-1]:7.1f}s wall, {full_ins[-1]:6.1f}s in dbt's run")
-        print(f"   slowest: {slowest_nodes(target)}")
+        wall, in_dbt = timed_build([*build_args, *dbt_args], env, target, "full build")
+        full_walls.append(wall)
+        full_ins.append(in_dbt)
     full, full_in = statistics.median(full_walls), statistics.median(full_ins)
     if full_builds > 1:
         print(f"full build, median of {full_builds}: {full:.1f}s wall, {full_in:.1f}s in dbt's run")
@@ -170,12 +178,9 @@ def measure(
         run([PY, "-m", "ingestion", str(day), "--json"], env, "landing the new day")
         run([PY, "-m", "ingestion", str(resent), "--json"], env, "landing the re-sent orders")
         print(f"day {n + 1}: landed {NEW_DAY_ORDERS:,} new orders, {n_resent} re-sent older ones")
-        walls.append(
-            run([DBT, "build", *build_args, *dbt_args], env, "incremental dbt build", settle=True)
-        )
-        ins.append(elapsed_in_dbt(target))
-        print(f"incremental build: {walls[-1]:7.1f}s wall, {ins[-1]:6.1f}s in dbt's run")
-        print(f"   slowest: {slowest_nodes(target)}")
+        wall, in_dbt = timed_build([*build_args, *dbt_args], env, target, "incremental build")
+        walls.append(wall)
+        ins.append(in_dbt)
     incremental, incremental_in = statistics.median(walls), statistics.median(ins)
     print(
         f"incremental / full: {incremental_in / full_in:.3f} in dbt's run, "
