@@ -12,9 +12,9 @@ It does so for `--days` days in a row (default 3), one more day each, and compar
 median: one build's time varies by a second from run to run, and the days show a drift
 (each day's re-sends add small files to ~200 day partitions that every later build opens).
 The full build is measured the same way, as the median of `--full-builds` builds (default
-3), each from an empty warehouse (its DuckDB file removed) over the same landed history: at
-10 M orders single full builds measured 33.6-48.5 s in dbt's run on one machine in one
-afternoon, which alone moved (a) between 0.14 and 0.17.
+3), each from an empty warehouse (the lake's warehouse directory removed) over the same
+landed history: at 10 M orders single full builds measured 33.6-48.5 s in dbt's run on one
+machine in one afternoon, which alone moved (a) between 0.14 and 0.17.
 
 It prints, from the same run:
   (a) incremental / full, inside dbt's run, at the largest size (goal <= 0.15);
@@ -155,7 +155,7 @@ def measure(
     run([DBT, "parse", *dbt_args], env, "dbt parse")  # parse once, outside the timings
 
     full_walls, full_ins = [], []
-    for n in range(full_builds):  # each a first build: the warehouse file is removed before
+    for n in range(full_builds):  # each a first build: the warehouse directory is removed
         if n:
             shutil.rmtree(lake / "warehouse")
         wall, in_dbt = timed_build([*build_args, *dbt_args], env, target, "full build")
@@ -214,6 +214,8 @@ def main() -> None:
         "(default: 3)",
     )  # fmt: skip
     args = p.parse_args()
+    if args.full_builds < 1 or args.days < 1:
+        p.error("--full-builds and --days must be at least 1")
     sizes = sorted(args.rows)
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_dbt_"))

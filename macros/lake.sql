@@ -139,7 +139,7 @@
         DuckDB evaluates on the file list, skipping those files unopened (a read of the rows
         landed after a cutoff otherwise opens every raw file's footer, ~0.16 ms a file, and
         the lake gains ~200 files a day when older orders are re-sent); a name not of that
-        form (8 characters, T, 12, Z and a dash: a LIKE pattern, which costs half what a
+        shape (8 characters, T, 12, Z and a dash: a LIKE pattern, which costs half what a
         regular expression does over thousands of names), or no name, is kept. `true`
         elsewhere. -#}
     {{- return(adapter.dispatch('raw_files_landed_after', 'duff')(value, file_column)) -}}

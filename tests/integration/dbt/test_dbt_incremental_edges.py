@@ -221,9 +221,10 @@ def test_an_order_re_sent_twice_while_the_rollups_wait_is_counted_once(dbt_proje
 def test_an_incremental_read_skips_older_files_by_name_and_reads_unstamped_ones(
     dbt_project_factory,
 ):
-    # Given a build, then three files with rows landed after it: one landed normally, one
-    # whose name claims an older landing than its rows (landing never writes such a name),
-    # and one whose name carries no landing stamp at all
+    # Given a build, then files with rows landed after it: one landed normally, one whose
+    # name claims an older landing than its rows (landing never writes such a name), one
+    # whose name carries no landing stamp but sorts below every stamp, and, named as landed
+    # before the cutoff, one that is not Parquet at all
     project = dbt_project_factory("dbt_file_names")
     lake = RawLake(project.lake)
     lake.land(BASE, at(8))
@@ -244,17 +245,26 @@ def test_an_incremental_read_skips_older_files_by_name_and_reads_unstamped_ones(
 
     # stamped 2024-03-08 08:00, before the cutoff (the build's newest landing, 10:00, less
     # the 60-minute lookback)
-    plant(30, f"{at(8, 8).strftime('%Y%m%dT%H%M%S%fZ')}-{30:012x}")
-    plant(31, "manual")
+    old_stamp = at(8, 8).strftime("%Y%m%dT%H%M%S%fZ")
+    plant(30, f"{old_stamp}-{30:012x}")
+    plant(31, "0-manual")
+    # (on a day no order of the batch sits on: the conservation test reads those days whole)
+    garbage = (
+        lake.root / "raw" / "orders" / "pa_date=2024-03-05" / f"{old_stamp}-{1:012x}-0.parquet"
+    )
+    garbage.parent.mkdir(parents=True)
+    garbage.write_bytes(b"not parquet")
 
     # When the next build runs
     project.run("build")
 
-    # Then the incremental read trusted the names: it skipped the file named as landed
-    # before its cutoff without opening it, and read the unstamped one
+    # Then the incremental read trusted the names: it skipped the files named as landed
+    # before its cutoff without opening them (the build would fail on the garbage file),
+    # and read the unstamped one
     ids = [r[0] for r in query(lake, "select order_id from fact_orders order by 1")]
     assert ids == [1, 2, 21, 31]
     # and a full build, which reads every file, has the skipped order too
+    garbage.unlink()
     project.run("build", "--full-refresh")
     ids = [r[0] for r in query(lake, "select order_id from fact_orders order by 1")]
     assert ids == [1, 2, 21, 30, 31]
