@@ -100,14 +100,13 @@
 {%- endmacro %}
 
 
-{% macro landed_after_cutoff(landed_at_column='landed_at') -%}
-    {#- What an incremental run reads of stg_raw__orders: the versions landed strictly after
-        incremental_cutoff(), as a literal (not a subquery) so the engine can prune: DuckDB
-        skips Parquet row groups by their landed_at statistics, and skips the lake files
-        landed before the cutoff by their names without opening them
-        (raw_files_landed_after). -#}
-    {%- set cutoff = incremental_cutoff(landed_at_column) -%}
-    landed_at > {{ landed_at_literal(cutoff) }} and {{ raw_files_landed_after(cutoff) }}
+{% macro landed_after(value) -%}
+    {#- The rows of stg_raw__orders landed strictly after `value` (a naive UTC datetime: an
+        incremental run's incremental_cutoff(), the conservation test's window start), as a
+        literal (not a subquery) so the engine can prune: DuckDB skips Parquet row groups by
+        their landed_at statistics, and skips the lake files landed before `value` by their
+        names without opening them (raw_files_landed_after). -#}
+    landed_at > {{ landed_at_literal(value) }} and {{ raw_files_landed_after(value) }}
 {%- endmacro %}
 
 

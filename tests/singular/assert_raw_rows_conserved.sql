@@ -34,8 +34,7 @@
 ) if scoped else none %}
 {%- set newest_stamp = scalar_query('select max(merged_at) from ' ~ ref('fact_orders')) if scoped else none %}
 {%- set in_window = (
-    'landed_at > ' ~ landed_at_literal(utc_datetime(window_start))
-    ~ ' and ' ~ raw_files_landed_after(utc_datetime(window_start)) if window_start is not none else 'true'
+    landed_after(utc_datetime(window_start)) if window_start is not none else 'true'
 ) ~ (' and landed_at <= ' ~ landed_at_literal(utc_datetime(newest_stamp)) if newest_stamp is not none else '') %}
 
 with

@@ -28,7 +28,7 @@ order_versions as (
         in a file landed since waits for the build that merges its orders. #}
     select * from {{ ref('stg_raw__orders') }}
     where
-        {{ landed_after_cutoff('version_landed_at') }}
+        {{ landed_after(incremental_cutoff('version_landed_at')) }}
         and landed_at <= (select max(fact_orders.landed_at) from fact_orders)
 
 ),

@@ -31,7 +31,7 @@ with
 new_order_versions as (
 
     select * from {{ order_versions }}
-    where {{ landed_after_cutoff() }}
+    where {{ landed_after(incremental_cutoff()) }}
 
 ),
 
