@@ -22,10 +22,14 @@ help: ## list the targets
 
 setup: $(VENV)/.synced ## create .venv from the lock (idempotent; fast when nothing changed)
 
-$(VENV)/.synced: pyproject.toml uv.lock
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (many CI and container images) no
+# .pyc is ever written, and every `dbt` command compiled dbt's Python again: 7.5 s for
+# `dbt --version` and 12.3 s for `dbt parse`, against 3.1 s and 3.8 s once compiled (measured
+# 2026-12-07). Compiling the venv once costs ~21 s; a sync with nothing to do stays ~1.5 s.
+$(VENV)/.synced: pyproject.toml uv.lock Makefile
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
 	  || python3 -m pip install --quiet --user uv
-	@$(UV) sync --frozen --quiet --python python3
+	@$(UV) sync --frozen --quiet --python python3 --compile-bytecode
 	@echo "setup: .venv in sync with uv.lock"
 	@touch $@
 
