@@ -30,20 +30,18 @@
 {%- endmacro %}
 
 
-{% macro latest_batch(with_id_list=false, with_days=false) -%}
+{% macro latest_batch(with_id_list=false) -%}
     {#- The batches of fact_orders not yet validated, as {'merged_at': SQL condition on
         merged_at, 'order_ids': a subquery of their ids, 'order_id_filters' (with_id_list):
         conditions on order_id whose disjoint union is the same ids (ranges and a literal
-        list; the subquery when there are many), 'days' (with_days):
-        date literals of every day any version of their orders sits on, or ''}: every batch
+        list; the subquery when there are many)}: every batch
         stamped after the last build that got through its tests to mart_build_info (built
         last, on every served mart, so a batch whose tests failed is tested again by the
         next build), or else the newest batch
         (`dbt test` after a `dbt run`). None when whole tables are to be tested: on a full
         refresh, with var data_tests_scope = 'all', when the fact holds a single batch (a
         first build), or while not executing. The relations are looked up by name in the
-        target schema, which the whole project shares; on Athena the change log is a view
-        without history, so `days` is '' there. -#}
+        target schema, which the whole project shares. -#}
     {%- if not execute or flags.FULL_REFRESH or var('data_tests_scope', 'latest_batch') == 'all' -%}
         {{- return(none) -}}
     {%- endif -%}
@@ -69,14 +67,8 @@
     {%- else -%}
         {%- set condition = 'merged_at = ' ~ timestamp_value_literal(newest) -%}
     {%- endif -%}
-    {%- set log = adapter.get_relation(target.database, target.schema, 'fact_orders__change_log') -%}
-    {#- Each of the two lists costs a query that the caller may not need: the days scan the
-        whole change log (10 M orders: ~0.2 s), and batch_scope compiles every batch-scoped
-        test (~25 of them), so they are computed only on request. -#}
-    {%- set days = date_literals(
-        'select distinct pa_date from ' ~ log ~ ' where order_id in (select order_id from '
-        ~ log ~ ' where ' ~ condition ~ ') order by 1'
-    ) if with_days and log is not none and log.type != 'view' else '' -%}
+    {#- The id list costs a query that the caller may not need, and batch_scope compiles
+        every batch-scoped test (~25 of them), so it is computed only on request. -#}
     {#- order_id_filters: conditions on order_id, each selecting a disjoint part of the
         batch's ids, for batch_scope: DuckDB then filters the fact's scan under mart_orders'
         joins by them, where a subquery made it join every order first (10 M orders: ~8x
@@ -133,7 +125,6 @@
         'merged_at': condition,
         'order_ids': id_query,
         'order_id_filters': id_filters,
-        'days': days,
     }) -}}
 {%- endmacro %}
 

@@ -211,3 +211,77 @@ def test_a_batch_of_consecutive_new_ids_is_scoped_by_a_range_and_still_caught(
     failed = failed_tests(project.run("test", check=False).output)
     assert any(t.startswith("unique_in_batch_fact_orders_order_id") for t in failed), failed
     assert any(t.startswith("unique_in_batch_mart_orders_order_id") for t in failed), failed
+
+
+def test_an_incremental_run_reads_the_window_alone_and_catches_an_older_version_kept(
+    dbt_project_factory,
+):
+    # Given a first build, then order 2 re-sent (delivered, a later day) and a new order 4,
+    # and an incremental build: the batch-scoped conservation test passes
+    project = dbt_project_factory("dbt_conservation_window")
+    lake = RawLake(project.lake)
+    first_ingest = lake.land(BASE, T1)
+    project.run("build")
+    lake.land([*RESENT, NEW_ORDER], T2)
+    project.run("build")
+    assert project.run(*TEST).returncode == 0
+    # and it reads only the batch's window: not the first landing's files, where order 2's
+    # older version sits (its old day is not among the days it reads)
+    compiled = (
+        project.work / "target" / "compiled" / "duff" / "tests" / "singular"
+        / "assert_raw_rows_conserved.sql"
+    ).read_text()  # fmt: skip
+    assert "pa_date in (" not in compiled, compiled
+    assert T1.strftime("%Y%m%dT%H%M%S%fZ") in compiled  # the window starts after the first landing
+
+    # When the fact's row of order 2 goes back to its older version (first landing, line 3,
+    # its old day), still stamped with the batch: a merge that kept the older version
+    execute(
+        lake,
+        f"update fact_orders set ingest_id = '{first_ingest}', source_line = 3, "
+        "pa_date = date '2024-03-30' where order_id = 2",
+    )
+    # Then the batch-scoped test fails on it (the fact row is no version in the window),
+    # and checking every order says the same
+    kept = project.run(*TEST, check=False)
+    assert kept.returncode != 0 and "FAIL 1" in kept.output, kept.output[-3000:]
+    whole = project.run(*TEST, "--vars", "{data_tests_scope: all}", check=False)
+    assert whole.returncode != 0, whole.output[-3000:]
+
+
+def test_a_batch_row_landed_before_the_window_is_checked_against_its_older_versions(
+    dbt_project_factory,
+):
+    # Given a first build, a build of a later landing (new order 4 at T2 + 30 min), then a
+    # file stamped earlier (T2) but published after that build: order 2 re-sent. The next
+    # build's lookback (60 minutes) merges it, so the batch holds a row landed before the
+    # batch's window (which starts after order 4's landing)
+    project = dbt_project_factory("dbt_conservation_late_row")
+    lake = RawLake(project.lake)
+    first_ingest = lake.land(BASE, T1)
+    project.run("build")
+    lake.land([NEW_ORDER], T2 + dt.timedelta(minutes=30))
+    project.run("build")
+    lake.land(RESENT, T2)
+    project.run("build")
+    fact = dict(warehouse_query(lake, "select order_id, ingest_id from fact_orders"))
+    assert fact[2] != first_ingest  # the late re-send was merged
+    # Then the conservation test reads that order's versions on the days the change log
+    # places them (its old day 2024-03-30 and its new day 2024-04-01), and passes: without
+    # them the fact's row would count as a row no landed version accounts for
+    assert project.run(*TEST).returncode == 0
+    compiled = (
+        project.work / "target" / "compiled" / "duff" / "tests" / "singular"
+        / "assert_raw_rows_conserved.sql"
+    ).read_text()  # fmt: skip
+    assert "pa_date in (date '2024-03-30', date '2024-04-01')" in compiled, compiled
+
+    # When the fact's row of order 2 goes back to its older version, still in the batch
+    execute(
+        lake,
+        f"update fact_orders set ingest_id = '{first_ingest}', source_line = 3, "
+        "pa_date = date '2024-03-30' where order_id = 2",
+    )
+    # Then it fails: the re-send read on its day supersedes the row the fact holds
+    kept = project.run(*TEST, check=False)
+    assert kept.returncode != 0 and "FAIL 1" in kept.output, kept.output[-3000:]
