@@ -8,6 +8,7 @@ that form still fails on both kinds of damage, so it is not a test that cannot f
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -49,6 +50,24 @@ def leave_stale_copy(lake: RawLake, order_id: int, ingest_id: str, source_line: 
     )
 
 
+def put_back_first_version_of_order_2(lake: RawLake, first_ingest: str) -> None:
+    """Put the fact's row of order 2 back to its first version (BASE's line 3 on its old
+    day), keeping the row's batch stamp: what a merge that kept the older version leaves."""
+    execute(
+        lake,
+        f"update fact_orders set ingest_id = '{first_ingest}', source_line = 3, "
+        "pa_date = date '2024-03-30' where order_id = 2",
+    )
+
+
+def compiled_conservation_test(work: Path) -> str:
+    """The SQL the last run compiled for the conservation test."""
+    return (
+        work / "target" / "compiled" / "duff" / "tests" / "singular"
+        / "assert_raw_rows_conserved.sql"
+    ).read_text()  # fmt: skip
+
+
 def test_conservation_fails_on_a_superseded_fact_row_and_on_a_lost_row(dbt_project_factory):
     # Given three orders, one of them re-sent later, built once (the test passes)
     project = dbt_project_factory("dbt_conservation")
@@ -59,11 +78,7 @@ def test_conservation_fails_on_a_superseded_fact_row_and_on_a_lost_row(dbt_proje
     assert project.run(*TEST).returncode == 0
 
     # When the fact's row of order 2 is put back to its superseded first version
-    execute(
-        lake,
-        f"update fact_orders set ingest_id = '{first_ingest}', source_line = 3, "
-        "pa_date = date '2024-03-30' where order_id = 2",
-    )
+    put_back_first_version_of_order_2(lake, first_ingest)
     # Then the conservation test fails
     stale = project.run(*TEST, check=False)
     assert stale.returncode != 0 and "FAIL 1" in stale.output, stale.output[-3000:]
@@ -227,20 +242,13 @@ def test_an_incremental_run_reads_the_window_alone_and_catches_an_older_version_
     assert project.run(*TEST).returncode == 0
     # and it reads only the batch's window: not the first landing's files, where order 2's
     # older version sits (its old day is not among the days it reads)
-    compiled = (
-        project.work / "target" / "compiled" / "duff" / "tests" / "singular"
-        / "assert_raw_rows_conserved.sql"
-    ).read_text()  # fmt: skip
+    compiled = compiled_conservation_test(project.work)
     assert "pa_date in (" not in compiled, compiled
     assert T1.strftime("%Y%m%dT%H%M%S%fZ") in compiled  # the window starts after the first landing
 
     # When the fact's row of order 2 goes back to its older version (first landing, line 3,
     # its old day), still stamped with the batch: a merge that kept the older version
-    execute(
-        lake,
-        f"update fact_orders set ingest_id = '{first_ingest}', source_line = 3, "
-        "pa_date = date '2024-03-30' where order_id = 2",
-    )
+    put_back_first_version_of_order_2(lake, first_ingest)
     # Then the batch-scoped test fails on it (the fact row is no version in the window),
     # and checking every order says the same
     kept = project.run(*TEST, check=False)
@@ -270,18 +278,11 @@ def test_a_batch_row_landed_before_the_window_is_checked_against_its_older_versi
     # places them (its old day 2024-03-30 and its new day 2024-04-01), and passes: without
     # them the fact's row would count as a row no landed version accounts for
     assert project.run(*TEST).returncode == 0
-    compiled = (
-        project.work / "target" / "compiled" / "duff" / "tests" / "singular"
-        / "assert_raw_rows_conserved.sql"
-    ).read_text()  # fmt: skip
+    compiled = compiled_conservation_test(project.work)
     assert "pa_date in (date '2024-03-30', date '2024-04-01')" in compiled, compiled
 
     # When the fact's row of order 2 goes back to its older version, still in the batch
-    execute(
-        lake,
-        f"update fact_orders set ingest_id = '{first_ingest}', source_line = 3, "
-        "pa_date = date '2024-03-30' where order_id = 2",
-    )
+    put_back_first_version_of_order_2(lake, first_ingest)
     # Then it fails: the re-send read on its day supersedes the row the fact holds
     kept = project.run(*TEST, check=False)
     assert kept.returncode != 0 and "FAIL 1" in kept.output, kept.output[-3000:]
