@@ -136,8 +136,9 @@
         make_ingest_id; tests/integration/ingestion/test_raw_file_names.py holds both
         writers to it), so a name whose first 22 characters sort at or below `value` in that
         form holds no version landed after it (the landing stamped exactly `value`, the
-        newest one a build has read, is skipped too: with no lookback, ~200 files a day). Dispatched: on DuckDB the condition is on the file name alone, which
-        DuckDB evaluates on the file list, skipping those files unopened (a read of the rows
+        newest one a build has read, is skipped too: with no lookback, ~200 files a day).
+        Dispatched: on DuckDB the condition is on the file name alone, which DuckDB
+        evaluates on the file list, skipping those files unopened (a read of the rows
         landed after a cutoff otherwise opens every raw file's footer, ~0.16 ms a file, and
         the lake gains ~200 files a day when older orders are re-sent); a name not of that
         shape (8 characters, T, 12, Z and a dash: a LIKE pattern, which costs half what a

@@ -47,13 +47,15 @@
 {%- set in_window = (
     landed_after(utc_datetime(window_start)) if window_start is not none else 'true'
 ) ~ (' and landed_at <= ' ~ landed_at_literal(utc_datetime(newest_stamp)) if newest_stamp is not none else '') %}
-{#- The batch's rows that landed before the window (their orders), and the oldest landed_at
-    among them (none: usually) #}
+{#- The batch's rows that landed before the window, and the oldest landed_at among them
+    (none: usually) #}
 {%- set late_rows = (
-    ' from ' ~ ref('fact_orders') ~ ' where (' ~ batch.merged_at
+    'select order_id, landed_at from ' ~ ref('fact_orders') ~ ' where (' ~ batch.merged_at
     ~ ') and landed_at <= ' ~ landed_at_literal(utc_datetime(window_start))
 ) if scoped and window_start is not none else none %}
-{%- set late_start = utc_datetime(scalar_query('select min(landed_at)' ~ late_rows)) if late_rows is not none else none %}
+{%- set late_start = utc_datetime(
+    scalar_query('select min(late_rows.landed_at) from (' ~ late_rows ~ ') as late_rows')
+) if late_rows is not none else none %}
 
 with
 
@@ -102,7 +104,7 @@ raw_versions as (
     where
         {{ landed_after(late_start - modules.datetime.timedelta(microseconds=1)) }}
         and landed_at <= (select cutoff.merged_at from cutoff)
-        and order_id in (select order_id {{- late_rows }})
+        and order_id in (select late_rows.order_id from ({{ late_rows }}) as late_rows)
 
     union
 
