@@ -71,7 +71,7 @@ sample: setup ## write sample/orders.csv (DEMO_ROWS orders, default 200000, seed
 ingest-sample: sample ## land the sample file into the lake
 	$(PY) -m ingestion sample/orders.csv
 
-build: setup ## dbt build on the local target, then publish its served marts for the API
+build: setup ## dbt build on the local target, then publish its served marts for the API (a running `python -m api` also does it)
 	$(BIN)/dbt build
 	$(PY) -m export
 
@@ -89,6 +89,8 @@ demo: setup sample ## the whole pipeline on sample data, then serve API and dash
 	@if ! $(BIN)/dbt --no-use-colors build >> "$(DEMO_LOG)" 2>&1; then \
 	  tail -n 30 "$(DEMO_LOG)"; echo "make demo: dbt build failed (see $(DEMO_LOG))"; exit 1; fi
 	@{ grep -h "Done\. PASS=" "$(DEMO_LOG)" || true; } | tail -n 1 | sed -E 's/^.*Done\./dbt build: done./'
+	@if ! $(PY) -m export >> "$(DEMO_LOG)" 2>&1; then \
+	  tail -n 20 "$(DEMO_LOG)"; echo "make demo: the export of the served marts failed (see $(DEMO_LOG))"; exit 1; fi
 	@$(PY) -m realtime.demo -- $(PY) -m api.demo --port $(DUFF_PORT)
 
 serve: setup ## serve the API on 127.0.0.1:DUFF_PORT (default 8000; needs DUFF_API_KEY)

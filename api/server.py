@@ -61,9 +61,12 @@ def build_asgi(settings: Settings, *, watch: bool = True) -> AsgiApp:
     backend = make_backend(settings, watch=watch)
     if backend.snapshot() is None:
         logging.getLogger("duff.api").warning(
-            "no complete build under %s/marts/builds yet: data routes answer 503 until "
-            "`dbt build` exports one",
+            "no complete build under %s/marts/builds yet: data routes answer 503 until a "
+            "`dbt build` completes (%s)",
             settings.lake,
+            "this server exports it"
+            if watch and settings.dbt_target_path
+            else "then `python -m export`",
         )
     # DuckDB queries release the GIL: a few threads let cache hits pass a running query
     return AsgiApp(App(settings, backend), workers=4)

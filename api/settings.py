@@ -66,6 +66,9 @@ class Settings:
     # request must arrive whole within request_timeout_seconds of its first byte.
     idle_timeout_seconds: float = 15.0
     request_timeout_seconds: float = 10.0
+    # Local server: dbt's target directory whose run_results.json the server follows, to
+    # export each clean `dbt build` itself (export/follow.py); None: serve what is exported.
+    dbt_target_path: str | None = None
 
     def __repr__(self) -> str:  # never print the key or the cursor secret
         return (
@@ -121,4 +124,16 @@ class Settings:
             cursor_secret_env=env.get("DUFF_API_CURSOR_SECRET") or None,
             idle_timeout_seconds=_float(env, "DUFF_API_IDLE_TIMEOUT", 15.0, 0.1),
             request_timeout_seconds=_float(env, "DUFF_API_REQUEST_TIMEOUT", 10.0, 0.1),
+            dbt_target_path=_dbt_target_path(env),
         )
+
+
+def _dbt_target_path(env: Mapping[str, str]) -> str | None:
+    """dbt's target path (``DBT_TARGET_PATH``, as dbt reads it; default ``target``, relative
+    to where the server starts: the repo root), unless ``DUFF_API_FOLLOW_DBT`` is off."""
+    follow = env.get("DUFF_API_FOLLOW_DBT", "").strip().lower() or "1"
+    if follow in ("0", "false", "no", "off"):
+        return None
+    if follow not in ("1", "true", "yes", "on"):
+        raise SettingsError(f"DUFF_API_FOLLOW_DBT must be 1 or 0, got {follow!r}")
+    return env.get("DBT_TARGET_PATH", "").strip() or "target"

@@ -1,7 +1,10 @@
 """``python -m export [--target-path target]``: publish the last dbt build's served marts.
 
-The step after ``dbt build`` (or ``dbt run``) on the local target, run by ``make build``, the
-README's analyst steps and the tests. It reads what dbt itself wrote, ``run_results.json``
+The step after ``dbt build`` (or ``dbt run``) on the local target. ``python -m api`` runs it
+by itself when dbt writes a new ``run_results.json`` (:mod:`export.follow`), so a running
+server serves a build within seconds of ``dbt build`` returning (CONTRACT.md section 4);
+``make build``, ``make demo`` and the tests run it explicitly. It reads what dbt itself wrote,
+``run_results.json``
 (did this invocation build every served mart, and did anything fail?), and copies each served
 mart from the DuckDB warehouse, opened read-only once dbt has let go of it, into one build
 directory the API serves (docs/serving.md):
@@ -20,14 +23,19 @@ statements that read most of a relation read its whole file.
 
 It writes under a hidden temporary name and renames the directory into place last, so a
 build directory is complete or absent; a crash leaves only a ``.*.tmp`` directory, removed
-by the next run. Exit codes: 0 exported (or nothing to export, with the reason: a partial
-``--select`` run, a failed build, the athena target, already exported), 1 an error.
+by the next run. One export runs at a time (``marts/.export.lock``); the second waits,
+then finds the build exported. Exit codes: 0 exported (or nothing to export, with the reason:
+a partial ``--select`` run, a failed build, the athena target, already exported), 1 an error,
+75 (EX_TEMPFAIL) the warehouse is held by another process (a dbt command still running):
+try again when it ends.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import shutil
@@ -52,8 +60,31 @@ PART_ROWS = 8 * ROW_GROUP
 WHOLE_GROUP = 16_384
 
 
+EXIT_BUSY = 75  # EX_TEMPFAIL: the warehouse is locked by another process; retry later
+
+
 class NothingToExport(Exception):
     """This invocation's results are not a complete, clean build of the served marts."""
+
+
+class WarehouseBusy(Exception):
+    """Another process (dbt) holds the DuckDB file's write lock."""
+
+
+def _is_lock_conflict(err: Exception) -> bool:
+    # DuckDB: IOException "Could not set lock on file ...: Conflicting lock is held in ..."
+    return type(err).__name__ == "IOException" and "lock" in str(err).lower()
+
+
+@contextlib.contextmanager
+def _export_lock(builds: Path):
+    """One export at a time per lake (``make build`` beside a server that follows dbt)."""
+    with open(builds.parent / ".export.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _sql_text(value: str) -> str:
@@ -130,23 +161,43 @@ def write_parts(con, select_sql: str, folder: Path, *, part_rows: int = PART_ROW
 
 
 def export(
-    lake: Path, target_path: Path, project_dir: Path = ROOT, *, part_rows: int = PART_ROWS
+    lake: Path,
+    target_path: Path,
+    project_dir: Path = ROOT,
+    *,
+    part_rows: int = PART_ROWS,
+    run_results: dict | None = None,
 ) -> Path:
-    import duckdb
-
+    """Publish the served marts of the build ``run_results`` describes (by default
+    ``target_path/run_results.json``) from the lake's warehouse; returns the build directory."""
     marts = from_project(project_dir)
-    run_results = json.loads((target_path / "run_results.json").read_text(encoding="utf-8"))
+    if run_results is None:
+        run_results = json.loads((target_path / "run_results.json").read_text(encoding="utf-8"))
     invocation_id = check_results(run_results, marts)
     builds = lake / "marts" / "builds"
     builds.mkdir(parents=True, exist_ok=True)
-    if any(builds.glob(f"*_{invocation_id}")):
-        raise NothingToExport(f"build {invocation_id} is already exported")
-    for stale in builds.glob(".*.tmp"):  # a crashed export's leftovers
-        shutil.rmtree(stale, ignore_errors=True)
+    with _export_lock(builds):
+        if any(builds.glob(f"*_{invocation_id}")):
+            raise NothingToExport(f"build {invocation_id} is already exported")
+        for stale in builds.glob(".*.tmp"):  # a crashed export's leftovers
+            shutil.rmtree(stale, ignore_errors=True)
+        return _write_build(lake, builds, marts, invocation_id, part_rows)
+
+
+def _write_build(
+    lake: Path, builds: Path, marts: list[ServedMart], invocation_id: str, part_rows: int
+) -> Path:
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(lake / "warehouse" / "duff.duckdb"), read_only=True)
+    except duckdb.Error as err:
+        if _is_lock_conflict(err):
+            raise WarehouseBusy(str(err).split(". See also")[0]) from err
+        raise
     name = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ") + "_" + invocation_id
     tmp = builds / f".{name}.tmp"
     tmp.mkdir()
-    con = duckdb.connect(str(lake / "warehouse" / "duff.duckdb"), read_only=True)
     try:
         con.execute("set TimeZone = 'UTC'")
         info = con.execute("select build_id from main.mart_build_info").fetchall()
@@ -178,16 +229,29 @@ def export(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n")[0])
     parser.add_argument("--target-path", default=os.environ.get("DBT_TARGET_PATH", "target"))
+    parser.add_argument(
+        "--run-results",
+        metavar="FILE",
+        help="dbt's run results to export (default: TARGET_PATH/run_results.json; - for stdin)",
+    )
     args = parser.parse_args(argv)
     lake = Path((os.environ.get("DUFF_LAKE", "").strip() or "lake").rstrip("/"))
     if "://" in str(lake) or os.environ.get("DUFF_DBT_TARGET", "local") != "local":
         print("export: nothing to export (the API reads the marts in Athena)")
         return 0
     try:
-        out = export(lake, Path(args.target_path))
+        run_results = None
+        if args.run_results == "-":
+            run_results = json.load(sys.stdin)
+        elif args.run_results:
+            run_results = json.loads(Path(args.run_results).read_text(encoding="utf-8"))
+        out = export(lake, Path(args.target_path), run_results=run_results)
     except NothingToExport as why:
         print(f"export: not exporting the served marts; {why}")
         return 0
+    except WarehouseBusy as why:
+        print(f"export: the warehouse is in use by another process; try again ({why})")
+        return EXIT_BUSY
     except (OSError, ValueError) as err:
         print(f"export: error: {err}", file=sys.stderr)
         return 1

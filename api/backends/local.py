@@ -15,10 +15,12 @@ has open), and a new build is served as soon as its views exist. For a large mar
 snapshot also keeps the range of its sort key in each part (from the files' statistics), so
 a lookup by id or a page after a cursor reads the one or two parts that can hold its rows
 (``windows``): its cost does not grow with the lake. The DuckDB warehouse file, which dbt
-locks while it builds, is never opened. The backend only ever moves to a build whose name
-sorts after the one it serves, checks at most every ``reload_interval`` seconds, keeps
-serving the last good build when a newer one is incomplete or unreadable, and prunes builds
-older than the ``keep_builds`` newest complete ones.
+locks while it builds, is never opened here; with a ``follower`` (export/follow.py), the
+watcher runs ``python -m export`` in a child process after each clean ``dbt build``. The
+backend only ever moves to a build whose name sorts after the one it serves, checks at most
+every ``reload_interval`` seconds, keeps serving the last good build when a newer one is
+incomplete or unreadable, and prunes builds older than the ``keep_builds`` newest complete
+ones.
 """
 
 from __future__ import annotations
@@ -32,10 +34,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from api.declarations import DeclarationError, ServedMart, from_json
+
+if TYPE_CHECKING:
+    from export.follow import DbtFollower
 
 log = logging.getLogger("duff.api.local")
 
@@ -347,6 +353,7 @@ class LocalBackend:
         clock: Callable[[], float] = time.monotonic,
         threads: int = 1,
         in_memory_bytes: int = IN_MEMORY_BYTES,
+        follower: DbtFollower | None = None,
     ) -> None:
         lake_text = str(lake)
         if "://" in lake_text:
@@ -366,6 +373,7 @@ class LocalBackend:
         self._last_check = float("-inf")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.follower = follower  # exports each clean dbt build (export/follow.py)
 
     # -- what requests use --------------------------------------------------------------
     def snapshot(self) -> LocalSnapshot | None:
@@ -452,7 +460,16 @@ class LocalBackend:
         self._thread.start()
 
     def _watch(self) -> None:
-        while not self._stop.wait(self.reload_interval):
+        """Every ``reload_interval``: export a new clean dbt build when following dbt (first
+        thing too: a build dbt finished before the server started), then serve the newest."""
+        while True:
+            try:
+                if self.follower is not None and self.follower.poll():
+                    self.refresh()
+            except Exception:  # keep watching whatever happens
+                log.exception("following dbt failed; will retry")
+            if self._stop.wait(self.reload_interval):
+                return
             try:
                 self.refresh()
             except Exception:  # keep watching whatever happens

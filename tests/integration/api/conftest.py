@@ -191,12 +191,15 @@ def free_socket() -> socket.socket:
 class LiveServer:
     """``python -m api``'s ASGI app on uvicorn in a thread, bound to 127.0.0.1."""
 
-    def __init__(self, lake: Path, key: str = API_IT_KEY, reload_seconds: float = 2.0) -> None:
+    def __init__(
+        self, lake: Path, key: str = API_IT_KEY, reload_seconds: float = 2.0, **settings_kw
+    ) -> None:
         settings = Settings(
             api_key=key,
             backend="local",
             lake=str(lake),
             reload_interval_seconds=reload_seconds,
+            **settings_kw,
         )
         self.asgi = build_asgi(settings, watch=True)
         self.sock = free_socket()

@@ -4,13 +4,24 @@ anything else publishes nothing and says why."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
 
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 
 from api.declarations import from_json, from_project
-from export.__main__ import ROOT, NothingToExport, check_results, export
+from export.__main__ import (
+    EXIT_BUSY,
+    ROOT,
+    NothingToExport,
+    WarehouseBusy,
+    check_results,
+    export,
+)
 from tests.support.fake_marts import make_orders, write_build
 
 INVOCATION = "3f1c2b9e-0000-4000-8000-00000000abcd"
@@ -135,3 +146,61 @@ def test_a_stale_build_info_is_not_published(warehouse):
     with pytest.raises(NothingToExport, match="mart_build_info is not this build's"):
         export(lake, target)
     assert [p for p in (lake / "marts" / "builds").iterdir()] == []
+
+
+def test_a_warehouse_held_by_dbt_is_busy_and_exports_nothing(warehouse):
+    # Given another process (dbt) holding the warehouse's write lock
+    lake, target, _ = warehouse
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
+            " time.sleep(60)",
+            str(lake / "warehouse" / "duff.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        # When the export runs, Then it says busy (exit 75 on the command line), leaving nothing
+        with pytest.raises(WarehouseBusy, match="Could not set lock"):
+            export(lake, target)
+        assert list((lake / "marts" / "builds").iterdir()) == []
+        env = {**os.environ, "DUFF_LAKE": str(lake), "DUFF_DBT_TARGET": "local"}
+        done = subprocess.run(
+            [sys.executable, "-m", "export", "--target-path", str(target)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == EXIT_BUSY, done
+        assert "in use by another process" in done.stdout
+    finally:
+        holder.kill()
+        holder.wait()
+    # and once the lock is gone, the same results export
+    assert export(lake, target).name.endswith(INVOCATION)
+
+
+def test_two_exports_at_once_publish_one_build(warehouse):
+    lake, target, _ = warehouse
+    outcomes = []
+
+    def one():
+        try:
+            outcomes.append(export(lake, target).name)
+        except NothingToExport as why:
+            outcomes.append(str(why))
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    builds = [p.name for p in (lake / "marts" / "builds").iterdir()]
+    assert len(builds) == 1 and builds[0].endswith(INVOCATION)
+    assert sorted(outcomes) == sorted([builds[0], f"build {INVOCATION} is already exported"])
