@@ -76,6 +76,14 @@ class Column:
         m = _TYPE.match(self.data_type)
         return int(m.group(3)) if m and m.group(3) else 0
 
+    @property
+    def precision_scale(self) -> tuple[int, int]:
+        """A decimal's (precision, scale); ``decimal`` alone is (18, 3), DuckDB's default."""
+        m = _TYPE.match(self.data_type)
+        if m and m.group(2):
+            return int(m.group(2)), self.scale
+        return 18, 3
+
 
 @dataclass(frozen=True)
 class Filter:

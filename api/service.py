@@ -94,14 +94,23 @@ def _key_value(col: Column, value: object) -> object:
 
 
 def _parse_key_value(col: Column, raw: object) -> object:
+    """A cursor key read back as a value of the column's type; ValueError for anything the
+    column cannot hold (a signed cursor is trusted to be ours, but the key still never
+    reaches SQL unchecked: a cast that fails there would be a 500)."""
     if col.kind == "int":
         return parse_key_int(raw)
     if col.kind == "decimal":
-        return parse_key_decimal(raw)
+        value = parse_key_decimal(raw)
+        precision, scale = col.precision_scale
+        if value.as_tuple().exponent < -scale or abs(value) >= Decimal(10) ** (precision - scale):
+            raise ValueError("decimal out of the column's range in cursor")
+        return value
     if not isinstance(raw, str) or len(raw) > 200:
         raise ValueError("bad text in cursor")
     if col.kind == "date":
         return dt.date.fromisoformat(raw)
+    if col.kind == "timestamp":
+        return dt.datetime.fromisoformat(raw)
     return raw
 
 

@@ -283,3 +283,48 @@ def test_a_clients_orders_take_one_query_and_an_unknown_client_still_404s(api_ge
     seen.clear()
     _error(api_get("/clients/999999/orders"), 404, "not_found")
     assert len(seen) == 2 and "mart_client_sales" in seen[1]
+
+
+def _resigned(api_get, path, key):
+    """A cursor for ``path`` (its fingerprint taken from one the server issued) carrying
+    ``key``, signed with the server's own secret: what a key holder who reads the code can
+    make. Its key must still be checked against the columns it pages by."""
+    from api.cursors import CursorCodec, _b64d
+    from api.settings import Settings
+
+    issued = api_get(path, (("limit", "1"),)).json()["next_cursor"]
+    fp = json.loads(_b64d(issued.split(".")[0]))["f"]
+    secret = Settings(api_key=API_UNIT_KEY, backend="local", lake="lake").cursor_secret
+    return CursorCodec(secret).encode(fp, key)
+
+
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [
+        # /clients pages by total_spend (decimal(38,2)) desc, then client_id
+        ("/clients", ["1" * 40, 1]),
+        ("/clients", ["1.005", 1]),
+        ("/clients", ["abc", 1]),
+        ("/clients", ["10.00", "x"]),
+        ("/orders", ["2024-13-45"]),
+        ("/orders", []),
+    ],
+)
+def test_a_signed_cursor_whose_key_the_columns_cannot_hold_is_400(api_get, path, key):
+    _error(api_get(path, (("cursor", _resigned(api_get, path, key)),)), 400, "invalid_cursor")
+
+
+def test_a_signed_timestamp_key_that_is_not_a_timestamp_is_400(api_get):
+    # /quality/files pages by landed_at (timestamp) desc, then ingest_id
+    from api.cursors import CursorCodec, fingerprint
+    from api.settings import Settings
+
+    secret = Settings(api_key=API_UNIT_KEY, backend="local", lake="lake").cursor_secret
+    for key in (["abc", "x"], ["2026-13-45T00:00:00", "x"], ["", ""], [1, "x"]):
+        cursor = CursorCodec(secret).encode(fingerprint("quality_files", []), key)
+        resp = api_get("/quality/files", (("cursor", cursor),))
+        _error(resp, 400, "invalid_cursor")
+    good = CursorCodec(secret).encode(
+        fingerprint("quality_files", []), ["2026-12-07T05:03:03.752741", "x"]
+    )
+    assert api_get("/quality/files", (("cursor", good),)).status == 200
