@@ -559,8 +559,8 @@ def parse_header(stream: BinaryIO, max_bytes: int = 1 << 20) -> tuple[list[str],
 
     A leading UTF-8 byte-order mark is dropped. Raises :class:`ScanError` when there is no
     header (the file is empty or holds only line breaks), when the header has a lone quote or
-    an unclosed one, and when its line ends are CR alone (not supported: without them the
-    whole file would read as one header line).
+    an unclosed one, and when its line ends are CR alone, i.e. no LF ends it and a CR stands
+    alone in it (not supported: the whole file would read as one header line).
     """
     buf = b""
     eof = False
@@ -574,9 +574,13 @@ def parse_header(stream: BinaryIO, max_bytes: int = 1 << 20) -> tuple[list[str],
             records, consumed = parse_records(data, eof, limit=1)
         except UnclosedQuote as exc:
             raise exc.at(1) from None
-        if records or eof or len(buf) > max_bytes:
+        ended_by_lf = bool(records) and data[consumed - 1 : consumed] == b"\n"
+        if not ended_by_lf and (records or eof or len(buf) > max_bytes):
+            # No LF ends the header: CR alone ends lines (a lone CR inside a header that an
+            # LF ends is text, trimmed from a name like any space; one CR closing a file of
+            # only a header is its line end).
             head = data[: consumed or len(data)]
-            if re.search(rb"\r(?!\n)", head):
+            if re.search(rb"\r(?!\n)", head.removesuffix(b"\r") if eof else head):
                 raise ScanError(
                     "CR-only line ends are not supported: save the file with LF or CRLF line ends"
                 )

@@ -210,6 +210,15 @@ def test_blank_lines_are_rows_and_rejected(tmp_path: Path) -> None:
     assert got == [(2, "invalid", None), (3, "missing", "client_id")]
 
 
+def test_a_doubled_cr_before_the_lf_is_trimmed_not_a_cr_only_file(tmp_path: Path) -> None:
+    # Given lines ended by CR CR LF (some Windows tools): the header's last name is "status\r"
+    data = (HEADER + "\r\r\n" + row() + "\r\r\n" + row(order_id="2") + "\r\r\n").encode()
+    landed = land_bytes(tmp_path, data, "crcrlf.csv")
+    # Then header names and values are trimmed as ever: the file lands whole
+    m = landed.manifest
+    assert (m["status"], m["rows_in"], m["valid"], m["ignored_columns"]) == ("landed", 2, 2, [])
+
+
 WHOLE_FILE_FAULTS = [
     (b"", "empty"),
     (b"\n\n\r\n", "no header"),

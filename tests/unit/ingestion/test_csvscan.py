@@ -208,6 +208,22 @@ def test_header_faults_are_scan_errors() -> None:
         parse_header(io.BytesIO(b'a,"b,c\n1,2,3\n'))
 
 
+@pytest.mark.parametrize(
+    ("data", "names", "rest"),
+    [
+        # a doubled CR before the LF (some Windows tools): the name keeps a CR, trimmed later
+        (b"a,b,c\r\r\n1,2,3\r\r\n", ["a", "b", "c\r"], b"1,2,3\r\r\n"),
+        # a CR inside a quoted name, the header ended by LF
+        (b'a,"b\rx",c\n1,2,3\n', ["a", "b\rx", "c"], b"1,2,3\n"),
+        # a file of only a header, closed by one CR
+        (b"a,b,c\r", ["a", "b", "c"], b""),
+    ],
+)
+def test_a_lone_cr_in_a_header_an_lf_ends_is_not_a_cr_only_file(data, names, rest) -> None:
+    got, _lines, after = parse_header(io.BytesIO(data))
+    assert (got, after) == (names, rest)
+
+
 def test_lone_carriage_return_is_data() -> None:
     data = b"a,b,c\n1,x\ry,3\n"
     _, rows = scan(data)
