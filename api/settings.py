@@ -105,6 +105,9 @@ class Settings:
         if not _SCHEMA_RE.fullmatch(schema):
             raise SettingsError(f"DUFF_ATHENA_SCHEMA is not a valid schema name: {schema!r}")
         key = env.get("DUFF_API_KEY") or None
+        if key is not None and not key.strip():
+            # a key of spaces would start a server that no request can authenticate against
+            raise SettingsError("DUFF_API_KEY is blank: set a key, or unset it")
         return cls(
             api_key=key,
             backend=backend,

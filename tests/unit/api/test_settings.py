@@ -27,3 +27,14 @@ def test_a_follow_setting_that_is_not_a_switch_is_refused():
 def test_constructed_settings_follow_nothing():
     # tests and embedders that build Settings themselves serve what is exported
     assert Settings(api_key="k", backend="local", lake="lake").dbt_target_path is None
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", "  \n"])
+def test_a_blank_api_key_is_refused(blank):
+    with pytest.raises(SettingsError, match="DUFF_API_KEY is blank"):
+        Settings.from_env({"DUFF_API_KEY": blank})
+
+
+def test_an_unset_api_key_is_none():
+    assert Settings.from_env({}).api_key is None
+    assert Settings.from_env({"DUFF_API_KEY": ""}).api_key is None
