@@ -80,6 +80,8 @@ build: setup ## dbt build on the local target, then publish its served marts for
 DEMO_LOG = $(DUFF_LAKE)/logs/demo.log
 
 demo: setup sample ## the whole pipeline on sample data, then serve API and dashboard
+	@$(PY) -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.close()' $(DUFF_PORT) 2>/dev/null \
+	  || { echo "make demo: port $(DUFF_PORT) on 127.0.0.1 is in use; stop what holds it or set DUFF_PORT"; exit 1; }
 	@mkdir -p "$(DUFF_LAKE)/logs" && : > "$(DEMO_LOG)"
 	@echo "Landing sample/orders.csv, then dbt build (details in $(DEMO_LOG)) ..."
 	@if ! $(PY) -m ingestion sample/orders.csv > "$(DEMO_LOG).out" 2>> "$(DEMO_LOG)"; then \
