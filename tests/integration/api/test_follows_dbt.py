@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.api.conftest import API_IT_KEY
+from tests.support.duckdb_lock import held
 
 ROOT = Path(__file__).resolve().parents[3]
 CONTRACT_SECONDS = 30.0
@@ -103,24 +104,9 @@ def test_the_server_serves_each_dbt_build_without_an_export_step(tmp_path, api_i
 
     # And a dbt command started while another process reads the warehouse (as an export
     # does) waits for it rather than failing on the lock
-    reader = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True);"
-            " print('reading', flush=True); time.sleep(15)",
-            str(lake / "warehouse" / "duff.duckdb"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert reader.stdout.readline().strip() == "reading"
+    with held(lake / "warehouse" / "duff.duckdb", read_only=True, seconds=15) as reader:
         out = run([*dbt, "test", "-s", "dim_status", *paths], env)
         assert "Completed successfully" in out
         # (dbt opens the warehouse a few seconds after it starts, while the reader holds it
         # for 15 s: without the retries it fails with DuckDB's "Could not set lock")
         assert reader.poll() is not None
-    finally:
-        reader.kill()
-        reader.wait()

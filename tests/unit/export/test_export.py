@@ -22,6 +22,7 @@ from export.__main__ import (
     check_results,
     export,
 )
+from tests.support.duckdb_lock import held
 from tests.support.fake_marts import make_orders, write_build
 
 INVOCATION = "3f1c2b9e-0000-4000-8000-00000000abcd"
@@ -151,19 +152,7 @@ def test_a_stale_build_info_is_not_published(warehouse):
 def test_a_warehouse_held_by_dbt_is_busy_and_exports_nothing(warehouse):
     # Given another process (dbt) holding the warehouse's write lock
     lake, target, _ = warehouse
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
-            " time.sleep(60)",
-            str(lake / "warehouse" / "duff.duckdb"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with held(lake / "warehouse" / "duff.duckdb"):
         # When the export runs, Then it says busy (exit 75 on the command line), leaving nothing
         with pytest.raises(WarehouseBusy, match="Could not set lock"):
             export(lake, target)
@@ -179,9 +168,6 @@ def test_a_warehouse_held_by_dbt_is_busy_and_exports_nothing(warehouse):
         )
         assert done.returncode == EXIT_BUSY, done
         assert "in use by another process" in done.stdout
-    finally:
-        holder.kill()
-        holder.wait()
     # and once the lock is gone, the same results export
     assert export(lake, target).name.endswith(INVOCATION)
 
