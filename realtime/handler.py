@@ -57,13 +57,16 @@ def _lake():
     return lake_from_uri(ingest.lake), default_catalog(ingest), ingest
 
 
-def _land(shard: str, first: str, last: str, judged: Judged, landed_us: int) -> Any:
-    from realtime.landing import land_batch
+def _land(shard: str, first: str, last: str, judged: Judged, arrival_us: int) -> Any:
+    from realtime.landing import after_last_landing, land_batch, remember_landing
 
     lake, catalog, ingest = _lake()
-    landed_at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=landed_us)
     source = f"stream://{SETTINGS.stream_name}/{shard}"
-    return land_batch(lake, catalog, ingest, source, first, last, judged, landed_at)
+    landed_us = after_last_landing(lake, source, arrival_us)  # never ties with the last batch
+    landed_at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=landed_us)
+    manifest = land_batch(lake, catalog, ingest, source, first, last, judged, landed_at)
+    remember_landing(lake, source, landed_us)
+    return manifest
 
 
 def _emit(shard: str, events: int, valid: int, rejected: int, lag: float) -> None:

@@ -34,7 +34,7 @@ class OrderStore(Protocol):
     def apply(self, incoming: dict[int, Order]) -> int: ...
 
 
-LandFn = Callable[[str, str, str, Judged, int], Any]  # (shard, first, last, judged, landed_us)
+LandFn = Callable[[str, str, str, Judged, int], Any]  # (shard, first, last, judged, arrival_us)
 
 
 def records_from_event(event: Mapping[str, Any]) -> list[Record]:
@@ -85,7 +85,8 @@ def process(
         )
     if records and land is not None:
         try:
-            # landed_at: the newest arrival of the batch, so a retried batch keeps its ingest_id
+            # landed_at: the newest arrival of the batch (the landing keeps it after the
+            # shard's last landing: realtime.landing.after_last_landing)
             land(
                 records[0].shard,
                 records[0].sequence,

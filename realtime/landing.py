@@ -54,6 +54,40 @@ def batch_ingest_id(source_file: str, first: str, last: str, landed_at: dt.datet
     return make_ingest_id(landed_at, batch_sha(source_file, first, last))
 
 
+SHARDS = "_state/shards/"
+
+
+def shard_key(source_file: str) -> str:
+    """Where a shard's last landing time is kept (``stream://<stream>/<shard>``)."""
+    return SHARDS + hashlib.sha256(source_file.encode("utf-8")).hexdigest() + ".json"
+
+
+def after_last_landing(lake: Lake, source_file: str, newest_arrival_us: int) -> int:
+    """``landed_at`` (epoch microseconds) for the next batch of a shard: its newest arrival,
+    but strictly after the shard's last landing.
+
+    Kinesis arrival times have millisecond precision, and one ``PutRecords`` call's records
+    share one: two batches cut from it (a full batch, a bisected retry) would tie on
+    ``landed_at`` and the latest version of an order would fall to the hash in ``ingest_id``
+    (CONTRACT.md sections 3 and 6: the stream's order of arrival decides). The Lambda gets
+    one batch per shard at a time (``ParallelizationFactor: 1``), so a read, then a write
+    after the landing (:func:`remember_landing`) is enough."""
+    data = lake.read_bytes(shard_key(source_file))
+    if data is None:
+        return newest_arrival_us
+    return max(newest_arrival_us, int(json.loads(data)["landed_at_us"]) + 1)
+
+
+def remember_landing(lake: Lake, source_file: str, landed_at_us: int) -> None:
+    """Record a landing of the shard's (kept when an earlier landing of a retried range is
+    what a re-run found: the time only moves forward)."""
+    data = lake.read_bytes(shard_key(source_file))
+    last = int(json.loads(data)["landed_at_us"]) if data is not None else -1
+    if landed_at_us > last:
+        body = {"source_file": source_file, "landed_at_us": landed_at_us}
+        lake.put_atomic(shard_key(source_file), json.dumps(body).encode())
+
+
 def landed(lake: Lake, ingest_id: str) -> dict[str, Any] | None:
     """The manifest of a batch that has landed, else None."""
     data = lake.read_bytes(f"{MANIFESTS}{ingest_id}.json")
