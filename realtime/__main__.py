@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from realtime.localstream import MAX_RECORD_BYTES
 from realtime.settings import Settings, SettingsError
 
 log = logging.getLogger("realtime.cli")
@@ -75,8 +76,21 @@ def send(settings: Settings, source: str) -> int:
         fd = sys.stdin.fileno() if source == "-" else os.open(source, os.O_RDONLY)
         try:
             for batch in _batches(fd):
-                offered += len(batch)
-                accepted += stream.put(batch)
+                # A stream record holds at most 1 MiB (Kinesis' limit, the local stream's
+                # too): such an event is refused alone, never the events around it.
+                fits = []
+                for event in batch:
+                    offered += 1
+                    if len(event) > MAX_RECORD_BYTES:
+                        print(
+                            f"error: event {offered} ({len(event)} bytes) is over the "
+                            f"stream's record limit of {MAX_RECORD_BYTES} bytes; not sent",
+                            file=sys.stderr,
+                        )
+                    else:
+                        fits.append(event)
+                if fits:
+                    accepted += stream.put(fits)
         finally:
             if source != "-":
                 os.close(fd)

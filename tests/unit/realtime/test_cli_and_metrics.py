@@ -26,6 +26,26 @@ def test_send_a_file_counts_events_not_empty_lines(tmp_path, monkeypatch, capsys
     assert capsys.readouterr().out.strip() == "accepted 2 events on local://orders"
 
 
+def test_an_event_over_the_record_limit_is_refused_alone(tmp_path, monkeypatch, capsys):
+    # Given 20 events with one of 1.1 MB in the middle (over the stream's 1 MiB per record)
+    monkeypatch.setenv("DUFF_LAKE", str(tmp_path))
+    monkeypatch.delenv("DUFF_STREAM", raising=False)
+    big = b'{"order_id": 11, "client_name": "' + b"x" * 1_100_000 + b'"}'
+    lines = [b'{"order_id": %d}' % i for i in range(1, 21)]
+    lines.insert(10, big)
+    src = tmp_path / "e.jsonl"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    # When it is sent, Then the other 20 are on the stream, the big one is named, exit 1
+    assert main(["send", str(src)]) == 1
+    out = capsys.readouterr()
+    assert out.out.strip() == "accepted 20 events on local://orders"
+    assert "event 11 (1100035 bytes) is over the stream's record limit" in out.err
+    from realtime.localstream import LocalStream
+
+    stream = LocalStream(tmp_path / "stream", "orders")
+    assert sum(stream.end(shard).sequence - 1 for shard in stream.shards) == 20  # records
+
+
 def test_a_bad_stream_setting_is_refused():
     for bad in ("kafka://x", "local://", "orders"):
         try:
