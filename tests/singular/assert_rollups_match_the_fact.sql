@@ -10,6 +10,11 @@
     the fact on every run. -#}
 
 {%- set check_all = var('data_tests_scope', 'latest_batch') == 'all' %}
+{#- each rollup: its grain (the fact's columns it groups by) and its money column -#}
+{%- set rollups = [
+    ('agg_sales__daily', ['pa_date', 'product_key', 'channel_key', 'status_key'], 'revenue'),
+    ('agg_sales__by_client', ['client_key', 'product_key', 'channel_key', 'status_key'], 'spend'),
+] %}
 
 with
 
@@ -21,106 +26,65 @@ fact_orders as (
     {%- endif %}
 
 ),
-
-daily_from_fact as (
+{% for name, grain, money in rollups %}
+{{ name }}_from_fact as (
 
     select
-        pa_date,
-        product_key,
-        channel_key,
-        status_key,
+        {%- for column in grain %}
+        {{ column }},
+        {%- endfor %}
         count(*) as orders,
         sum(units) as units,
         sum(total_liters) as liters,
-        sum(total_amount) as revenue
+        sum(total_amount) as {{ money }}
     from fact_orders
-    group by pa_date, product_key, channel_key, status_key
+    group by {{ grain | join(', ') }}
 
 ),
 
-daily as (
+{{ name }}_rows as (
 
-    select * from {{ ref('agg_sales__daily') }}
+    select * from {{ ref(name) }}
     {%- if not check_all %}
     where false
     {%- endif %}
 
 ),
 
-daily_differences as (
+{{ name }}_differences as (
+
+    {%- set rollup, fact = name ~ '_rows', name ~ '_from_fact' %}
+    {%- set same_grain, differs = [], [] %}
+    {%- for column in grain %}
+    {%- do same_grain.append(rollup ~ '.' ~ column ~ ' = ' ~ fact ~ '.' ~ column) %}
+    {%- endfor %}
+    {%- for measure in ['orders', 'units', 'liters', money] %}
+    {%- do differs.append(rollup ~ '.' ~ measure ~ ' is distinct from ' ~ fact ~ '.' ~ measure) %}
+    {%- endfor %}
 
     select
-        'agg_sales__daily' as rollup_name,
-        cast(coalesce(daily.pa_date, daily_from_fact.pa_date) as varchar) as grain,
-        daily.orders as rollup_orders,
-        daily_from_fact.orders as fact_orders
-    from daily
-    full outer join daily_from_fact
-        on
-            daily.pa_date = daily_from_fact.pa_date
-            and daily.product_key = daily_from_fact.product_key
-            and daily.channel_key = daily_from_fact.channel_key
-            and daily.status_key = daily_from_fact.status_key
-    where
-        daily.orders is distinct from daily_from_fact.orders
-        or daily.units is distinct from daily_from_fact.units
-        or daily.liters is distinct from daily_from_fact.liters
-        or daily.revenue is distinct from daily_from_fact.revenue
+        '{{ name }}' as rollup_name,
+        cast(
+            coalesce({{ rollup }}.{{ grain[0] }}, {{ fact }}.{{ grain[0] }})
+            as {{ dbt.type_string() }}
+        ) as grain,
+        {{ rollup }}.orders as rollup_orders,
+        {{ fact }}.orders as fact_orders
+    from {{ rollup }}
+    full outer join {{ fact }}
+        on {{ same_grain | join('\n            and ') }}
+    where {{ differs | join('\n        or ') }}
 
 ),
-
-by_client_from_fact as (
-
-    select
-        client_key,
-        product_key,
-        channel_key,
-        status_key,
-        count(*) as orders,
-        sum(units) as units,
-        sum(total_liters) as liters,
-        sum(total_amount) as spend
-    from fact_orders
-    group by client_key, product_key, channel_key, status_key
-
-),
-
-by_client as (
-
-    select * from {{ ref('agg_sales__by_client') }}
-    {%- if not check_all %}
-    where false
-    {%- endif %}
-
-),
-
-by_client_differences as (
-
-    select
-        'agg_sales__by_client' as rollup_name,
-        coalesce(by_client.client_key, by_client_from_fact.client_key) as grain,
-        by_client.orders as rollup_orders,
-        by_client_from_fact.orders as fact_orders
-    from by_client
-    full outer join by_client_from_fact
-        on
-            by_client.client_key = by_client_from_fact.client_key
-            and by_client.product_key = by_client_from_fact.product_key
-            and by_client.channel_key = by_client_from_fact.channel_key
-            and by_client.status_key = by_client_from_fact.status_key
-    where
-        by_client.orders is distinct from by_client_from_fact.orders
-        or by_client.units is distinct from by_client_from_fact.units
-        or by_client.liters is distinct from by_client_from_fact.liters
-        or by_client.spend is distinct from by_client_from_fact.spend
-
-),
-
+{% endfor %}
 final as (
 
-    select * from daily_differences
+    {%- for name, _grain, _money in rollups %}
+    select * from {{ name }}_differences
+    {%- if not loop.last %}
     union all
-    select * from by_client_differences
+    {%- endif %}
+    {%- endfor %}
 
 )
 
