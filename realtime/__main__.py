@@ -141,7 +141,9 @@ def _consume_in_workers(shards: list[str]) -> int:
             forward(signal.SIGTERM, None)
             stopping = True
         time.sleep(0.2)
-    return max(w.returncode for w in workers)
+    # a worker killed by a signal (returncode -N) fails the consumer too, as 128 + N
+    codes = [128 - w.returncode if w.returncode < 0 else w.returncode for w in workers]
+    return next((code for code in codes if code != 0), 0)
 
 
 def consume(settings: Settings, shard: str | None = None) -> int:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+_KINESIS_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+_LOCAL_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
 
 
 class SettingsError(ValueError):
@@ -60,9 +64,14 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         stream = env.get("DUFF_STREAM", "").strip() or "local://orders"
-        if not stream.startswith(("local://", "kinesis://")) or stream.endswith("//"):
+        kind, _, name = stream.partition("://")
+        # Kinesis' own rule for stream names; a local stream's name is also a directory, so
+        # never hidden (a leading dot) and never a path
+        pattern = _LOCAL_NAME if kind == "local" else _KINESIS_NAME
+        if kind not in ("local", "kinesis") or not pattern.fullmatch(name):
             raise SettingsError(
-                f"DUFF_STREAM={stream!r}: expected local://<name> or kinesis://<name>"
+                f"DUFF_STREAM={stream!r}: expected local://<name> or kinesis://<name>, the name "
+                "1-128 letters, digits, '_', '-' or '.' (a local one not starting with '.')"
             )
         consumer = env.get("DUFF_REALTIME_CONSUMER", "").strip() or "figures"
         if consumer not in ("figures", "lake"):

@@ -47,13 +47,52 @@ def test_an_event_over_the_record_limit_is_refused_alone(tmp_path, monkeypatch, 
 
 
 def test_a_bad_stream_setting_is_refused():
-    for bad in ("kafka://x", "local://", "orders"):
+    bad_names = ("local://.hidden", "local://a/b", "local://..", "kinesis://a b", "kinesis://")
+    for bad in ("kafka://x", "local://", "orders", *bad_names, "local://" + "x" * 129):
         try:
             Settings.from_env({"DUFF_STREAM": bad})
         except SettingsError as exc:
             assert "DUFF_STREAM" in str(exc)
         else:
             raise AssertionError(bad)
+
+
+def test_good_stream_names_are_kept():
+    for good in ("local://orders", "local://a.b_c-1", "kinesis://.odd", "kinesis://orders-1"):
+        assert Settings.from_env({"DUFF_STREAM": good}).stream == good
+
+
+def test_a_bad_stream_name_on_the_command_line_is_exit_2_without_a_traceback(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("DUFF_LAKE", str(tmp_path))
+    monkeypatch.setenv("DUFF_STREAM", "local://a/b")
+    assert main(["consume"]) == 2
+    err = capsys.readouterr().err
+    assert "DUFF_STREAM" in err and "Traceback" not in err
+
+
+def test_a_worker_killed_by_a_signal_fails_the_consumer(monkeypatch):
+    # Given two shard workers: one killed outright (SIGKILL: returncode -9), one that lands
+    # what it holds and exits 0 when told to stop
+    import realtime.__main__ as cli
+
+    class Worker:
+        def __init__(self, code):
+            self.returncode, self._code = None, code
+
+        def poll(self):
+            self.returncode = self._code
+            return self.returncode
+
+        def send_signal(self, _signum):
+            pass
+
+    workers = iter([Worker(-9), Worker(0)])
+    monkeypatch.setattr(cli.subprocess, "Popen", lambda *a, **k: next(workers))
+    monkeypatch.setattr(cli.signal, "signal", lambda *a: None)
+    # Then the consumer exits 137 (128 + 9), not 0
+    assert cli._consume_in_workers(["shard-0000", "shard-0001"]) == 137
 
 
 def test_emf_line_names_the_metrics_and_the_shard(monkeypatch, capsys):
