@@ -79,13 +79,12 @@ def after_last_landing(lake: Lake, source_file: str, newest_arrival_us: int) -> 
 
 
 def remember_landing(lake: Lake, source_file: str, landed_at_us: int) -> None:
-    """Record a landing of the shard's (kept when an earlier landing of a retried range is
-    what a re-run found: the time only moves forward)."""
-    data = lake.read_bytes(shard_key(source_file))
-    last = int(json.loads(data)["landed_at_us"]) if data is not None else -1
-    if landed_at_us > last:
-        body = {"source_file": source_file, "landed_at_us": landed_at_us}
-        lake.put_atomic(shard_key(source_file), json.dumps(body).encode())
+    """Record ``landed_at_us``, which :func:`after_last_landing` gave this batch, as the
+    shard's last landing. It is later than the one recorded (that function made it so), also
+    when the landing found the range landed before and returned that older manifest, so the
+    time only moves forward without reading the record again."""
+    body = {"source_file": source_file, "landed_at_us": landed_at_us}
+    lake.put_atomic(shard_key(source_file), json.dumps(body).encode())
 
 
 def landed(lake: Lake, ingest_id: str) -> dict[str, Any] | None:
