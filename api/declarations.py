@@ -77,12 +77,10 @@ class Column:
         return int(m.group(3)) if m and m.group(3) else 0
 
     @property
-    def precision_scale(self) -> tuple[int, int]:
-        """A decimal's (precision, scale); ``decimal`` alone is (18, 3), DuckDB's default."""
+    def precision(self) -> int:
+        """A decimal's total digits (``decimal(p, s)``: every decimal is declared so)."""
         m = _TYPE.match(self.data_type)
-        if m and m.group(2):
-            return int(m.group(2)), self.scale
-        return 18, 3
+        return int(m.group(2)) if m and m.group(2) else 0
 
 
 @dataclass(frozen=True)

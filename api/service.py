@@ -101,8 +101,8 @@ def _parse_key_value(col: Column, raw: object) -> object:
         return parse_key_int(raw)
     if col.kind == "decimal":
         value = parse_key_decimal(raw)
-        precision, scale = col.precision_scale
-        if value.as_tuple().exponent < -scale or abs(value) >= Decimal(10) ** (precision - scale):
+        integer_digits = col.precision - col.scale
+        if value.as_tuple().exponent < -col.scale or abs(value) >= Decimal(10) ** integer_digits:
             raise ValueError("decimal out of the column's range in cursor")
         return value
     if not isinstance(raw, str) or len(raw) > 200:
