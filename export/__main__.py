@@ -87,6 +87,11 @@ def _export_lock(builds: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def is_exported(builds: Path, invocation_id: str) -> bool:
+    """Whether ``builds`` (``$DUFF_LAKE/marts/builds``) holds that invocation's build."""
+    return any(builds.glob(f"*_{invocation_id}"))
+
+
 def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -177,7 +182,7 @@ def export(
     builds = lake / "marts" / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     with _export_lock(builds):
-        if any(builds.glob(f"*_{invocation_id}")):
+        if is_exported(builds, invocation_id):
             raise NothingToExport(f"build {invocation_id} is already exported")
         for stale in builds.glob(".*.tmp"):  # a crashed export's leftovers
             shutil.rmtree(stale, ignore_errors=True)

@@ -9,8 +9,8 @@ those results, in a child process (the export's memory and imports stay out of t
 
 * dbt writes ``run_results.json`` just before it lets go of the DuckDB file: an export
   that finds the file still locked exits 75 and is tried again on the next poll (for
-  ``RETRY_SECONDS``), with the results read back then, so a ``dbt test`` that overwrites
-  the file meanwhile cannot make the build be forgotten.
+  ``RETRY_SECONDS``), with the results the follower read when dbt wrote them, so a
+  ``dbt test`` that overwrites the file meanwhile cannot make the build be forgotten.
 * A dbt command started while an export reads the warehouse waits for it (``retries`` in
   profiles.yml), and ``make build``'s own export beside a server is harmless: one export at
   a time, the second finds the build exported.
@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from export.__main__ import EXIT_BUSY, ROOT, NothingToExport, check_results
+from export.__main__ import EXIT_BUSY, ROOT, NothingToExport, check_results, is_exported
 
 log = logging.getLogger("duff.api.follow")
 
@@ -103,7 +103,7 @@ class DbtFollower:
             self._pending = (invocation, text, self._clock())
 
     def _exported(self, invocation: str) -> bool:
-        return any((self.lake / "marts" / "builds").glob(f"*_{invocation}"))
+        return is_exported(self.lake / "marts" / "builds", invocation)
 
     def poll(self) -> bool:
         """Export the newest clean build dbt wrote, if there is one; True when one was."""
