@@ -6,7 +6,9 @@ created in this process (boto3's default session, ``boto3.session.Session()``, d
 own sessions) gets two botocore event hooks: ``before-parameter-build`` records the operation
 and its parameters, ``after-call``/``after-call-error`` the query id or the error code.
 
-Attribution. A call belongs to a role by the code that makes it (``CODE_ROLES``): the
+Attribution. A call belongs to a role by the code that makes it (``CODE_ROLES``): an entry
+point of a function that runs shared code (``CONTEXT_ROLES``: the real-time lake function lands
+through ``ingestion/``) anywhere on the stack decides; otherwise the
 innermost frame of the call's stack in ``ingestion/`` is the ingestion Lambda's role, in
 ``api/`` the API Lambda's, in dbt-athena or PyAthena the CodeBuild (dbt) role; test code makes
 setup calls, which are not audited. A call from a worker thread that holds no such frame
@@ -57,13 +59,31 @@ CODE_ROLES: tuple[tuple[str, str], ...] = (
     (f"{os.sep}dbt{os.sep}adapters{os.sep}athena{os.sep}", "DbtBuildRole"),
     (f"{os.sep}pyathena{os.sep}", "DbtBuildRole"),
 )
+#: Entry points whose role wins over CODE_ROLES anywhere below them on the stack: the real-time
+#: functions land through the ingestion's own code (ingestion/s3.py, glue.py, publish.py) under
+#: their own roles. (file, function or None for any) -> role.
+CONTEXT_ROLES: tuple[tuple[str, str | None, str], ...] = (
+    (str(REPO / "realtime" / "landing.py"), None, "RealtimeLakeRole"),
+    (str(REPO / "realtime" / "handler.py"), "_lake", "RealtimeLakeRole"),
+    (str(REPO / "realtime" / "handler.py"), "_land", "RealtimeLakeRole"),
+    (str(REPO / "realtime" / "dynamo_store.py"), None, "RealtimeRole"),
+    (str(REPO / "realtime" / "handler.py"), "_store", "RealtimeRole"),
+)
 TEST_CODE = str(REPO / "tests") + os.sep
 #: For a role, the template resource any bucket its environment does not name must be.
 DEFAULT_BUCKET = {"IngestRole": "IncomingBucket"}  # the bucket the S3 event comes from
 
 
 def role_of_stack(frame: Any) -> str | None:
-    """The role of the innermost production frame; None for test code or no clue."""
+    """The role of the entry point the call runs under (CONTEXT_ROLES), else of the innermost
+    production frame; None for test code or no clue."""
+    outer = frame
+    while outer is not None:
+        code = outer.f_code
+        for filename, function, role in CONTEXT_ROLES:
+            if code.co_filename == filename and function in (None, code.co_name):
+                return role
+        outer = outer.f_back
     while frame is not None:
         filename = frame.f_code.co_filename
         for fragment, role in CODE_ROLES:
