@@ -284,6 +284,17 @@ class AthenaBackend:
     off the request path once a build is known (a thread; a request never waits for it, and a
     failed check, e.g. TABLE_NOT_FOUND while a build replaces the table, keeps the current one).
 
+    Two cases read it on the request path instead:
+
+    * no build known yet: the request waits for the check. A stack no build has reached has no
+      ``mart_build_info``; that failure is "no data yet" (None: 503), and the next check waits
+      ``build_check_seconds``, so probes of a fresh stack do not each start a query.
+    * a build last checked ``stale_after_seconds`` ago or more (an execution environment left
+      idle): each build drops the tables of the build before the one it replaces
+      (macros/served_builds.sql), so the tables of a build this old may be gone and a request
+      answered from it would fail. The default, 60 s, is well under the time between two
+      builds (a dbt build on Athena takes minutes).
+
     A build whose ``built_at`` is older than the one already served is ignored (never older),
     within this execution environment.
     """
@@ -294,6 +305,7 @@ class AthenaBackend:
         schema: str,
         *,
         build_check_seconds: float = 10.0,
+        stale_after_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         marts: Sequence[ServedMart] | None = None,
         check_in_background: bool = True,
@@ -302,6 +314,7 @@ class AthenaBackend:
         self.schema = schema
         self.marts = list(load_marts() if marts is None else marts)
         self.build_check_seconds = build_check_seconds
+        self.stale_after_seconds = max(stale_after_seconds, build_check_seconds)
         self.check_in_background = check_in_background
         self._clock = clock
         self._snap: AthenaSnapshot | None = None
@@ -333,9 +346,13 @@ class AthenaBackend:
     def snapshot(self) -> AthenaSnapshot | None:
         """The build to answer from, with a fresh per-request time budget."""
         with self._lock:
-            due = self._clock() - self._checked >= self.build_check_seconds
+            since = self._clock() - self._checked
+            due = since >= self.build_check_seconds
             if self._snap is None:
-                self._check()  # nothing to serve yet: the first request waits for it
+                if due:  # nothing to serve yet: the request waits for the check
+                    self._check_first()
+            elif since >= self.stale_after_seconds:
+                self._check_quietly()  # its tables may be gone: not answered from it unchecked
             elif due and self.check_in_background:
                 if self._checking is None or not self._checking.is_alive():
                     self._checked = self._clock()
@@ -348,10 +365,18 @@ class AthenaBackend:
             snap = self._snap
         return snap.for_request() if snap is not None else None
 
+    def _check_first(self) -> None:
+        try:
+            self._check()
+        except AthenaQueryError as exc:  # no mart_build_info: no build has reached this stack
+            self._checked = self._clock()
+            log.warning("no build to serve yet (%s)", exc)
+
     def _check_quietly(self) -> None:
         try:
             self._check()
         except Exception:  # keep serving the build we have
+            self._checked = self._clock()  # and try again after the interval, not at once
             log.exception("could not re-read mart_build_info; serving the current build")
 
     def _check(self) -> None:

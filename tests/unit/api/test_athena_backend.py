@@ -435,6 +435,41 @@ def test_the_build_check_runs_off_the_request_path_and_a_failure_keeps_the_build
     assert backend.snapshot().build_id == "b1"
 
 
+def test_a_stack_no_build_has_reached_answers_503_and_checks_once_per_interval():
+    # Given a stack with no mart_build_info yet (no build has run), then a first build
+    fake = FakeTime()
+    info = ("b1", dt.datetime(2024, 4, 1, tzinfo=dt.UTC), None)
+    r = ScriptedRunner(fake, [AthenaQueryError("TABLE_NOT_FOUND: mart_build_info"), info])
+    backend = AthenaBackend(r, SCHEMA, clock=fake.clock, marts=MARTS.values())
+    app = App(Settings(api_key=KEY, backend="athena", lake="s3://x", cache_ttl_seconds=0), backend)
+    # When /health, a data route and /openapi.json are asked / Then "no data yet", not a 500
+    assert app.handle(Request("GET", "/health")).status == 503
+    data = app.handle(Request("GET", "/sales/daily", (), {"x-api-key": KEY}))
+    assert data.status == 503 and data.json()["error"]["code"] == "unavailable"
+    assert app.handle(Request("GET", "/openapi.json")).status == 200
+    # And those requests within the interval started one query, not one each
+    assert len(r.infos) == 1
+    # When the first build has landed and the interval has passed / Then it is served
+    fake.now += 11
+    assert app.handle(Request("GET", "/health")).status == 200
+    assert backend.snapshot().build_id == "b1"
+
+
+def test_a_build_left_unchecked_past_the_stale_limit_is_checked_before_it_answers():
+    # Given an execution environment serving b1, then idle while two builds ran
+    fake = FakeTime()
+    b1 = ("b1", dt.datetime(2024, 4, 1, tzinfo=dt.UTC), None)
+    b3 = ("b3", dt.datetime(2024, 4, 1, 2, tzinfo=dt.UTC), None)
+    r = ScriptedRunner(fake, [b1, b3])
+    backend = AthenaBackend(r, SCHEMA, clock=fake.clock, marts=MARTS.values())
+    assert backend.snapshot().build_id == "b1"
+    fake.now += 3600
+    # When the next request comes / Then it answers from the build that exists now (b1's
+    # tables were dropped by the build after next), read on the request path, no thread
+    assert backend.snapshot().build_id == "b3"
+    assert backend._checking is None
+
+
 def test_order_by_leaves_out_columns_an_equality_fixes():
     from api.backends.athena import AthenaSnapshot
 
