@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 
 from api.app import App
 from api.backends import make_backend
@@ -35,5 +36,5 @@ def handler(event: dict, context: object) -> dict:
     if _app is None:
         _app = _build_app()
     result = to_result(_app.handle(to_request(event)))
-    _app.metrics.flush()
+    _app.metrics.flush(sys.stdout)  # bare EMF JSON: see api/metrics.py
     return result

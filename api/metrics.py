@@ -1,8 +1,10 @@
 """CloudWatch Embedded Metric Format (EMF) lines for the API's cache and request counters.
 
-Each flush writes one JSON line to the ``duff.api.metrics`` logger with the counts since the
-previous flush; CloudWatch Logs turns it into metrics in namespace ``Duff/Api``. Locally it is
-a readable log line.
+Each flush writes one JSON line with the counts since the previous flush; CloudWatch Logs turns
+it into metrics in namespace ``Duff/Api``. In Lambda the line goes to stdout, bare: CloudWatch
+extracts metrics only from a log event that is a JSON object, and the Python runtime's logging
+handler prefixes every record with its level, time and request id (``LogFormat: Text``), as the
+ingestion's ``emit`` says too. Locally it is a line of the ``duff.api.metrics`` logger.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from typing import TextIO
 
 log = logging.getLogger("duff.api.metrics")
 
@@ -49,7 +52,15 @@ class Metrics:
             **counts,
         }
 
-    def flush(self) -> None:
+    def flush(self, stream: TextIO | None = None) -> None:
+        """Write the counts since the last flush: to ``stream`` as a bare JSON line (Lambda's
+        stdout), or to the ``duff.api.metrics`` logger."""
         doc = self.emf()
-        if doc is not None:
-            log.info(json.dumps(doc, separators=(",", ":")))
+        if doc is None:
+            return
+        line = json.dumps(doc, separators=(",", ":"))
+        if stream is None:
+            log.info(line)
+        else:
+            stream.write(line + "\n")
+            stream.flush()

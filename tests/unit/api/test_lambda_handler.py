@@ -103,3 +103,16 @@ def test_rest_event_with_the_key_header_twice_is_403(lambda_handler):
     result = lambda_handler(ev, None)
     assert result["statusCode"] == 403
     assert "more than once" in json.loads(result["body"])["error"]["message"]
+
+
+def test_the_metrics_line_is_bare_json_on_stdout(lambda_handler, capsys):
+    # Given the Lambda runtime, whose logging handler prefixes every record with its level,
+    # time and request id (CloudWatch extracts EMF metrics only from a bare JSON event)
+    # When a request is handled
+    lambda_handler(event("rest_get_client_orders.json"), None)
+    # Then its counts are one JSON line on stdout
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    emf = [x for x in lines if "_aws" in x]
+    assert len(emf) == 1
+    assert emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Duff/Api"
+    assert emf[0]["Requests"] == 1
