@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from api import params as P
+from api.cursors import MAX_CURSOR_LENGTH
 from api.declarations import Column, Route, ServedMart
 from api.errors import bad_request
 
@@ -53,6 +54,8 @@ class Param:
             return P.parse_date(self.name, raw)
         if self.kind == "enum":
             return self.parser(raw)
+        if self.kind == "cursor":  # the codec checks it, up to MAX_CURSOR_LENGTH (the schema's)
+            return raw
         return _text(self.name, raw)
 
     def schema(self) -> dict:
@@ -66,7 +69,7 @@ class Param:
                 "default": P.DEFAULT_LIMIT,
             }
         if self.kind == "cursor":
-            return {"type": "string", "minLength": 1, "maxLength": 512}
+            return {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR_LENGTH}
         if self.kind == "date":
             return {"type": "string", "format": "date"}
         if self.kind == "enum":

@@ -455,6 +455,7 @@
       ariaLabel: avg.length ? `Line chart: revenue per day and its ${AVERAGE_DAYS}-day average` : "Line chart: revenue per day",
       points: items.map((r) => ({ date: r.pa_date, value: r.revenue })),
       overlay: avg.length ? { points: avg, label: `${AVERAGE_DAYS}-day average of revenue` } : null,
+      missingAsZero: true, // a day the mart leaves out had no sales, as the average counts it
       format: fmt.money,
       emptyText: "No sales in this period.",
     });
@@ -468,15 +469,17 @@
     render(p, body) {
       const items = body.items;
       const sum = (reason) => items.reduce((s, f) => s + Math.round(Number(f.rejected[reason])), 0);
+      const latest = items.length === 1 ? "the latest delivery" : `the latest ${items.length} deliveries`;
       p.el.querySelector('[data-role="subtitle"]').textContent = items.length
-        ? `The latest ${items.length} deliveries, newest first, and their rejected rows`
+        ? `Rejected rows by reason in ${latest}, and each delivery's counts, newest first`
         : "No deliveries yet.";
+      const rejected = REJECT_REASONS.reduce((s, r) => s + sum(r), 0);
       DuffCharts.bars(p.chart, {
         orientation: "vertical",
-        ariaLabel: `Column chart: rejected rows by reason in the latest ${items.length} deliveries`,
-        items: items.length ? REJECT_REASONS.map((r) => ({ label: r, value: sum(r) })) : [],
+        ariaLabel: `Column chart: rejected rows by reason in ${latest}`,
+        items: rejected ? REJECT_REASONS.map((r) => ({ label: r, value: sum(r) })) : [],
         format: fmt.int,
-        emptyText: "No deliveries yet.",
+        emptyText: items.length ? `No rejected rows in ${latest}.` : "No deliveries yet.",
       });
       const when = (t) => (t ? t.replace("T", " ").replace(/\.\d+/, "").replace("Z", " UTC") : "");
       const fileName = (f) => String(f).split("/").pop();

@@ -411,8 +411,23 @@
   /**
    * A time series: area + line over dates, one point per day present in the data. With
    * `overlay` (a smoother series such as a 7-day moving average) that series is the bold line
-   * and the daily values are drawn faint behind it.
+   * and the daily values are drawn faint behind it. With `missingAsZero` a calendar day the
+   * data leaves out is 0 on the line (daily sales: a day without orders sold nothing), so the
+   * line drops to the axis instead of joining the days around the gap; points stay the data's.
    */
+  /** `points` (sorted by date) with every calendar day between them that they leave out, at 0. */
+  function withMissingDays(points) {
+    const out = [];
+    for (const p of points) {
+      const prev = out.length ? parseDate(out[out.length - 1].date) : null;
+      for (let t = prev === null ? Infinity : prev + DAY_MS; t < parseDate(p.date); t += DAY_MS) {
+        out.push({ date: isoDay(t), value: 0 });
+      }
+      out.push(p);
+    }
+    return out;
+  }
+
   function line(el, opts) {
     clear(el);
     const points = (opts.points || []).slice().sort((a, b) => (a.date < b.date ? -1 : 1));
@@ -457,10 +472,11 @@
       measure.done();
       const pathOf = (pts) =>
         pts.map((p, i) => `${i ? "L" : "M"}${x(parseDate(p.date)).toFixed(2)},${y(p.value).toFixed(2)}`).join("");
-      const path = pathOf(points);
+      const linePoints = opts.missingAsZero ? withMissingDays(points) : points;
+      const path = pathOf(linePoints);
       const base = y(0).toFixed(2);
       // the shaded area follows the bold line: the overlay when there is one
-      const areaPts = overlay ? overlay.points : points;
+      const areaPts = overlay ? overlay.points : linePoints;
       const ax0 = x(parseDate(areaPts[0].date)).toFixed(2);
       const ax1 = x(parseDate(areaPts[areaPts.length - 1].date)).toFixed(2);
       svgEl("path", { class: "dc-area", d: `${pathOf(areaPts)}L${ax1},${base}L${ax0},${base}Z`, "aria-hidden": "true" }, svg);

@@ -16,6 +16,7 @@ import json
 import random
 import re
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -274,6 +275,54 @@ def test_daily_line_shows_a_seven_day_average_by_default(dashboard_server, brows
     )
     page.evaluate("document.querySelector('input[name=daily-view][value=avg7]').click()")
     assert len(path_ys(page.evaluate(read)["overlay"]["d"])) == len(average)
+
+
+def test_daily_line_drops_to_zero_on_days_without_sales(dashboard_server, browser_tab):
+    # Given a daily series with sales on 1, 5 and 6 March only (the mart leaves out the rest)
+    page = browser_tab(1000, 900)
+    open_dashboard(page, dashboard_server, f"#key={dashboard_server.api_key}")
+    points = [
+        {"date": "2024-03-01", "value": 200},
+        {"date": "2024-03-05", "value": 360},
+        {"date": "2024-03-06", "value": 300},
+    ]
+    read = """((sel) => ({
+      d: document.querySelector(sel + ' path[data-series=daily]').getAttribute('d'),
+      marks: document.querySelectorAll(sel + ' [data-value]').length,
+      zero: Math.max(...[...document.querySelectorAll(sel + ' .dc-grid')]
+                       .map((l) => Number(l.getAttribute('y1'))))}))"""
+    # When it is drawn as the daily panel draws it
+    page.evaluate(f"{MAKE_BOX}('gap-line', 900)")
+    draw(page, "line", "gap-line", points=points, missingAsZero=True)
+    shown = page.evaluate(f"{read}('#gap-line')")
+    # Then the line has a vertex per calendar day, at the axis on 2-4 March (as the 7-day
+    # average counts them), and marks only the three days the data has
+    ys = path_ys(shown["d"])
+    assert len(ys) == 6 and shown["marks"] == 3
+    assert ys[1:4] == [pytest.approx(shown["zero"], abs=0.01)] * 3
+    assert all(y < shown["zero"] for y in (ys[0], ys[4], ys[5]))
+    # And the dashboard's daily panel draws its line that way
+    app_js = (Path(__file__).parents[3] / "api" / "static" / "app.js").read_text()
+    draw_daily = app_js[app_js.index("function drawDaily(") :]
+    draw_daily = draw_daily[: draw_daily.index("\n  }\n")]
+    assert "DuffCharts.line(p.chart" in draw_daily and "missingAsZero: true" in draw_daily
+
+
+@pytest.mark.parametrize("width", [1400, 1024, 800])  # 390: test_dashboard_browser's phone test
+def test_the_page_never_scrolls_sideways(dashboard_server, browser_tab, width):
+    # Given the dashboard open at this width, with a delivery whose quarantine error is long
+    page = browser_tab(width, 1000)
+    open_dashboard(page, dashboard_server, f"#key={dashboard_server.api_key}")
+    page.evaluate("document.querySelector('#panel-quality details')?.setAttribute('open', '')")
+    # Then nothing is wider than the window: a wide table scrolls inside its own box
+    sizes = page.evaluate(
+        """(() => ({page: document.documentElement.scrollWidth, window: window.innerWidth,
+                    wide: [...document.querySelectorAll('main *')]
+                      .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1
+                                     && !e.closest('.table-scroll'))
+                      .map((e) => e.id || e.className || e.tagName).slice(0, 5)}))()"""
+    )
+    assert sizes["page"] <= sizes["window"], sizes
 
 
 def test_date_pickers_hold_the_data_range_in_iso(dashboard_server, browser_tab):

@@ -79,3 +79,19 @@ def test_other_spellings_of_an_issued_cursor_are_refused():
         assert (err.value.status, err.value.code) == (400, "invalid_cursor")
     # And the issued spelling still works
     assert codec.decode(cursor, FP) == [42]
+
+
+def test_the_cursor_parameter_takes_what_the_codec_and_the_openapi_schema_take():
+    # Given the cursor parameter of a route (the OpenAPI document says maxLength 512)
+    from api.cursors import MAX_CURSOR_LENGTH
+    from api.routes import Param
+
+    param = Param("cursor", "cursor", "where the next page starts")
+    assert param.schema()["maxLength"] == MAX_CURSOR_LENGTH
+    # When a cursor between 200 and that length comes (a key of long text: an issued one)
+    codec = CursorCodec(b"secret")
+    cursor = codec.encode(FP, ["x" * 230, 7])
+    assert 200 < len(cursor) <= MAX_CURSOR_LENGTH
+    # Then the parameter passes it to the codec, which reads it back (it was refused as
+    # "at most 200 characters", though the schema allowed 512)
+    assert codec.decode(param.parse(cursor), FP) == ["x" * 230, 7]
