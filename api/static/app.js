@@ -426,7 +426,7 @@
         const items = body.items;
         DuffCharts.bars(p.chart, {
           ariaLabel: "Bar chart: total spend of the top 10 clients",
-          items: items.map((r) => ({ label: r.client_name, value: r.total_spend })),
+          items: items.map((r) => ({ label: r.client_name, value: r.total_spend, id: r.client_id })),
           format: fmt.money,
           emptyText: "No clients yet.",
         });
@@ -730,8 +730,12 @@
       const from = $("daily-from").value.trim();
       const to = $("daily-to").value.trim();
       const p = panel("panel-daily");
-      if ((from && !isIsoDate(from)) || (to && !isIsoDate(to))) {
-        p.setState("error", "Write dates as YYYY-MM-DD, for example 2024-03-10.");
+      const wrong = [from, to].find((d) => d && !isIsoDate(d));
+      if (wrong) {
+        // 2024-02-30 has the form and is no day: say which, not how to write a date
+        p.setState("error", /^\d{4}-\d{2}-\d{2}$/.test(wrong)
+          ? `${wrong} is not a day of the calendar.`
+          : "Write dates as YYYY-MM-DD, for example 2024-03-10.");
         return;
       }
       if (from && to && from > to) {

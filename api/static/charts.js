@@ -256,9 +256,19 @@
   }
 
   /** Horizontal bars (one row per item, label left, value right) or vertical columns. */
+  /**
+   * Items whose label another item also has, told apart by their `id` ("Moe (#7)"): two
+   * clients or products of one name are two bars, and a reader must see which is which.
+   */
+  function distinctLabels(items) {
+    const count = new Map();
+    for (const d of items) count.set(d.label, (count.get(d.label) || 0) + 1);
+    return items.map((d) => (count.get(d.label) > 1 && d.id != null ? { ...d, label: `${d.label} (#${d.id})` } : d));
+  }
+
   function bars(el, opts) {
     clear(el);
-    const items = opts.items || [];
+    const items = distinctLabels(opts.items || []);
     const format = opts.format || String;
     if (!items.length) return emptyMessage(el, opts.emptyText || "No data.");
     const vertical = opts.orientation === "vertical";
