@@ -56,6 +56,7 @@ AUDIT_PARAMETERS = {
 CODE_ROLES: tuple[tuple[str, str], ...] = (
     (str(REPO / "ingestion") + os.sep, "IngestRole"),
     (str(REPO / "api") + os.sep, "ApiRole"),
+    (str(REPO / "infra" / "landed_yet.py"), "DbtBuildRole"),  # buildspec.yml runs it
     (f"{os.sep}dbt{os.sep}adapters{os.sep}athena{os.sep}", "DbtBuildRole"),
     (f"{os.sep}pyathena{os.sep}", "DbtBuildRole"),
 )
