@@ -42,7 +42,16 @@ _THROTTLED = ("TooManyRequestsException", "ThrottlingException")
 
 
 class AthenaQueryError(Exception):
-    """Athena refused or failed a query (a server-side fault: 500)."""
+    """Athena refused or failed a query (a server-side fault: 500). ``reason`` is Athena's
+    StateChangeReason of a query that ran and failed (logged, never shown to clients)."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    @property
+    def table_not_found(self) -> bool:
+        return "TABLE_NOT_FOUND" in self.reason
 
 
 def to_parameter(value: object) -> str:
@@ -155,7 +164,7 @@ class AthenaClient:
             if state not in _RUNNING:
                 reason = status.get("StateChangeReason", "no reason given")
                 log.error("Athena query %s ended %s: %s", qid, state, reason)
-                raise AthenaQueryError(f"Athena query {qid} ended {state}")
+                raise AthenaQueryError(f"Athena query {qid} ended {state}", reason=reason)
             remaining = deadline - self._clock()
             if remaining <= 0:
                 try:
@@ -368,9 +377,11 @@ class AthenaBackend:
     def _check_first(self) -> None:
         try:
             self._check()
-        except AthenaQueryError as exc:  # no mart_build_info: no build has reached this stack
-            self._checked = self._clock()
-            log.warning("no build to serve yet (%s)", exc)
+        except AthenaQueryError as exc:
+            if not exc.table_not_found:
+                raise  # no access, a wrong work group...: a fault (500), not "no data yet"
+            self._checked = self._clock()  # no mart_build_info: no build has reached the stack
+            log.warning("no build to serve yet (%s: %s)", exc, exc.reason)
 
     def _check_quietly(self) -> None:
         try:

@@ -182,6 +182,30 @@ def test_a_landing_every_minute_gets_builds_the_gap_apart_and_none_is_left_unbui
     assert starts[-1] >= landed[-1]
 
 
+def test_the_schedule_starts_a_build_inside_the_gap_and_a_held_follow_up_starts_on_a_tick(
+    starter,
+):
+    handler, codebuild = starter
+    # Given a build that a landing started and that ended ten minutes later
+    handler(LANDING, None)
+    codebuild.clock.advance(10)
+    codebuild.end()
+    assert handler(ended(), None)["started"] is None  # nothing pending
+    # When the schedule fires inside the gap / Then it starts a build (the baseline)
+    assert handler(SCHEDULE, None)["started"] is not None
+    # When a file lands during it, and it ends ten minutes after it started
+    assert handler(LANDING, None)["started"] is None
+    codebuild.clock.advance(10)
+    codebuild.end()
+    # Then its end holds the follow-up (inside the gap), and a tick after the gap starts it
+    assert handler(ended(), None)["started"] is None
+    codebuild.clock.advance(5)
+    assert handler(TICK, None)["started"] is None
+    codebuild.clock.advance(GAP.total_seconds() / 60)
+    assert handler(TICK, None)["started"] is not None
+    assert len(codebuild.builds) == 3
+
+
 def test_a_follow_up_that_codebuild_refuses_stays_pending(starter):
     handler, codebuild = starter
     handler(LANDING, None)  # build 1
@@ -203,6 +227,9 @@ def test_the_rules_route_landings_the_schedule_and_build_ends_to_the_starter():
     for rule in ("DbtOnLandingRule", "DbtScheduleRule", "DbtBuildEndedRule", "DbtPendingTickRule"):
         assert [t["Arn"] for t in res.properties(rule)["Targets"]] == [arn], rule
     assert res.properties("DbtPendingTickRule")["Targets"][0]["Input"] == '{"tick": true}'
+    # on whatever BuildOnLanding says: a follow-up the schedule asked for waits on it too
+    off = offline_resolver(load_template(), {**PARAMS, "BuildOnLanding": "false"})
+    assert off.properties("DbtPendingTickRule")["State"] == "ENABLED"
     pattern = res.properties("DbtBuildEndedRule")["EventPattern"]
     assert pattern["detail"] == {
         "project-name": [res.refs["DbtBuildProject"]],

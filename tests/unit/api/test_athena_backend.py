@@ -439,7 +439,12 @@ def test_a_stack_no_build_has_reached_answers_503_and_checks_once_per_interval()
     # Given a stack with no mart_build_info yet (no build has run), then a first build
     fake = FakeTime()
     info = ("b1", dt.datetime(2024, 4, 1, tzinfo=dt.UTC), None)
-    r = ScriptedRunner(fake, [AthenaQueryError("TABLE_NOT_FOUND: mart_build_info"), info])
+    missing = AthenaQueryError(
+        "Athena query q1 ended FAILED",
+        reason="TABLE_NOT_FOUND: line 1:45: Table 'awsdatacatalog.x.mart_build_info' "
+        "does not exist",
+    )
+    r = ScriptedRunner(fake, [missing, info])
     backend = AthenaBackend(r, SCHEMA, clock=fake.clock, marts=MARTS.values())
     app = App(Settings(api_key=KEY, backend="athena", lake="s3://x", cache_ttl_seconds=0), backend)
     # When /health, a data route and /openapi.json are asked / Then "no data yet", not a 500
@@ -453,6 +458,17 @@ def test_a_stack_no_build_has_reached_answers_503_and_checks_once_per_interval()
     fake.now += 11
     assert app.handle(Request("GET", "/health")).status == 200
     assert backend.snapshot().build_id == "b1"
+
+
+def test_an_athena_fault_before_the_first_build_is_a_500_not_no_data_yet():
+    # Given an API whose role may not start queries (no build known yet)
+    fake = FakeTime()
+    denied = AthenaQueryError("Athena StartQueryExecution failed: AccessDeniedException")
+    r = ScriptedRunner(fake, [denied])
+    backend = AthenaBackend(r, SCHEMA, clock=fake.clock, marts=MARTS.values())
+    app = App(Settings(api_key=KEY, backend="athena", lake="s3://x", cache_ttl_seconds=0), backend)
+    # When /health is asked / Then a server fault, not "no data yet": nothing to wait for
+    assert app.handle(Request("GET", "/health")).status == 500
 
 
 def test_a_build_left_unchecked_past_the_stale_limit_is_checked_before_it_answers():
