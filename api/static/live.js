@@ -70,6 +70,7 @@
       : "No events received yet.";
     panel.dataset.day = s.pa_date;
     setText("live-msg", s.orders ? "" : `No orders on the stream for ${s.pa_date} yet.`);
+    panel.querySelector(".live-splits").hidden = !s.orders; // no empty tables under that line
     panel.dataset.state = "ready";
   }
 

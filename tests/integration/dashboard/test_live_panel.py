@@ -31,6 +31,7 @@ READ_LIVE = """(() => {
     asOf: document.getElementById("live-as-of").dataset.value,
     asOfText: document.getElementById("live-as-of").textContent,
     msg: document.getElementById("live-msg").textContent,
+    splitsShown: !document.querySelector("#panel-live .live-splits").hidden,
     channels: rows("live-channels-body"), statuses: rows("live-status-body"),
   };
 })()"""
@@ -75,6 +76,7 @@ def test_the_live_panel_moves_by_itself_when_events_arrive(dashboard_data, tmp_p
         today = dt.datetime.now(dt.UTC).date().isoformat()
         assert (empty["day"], empty["orders"], empty["asOf"]) == (today, "0", "")
         assert "No orders on the stream" in empty["msg"]
+        assert not empty["splitsShown"]  # no empty tables under that line
 
         # When events are sent and consumed (one re-sent, one bad)
         stream.put(
@@ -101,6 +103,7 @@ def test_the_live_panel_moves_by_itself_when_events_arrive(dashboard_data, tmp_p
             ("delivered", "1"),
         ]
         assert live["asOf"].startswith(today) and "as of" in live["asOfText"]
+        assert live["splitsShown"]
         # and it shows exactly what the API answers
         api = server.get("/realtime/summary").json()
         assert (api["orders"], api["as_of"]) == (2, live["asOf"])
