@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from realtime.kinesis import PutFailed
 from realtime.localstream import MAX_RECORD_BYTES
 from realtime.settings import Settings, SettingsError
 
@@ -78,12 +79,15 @@ def send(settings: Settings, source: str) -> int:
             for batch in _batches(fd):
                 # A stream record holds at most 1 MiB (Kinesis' limit, the local stream's
                 # too): such an event is refused alone, never the events around it.
+                # Kinesis counts the partition key in that limit.
                 fits = []
                 for event in batch:
                     offered += 1
-                    if len(event) > MAX_RECORD_BYTES:
+                    size = stream.record_bytes(event)
+                    if size > MAX_RECORD_BYTES:
+                        key = " with its partition key" if size != len(event) else ""
                         print(
-                            f"error: event {offered} ({len(event)} bytes) is over the "
+                            f"error: event {offered} ({size} bytes{key}) is over the "
                             f"stream's record limit of {MAX_RECORD_BYTES} bytes; not sent",
                             file=sys.stderr,
                         )
@@ -94,6 +98,11 @@ def send(settings: Settings, source: str) -> int:
         finally:
             if source != "-":
                 os.close(fd)
+    except PutFailed as exc:  # the stream refused a whole call: say how far it got
+        accepted += exc.accepted
+        print(f"error: {exc}; the events after the first {accepted} were not sent", file=sys.stderr)
+        print(f"accepted {accepted} events on {stream.uri}")
+        return 1
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         print(f"accepted {accepted} events on {stream.uri}")

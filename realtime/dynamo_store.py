@@ -59,7 +59,7 @@ from decimal import Decimal
 from typing import Any
 
 from realtime.figures import AggKey, deltas, summary
-from realtime.model import Order
+from realtime.model import Order, sequence_key
 
 log = logging.getLogger("realtime.dynamo")
 RETRIES = 5
@@ -238,7 +238,7 @@ class DynamoStore:
 
     def _apply_shard(self, shard: str, incoming: dict[int, Order]) -> int:
         # Plans of at most PLAN_ORDERS orders, in stream order.
-        ordered = sorted(incoming.values(), key=lambda o: o.version)
+        ordered = sorted(incoming.values(), key=lambda o: sequence_key(o.version))
         total = 0
         for i in range(0, len(ordered), PLAN_ORDERS):
             total += self._apply_part(shard, {o.order_id: o for o in ordered[i : i + PLAN_ORDERS]})

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingestion import rules
-from realtime.model import Order, Record, version_of
+from realtime.model import Order, Record, newer, version_of
 
 _EPOCH = dt.date(1970, 1, 1)
 
@@ -283,7 +283,7 @@ def latest_orders(records: list[Record], judged: Judged) -> dict[int, Order]:
             version=version_of(rec),
         )
         held = out.get(order.order_id)
-        if held is None or held.version < order.version:
+        if held is None or newer(order.version, held.version):
             out[order.order_id] = order
     return out
 

@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
-from realtime.model import Order
+from realtime.model import Order, newer
 
 CHANNELS = ("B2B", "Online", "Retail")  # ordered by name, as served
 STATUSES = ("broken", "created", "delivered")
@@ -42,7 +42,7 @@ def deltas(
 
     for order_id, new in incoming.items():
         old = stored.get(order_id)
-        if old is not None and old.version >= new.version:
+        if old is not None and not newer(new.version, old.version):
             continue  # a redelivery, or older than what is stored: counts once
         if old is not None:
             add(old, -1)

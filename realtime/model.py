@@ -21,8 +21,36 @@ class Record:
 
 
 def version_of(record: Record) -> str:
-    """A text that sorts like the stream's order of arrival: arrival time, then sequence."""
+    """The record's place in the stream: ``<arrival_us>:<shard>:<sequence>``, numbers
+    zero-padded so that text order is numeric order. Compare two with :func:`newer`."""
     return f"{record.arrival_us:017d}:{record.shard}:{int(record.sequence):060d}"
+
+
+def _parts(version: str) -> tuple[str, str] | None:
+    """(shard, sequence) of a version; None for one not of that form (an earlier layout's)."""
+    if version.count(":") < 2:
+        return None
+    shard, sequence = version.split(":", 1)[1].rsplit(":", 1)
+    return shard, sequence
+
+
+def newer(version: str, than: str) -> bool:
+    """Whether ``version`` comes after ``than`` in the stream's order of arrival (CONTRACT.md
+    section 6). Within one shard that order is the sequence number: Kinesis' arrival time
+    stamps may run backwards within a shard (GetRecords, ApproximateArrivalTimestamp: "no
+    guarantees that the time stamp is always increasing"), and the lake's batches rank a shard's
+    records by sequence too. Across shards (an order's versions share a shard, its partition
+    key, except across a resharding) the arrival time decides, then shard and sequence."""
+    mine, theirs = _parts(version), _parts(than)
+    if mine is not None and theirs is not None and mine[0] == theirs[0]:
+        return mine[1] > theirs[1]  # zero-padded: text order is numeric order
+    return version > than
+
+
+def sequence_key(version: str) -> str:
+    """A sort key that orders the versions of one shard as :func:`newer` does."""
+    parts = _parts(version)
+    return parts[1] if parts is not None else version
 
 
 @dataclass(frozen=True)

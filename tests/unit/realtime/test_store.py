@@ -141,3 +141,44 @@ def test_sums_beyond_int64_stay_exact(store):
     apply(store, recs)
     expected = Decimal(big) * 2147483647 * 2
     assert store.summary(DAY1)["revenue"] == expected
+
+
+def _arrivals_backwards(recs):
+    """The same records with arrival stamps running backwards as the sequence goes on (Kinesis
+    gives no guarantee that ApproximateArrivalTimestamp increases within a shard)."""
+    from dataclasses import replace
+
+    last = recs[-1].arrival_us
+    return [replace(r, arrival_us=last - 1000 * i) for i, r in enumerate(recs)]
+
+
+def test_within_a_shard_the_sequence_decides_even_when_arrival_stamps_run_backwards(store):
+    # Given order 1 sent created, then delivered, on one shard, stamped in the reverse order
+    recs = _arrivals_backwards(
+        records(
+            [
+                event(1, order_date="2024-03-01", status="created"),
+                event(1, order_date="2024-03-01", status="delivered"),
+            ]
+        )
+    )
+    assert recs[0].arrival_us > recs[1].arrival_us
+    # When they come in one batch / Then the later one in the stream (delivered) counts
+    apply(store, recs)
+    assert figures(store, DAY1)[5] == [("delivered", 1)]
+
+
+def test_a_later_batch_with_an_earlier_stamp_still_replaces_the_version(store):
+    # Given created applied in one batch, then delivered in the next, stamped earlier
+    first, second = _arrivals_backwards(
+        records(
+            [
+                event(1, order_date="2024-03-01", status="created"),
+                event(1, order_date="2024-03-01", status="delivered"),
+            ]
+        )
+    )
+    apply(store, [first])
+    apply(store, [second])
+    # Then the figures hold the stream's later version, as the lake's batches do
+    assert figures(store, DAY1)[5] == [("delivered", 1)]
