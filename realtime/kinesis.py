@@ -75,8 +75,6 @@ class KinesisStream:
             if chunk:
                 accepted += self._put_chunk(chunk)
         except Exception as exc:  # botocore's ClientError or BotoCoreError: the whole call
-            if isinstance(exc, PutFailed):
-                raise
             raise PutFailed(f"Kinesis refused a PutRecords call: {exc}", accepted) from exc
         return accepted
 

@@ -255,7 +255,6 @@
     render(width);
   }
 
-  /** Horizontal bars (one row per item, label left, value right) or vertical columns. */
   /**
    * Items whose label another item also has, told apart by their `id` ("Moe (#7)"): two
    * clients or products of one name are two bars, and a reader must see which is which.
@@ -266,6 +265,7 @@
     return items.map((d) => (count.get(d.label) > 1 && d.id != null ? { ...d, label: `${d.label} (#${d.id})` } : d));
   }
 
+  /** Horizontal bars (one row per item, label left, value right) or vertical columns. */
   function bars(el, opts) {
     clear(el);
     const items = distinctLabels(opts.items || []);
@@ -418,13 +418,6 @@
     return [];
   }
 
-  /**
-   * A time series: area + line over dates, one point per day present in the data. With
-   * `overlay` (a smoother series such as a 7-day moving average) that series is the bold line
-   * and the daily values are drawn faint behind it. With `missingAsZero` a calendar day the
-   * data leaves out is 0 on the line (daily sales: a day without orders sold nothing), so the
-   * line drops to the axis instead of joining the days around the gap; points stay the data's.
-   */
   /** `points` (sorted by date) with every calendar day between them that they leave out, at 0. */
   function withMissingDays(points) {
     const out = [];
@@ -438,6 +431,13 @@
     return out;
   }
 
+  /**
+   * A time series: area + line over dates, one point per day present in the data. With
+   * `overlay` (a smoother series such as a 7-day moving average) that series is the bold line
+   * and the daily values are drawn faint behind it. With `missingAsZero` a calendar day the
+   * data leaves out is 0 on the line (daily sales: a day without orders sold nothing), so the
+   * line drops to the axis instead of joining the days around the gap; points stay the data's.
+   */
   function line(el, opts) {
     clear(el);
     const points = (opts.points || []).slice().sort((a, b) => (a.date < b.date ? -1 : 1));
