@@ -156,3 +156,45 @@
         or parse_filename({{ file_column }}) not like '________T____________Z-%'
         or left(parse_filename({{ file_column }}), 22) > '{{ value.strftime("%Y%m%dT%H%M%S%fZ") }}')
 {%- endmacro %}
+
+
+{% macro earliest_landing_published_after(value) -%}
+    {#- The landed_at (naive UTC datetime) of the earliest-stamped landing whose manifest was
+        written after `value` (a naive UTC datetime, compared with the lake's own file times
+        less one second: S3 listings and DuckDB's read_blob give them to the second), or none.
+        A landing writes its manifest last (CONTRACT.md section 2), so this finds the
+        landings published since a build read the lake, however long before that they were
+        stamped: a stream batch stamped with its records' arrival and landed after hours of
+        retries, a large file landed from a laptop. The stamp is read from the manifest's
+        name (`<ingest_id>.json`, an ingest_id starting with the landed_at of all its rows:
+        raw_files_landed_after); a name not of that shape is no landing's. -#}
+    {%- if not execute -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set since = value - modules.datetime.timedelta(seconds=1) -%}
+    {%- set first = scalar_query(adapter.dispatch('manifests_published_after', 'duff')(since)) -%}
+    {%- if first is none -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {{- return(modules.datetime.datetime.strptime(first[:22], '%Y%m%dT%H%M%S%fZ')) -}}
+{%- endmacro %}
+
+{% macro default__manifests_published_after(since) -%}
+    {#- Athena (Trino's Hive connector): "$file_modified_time" is each row's file's
+        last-modified time, a hidden column of every Hive table. -#}
+    select min(ingest_id) as first_ingest_id
+    from {{ source('ingest', 'manifests') }}
+    where
+        "$file_modified_time" > from_iso8601_timestamp('{{ since.strftime("%Y-%m-%dT%H:%M:%S.%fZ") }}')
+        and ingest_id like '________T____________Z-%'
+{%- endmacro %}
+
+{% macro duckdb__manifests_published_after(since) -%}
+    {#- read_blob lists the files with their modification times without reading them (only
+        the columns selected are read); no match is no row. -#}
+    select min(left(parse_filename(filename), 22)) as first_stamp
+    from read_blob('{{ duff_lake_root() }}/manifests/*.json')
+    where
+        last_modified > cast('{{ since.strftime("%Y-%m-%d %H:%M:%S.%f") }}+00' as timestamptz)
+        and parse_filename(filename) like '________T____________Z-%.json'
+{%- endmacro %}

@@ -113,14 +113,35 @@
 {% macro incremental_cutoff(landed_at_column='landed_at') -%}
     {#- A naive UTC datetime: the newest landed_at already in this model minus
         var('fact_orders_lookback_minutes') (so with the default lookback the newest landings
-        are read again, which also catches an ingest stamped with the very same landed_at);
-        the epoch while the model is empty (or on a full build, or when not executing). -#}
+        are read again, which also catches an ingest stamped with the very same landed_at),
+        moved back to just before the earliest-stamped landing published since then
+        (earliest_landing_published_after: a landing stamped long before it was published,
+        which the lookback alone would skip for good); the epoch while the model is empty
+        (or on a full build, or when not executing).
+        Every landing this model has not read was published after the build that read its
+        newest row (N) had listed the manifests, less the time between that listing and its
+        read (seconds), and N was stamped before that read (a landing is stamped before it
+        publishes), so "published after N - lookback" finds them all while the lookback is
+        longer than those seconds; it is also the margin for the clocks of the landing and of
+        the lake's storage. (A dimension reads versions up to the fact's newest, at least its
+        own N, so a landing published before its read but stamped after that is read next
+        time by its stamp.) var('find_late_landings', true) = false leaves the lookback alone.
+        The manifests source is named here so that every model calling this depends on it
+        (dbt records a source when it parses the model, where this returns early). -#}
+    {%- set manifests = source('ingest', 'manifests') -%}
     {%- set epoch = modules.datetime.datetime(1970, 1, 1) -%}
     {%- set cutoff = namespace(value=epoch) -%}
     {%- if execute and is_incremental() -%}
         {%- set newest = utc_datetime(scalar_query('select max(' ~ landed_at_column ~ ') as newest from ' ~ this)) -%}
         {%- if newest is not none -%}
             {%- set cutoff.value = newest - modules.datetime.timedelta(minutes=var('fact_orders_lookback_minutes') | int) -%}
+            {%- set late = earliest_landing_published_after(cutoff.value) if var('find_late_landings', true) else none -%}
+            {#- (to the millisecond below: Athena reads the raw Glue column as timestamp(3);
+                a landing stamped at the cutoff itself is the one read last, with no lookback) -#}
+            {%- if late is not none and late < cutoff.value -%}
+                {%- set cutoff.value = late.replace(microsecond=late.microsecond // 1000 * 1000)
+                    - modules.datetime.timedelta(microseconds=1) -%}
+            {%- endif -%}
         {%- endif -%}
     {%- endif -%}
     {{- return(cutoff.value) -}}

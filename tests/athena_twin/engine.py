@@ -31,6 +31,11 @@ What it mimics, and where each behaviour is documented:
   Lake Formation (AWS docs, "Query Apache Iceberg tables": considerations); the account
   registers the warehouse/ prefix as the template does.
 - Views are stored in Glue as Athena stores them (TableType VIRTUAL_VIEW, "Presto View" text).
+- Hive tables have the hidden columns ``"$path"``, ``"$file_modified_time"`` (timestamp(3)
+  with time zone) and ``"$file_size"`` (trino.io docs, Hive connector, "Metadata columns"),
+  taken from the S3 listing. They are added to every Hive table of a query that names one
+  (so in that query a ``select *`` would show them too), refused on Iceberg tables, and
+  ``"$partition"``/``"$bucket"`` are not provided (the query fails as an unknown column).
 
 Not faithful, so refused loudly (``Unsupported``) or documented: the twin's Iceberg tables are
 Parquet files plus a JSON list of them (the Glue ``metadata_location``), one snapshot deep: no
@@ -293,7 +298,7 @@ class AthenaTwin:
                 self._prepare(view_tree, view_db, seen | {(db, name)})
                 body = trino.to_duckdb(self._qualified(view_tree, view_db))
             else:
-                body = self._reader(table)
+                body = self._reader(table, _hidden_columns(tree))
             self.con.execute(f"CREATE OR REPLACE VIEW {target} AS {body}")
 
     @staticmethod
@@ -309,7 +314,12 @@ class AthenaTwin:
             node.set("catalog", exp.to_identifier("awsdatacatalog"))
         return tree
 
-    def _reader(self, table: dict) -> str:
+    def _reader(self, table: dict, hidden: frozenset[str] = frozenset()) -> str:
+        """DuckDB SQL reading a Glue table's files, with ``hidden``: the hidden columns the
+        query names (``$path``, ``$file_modified_time``, ``$file_size``), which Trino's Hive
+        connector adds to every Hive table (trino.io docs, Hive connector, "Metadata
+        columns"). They are added only when named, so ``select *`` does not show them (it
+        would, in the same query as a named one: the twin defines one view per table)."""
         iceberg = self._is_iceberg(table)
         sd = table["StorageDescriptor"]
         keys = table.get("PartitionKeys", []) or []
@@ -318,6 +328,11 @@ class AthenaTwin:
             f"cast({_quote(n)} as {trino.duckdb_type_of_glue(t, iceberg=iceberg)}) as {_quote(n)}"
             for n, t in columns
         )
+        unknown = hidden - set(HIDDEN_COLUMNS)
+        if unknown:
+            raise QueryFailed(f"Column '{sorted(unknown)[0]}' cannot be resolved")
+        if hidden and iceberg:
+            raise Unsupported("hidden file columns of an Iceberg table")
         if iceberg:
             files = self._snapshot(table)
         elif keys:
@@ -339,10 +354,14 @@ class AthenaTwin:
                     files += self._data_files(loc)
         else:
             files = self._data_files(sd["Location"])
+        hidden_types = {n: t for n, t in HIDDEN_COLUMNS.items() if n in hidden}
         if not files:
             nulls = ", ".join(
-                f"cast(null as {trino.duckdb_type_of_glue(t, iceberg=iceberg)}) as {_quote(n)}"
-                for n, t in columns
+                [
+                    f"cast(null as {trino.duckdb_type_of_glue(t, iceberg=iceberg)}) as {_quote(n)}"
+                    for n, t in columns
+                ]
+                + [f"cast(null as {t}) as {_quote(n)}" for n, t in hidden_types.items()]
             )
             return f"select {nulls} where false"
         file_list = "[" + ", ".join(_literal(f) for f in files) + "]"
@@ -372,7 +391,40 @@ class AthenaTwin:
             source = f"read_parquet({file_list}, hive_partitioning = {hive}, union_by_name = true)"
         else:
             raise Unsupported(f"table format {serde!r}")
-        return f"select {casts} from {source}"
+        if not hidden_types:
+            return f"select {casts} from {source}"
+        # the files' S3 metadata, joined to each row by DuckDB's filename column
+        stats = self._object_stats(files)
+        values = ", ".join(
+            f"({_literal(f)}, cast({_literal(stats[f][0].isoformat())} as TIMESTAMPTZ), "
+            f"{stats[f][1]})"
+            for f in files
+        )
+        hidden_sql = {
+            "$path": "twin_files.path",
+            "$file_modified_time": "twin_files.modified",
+            "$file_size": "twin_files.size",
+        }
+        extra = ", ".join(f"{hidden_sql[n]} as {_quote(n)}" for n in hidden_types)
+        source = source[:-1] + ", filename = 'twin_filename')"
+        return (
+            f"select {casts}, {extra} from {source} as twin_rows "
+            f"join (values {values}) as twin_files(path, modified, size) "
+            "on twin_rows.twin_filename = twin_files.path"
+        )
+
+    def _object_stats(self, files: list[str]) -> dict[str, tuple[dt.datetime, int]]:
+        """Last-modified time and size of each S3 object, from one listing per prefix."""
+        stats: dict[str, tuple[dt.datetime, int]] = {}
+        for prefix in sorted({f.rsplit("/", 1)[0] + "/" for f in files}):
+            bucket, key_prefix = _split_s3(prefix)
+            pages = self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=key_prefix
+            )
+            for page in pages:
+                for o in page.get("Contents", []):
+                    stats[f"s3://{bucket}/{o['Key']}"] = (o["LastModified"], o["Size"])
+        return stats
 
     def _partitions(self, table: dict) -> list[dict]:
         parts = []
@@ -932,6 +984,16 @@ class AthenaTwin:
             raise QueryFailed(f"VACUUM syntax: {sql[:120]}")
         # The twin keeps one snapshot: there is nothing to expire (documented, not modelled).
         self._iceberg_target(ex, m.group(1), "VACUUM")
+
+
+# Trino's Hive connector's metadata columns the twin provides, with their DuckDB types
+# ($file_modified_time: timestamp(3) with time zone in Trino)
+HIDDEN_COLUMNS = {"$path": "VARCHAR", "$file_modified_time": "TIMESTAMPTZ", "$file_size": "BIGINT"}
+
+
+def _hidden_columns(tree: exp.Expression) -> frozenset[str]:
+    """The names of hidden columns (``$...``) the query names."""
+    return frozenset(c.name.lower() for c in tree.find_all(exp.Column) if c.name.startswith("$"))
 
 
 def _strip_comments(sql: str) -> str:

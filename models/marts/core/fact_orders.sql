@@ -21,8 +21,10 @@
 ) }}
 
 {#- dbt records a model's refs when it parses it, where is_incremental() is false: the
-    incremental branch's input is named here so that its ref is recorded too. #}
+    incremental branch's inputs are named here so that they are recorded too (the manifests:
+    incremental_cutoff() reads when landings were published). #}
 {%- set order_versions = ref('stg_raw__orders') %}
+{%- set landings = source('ingest', 'manifests') %}
 
 with
 

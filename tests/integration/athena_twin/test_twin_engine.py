@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from tests.athena_twin.account import open_account
 from tests.athena_twin.engine import InvalidRequest, WorkGroup
+from tests.athena_twin.trino import trino_type
 
 WG = "dbt"
 
@@ -274,3 +275,49 @@ def test_the_ingest_tables_read_what_the_ingestion_wrote(account, tmp_path):
         (3, "invalid", "product_price", landing_day),
         (4, "duplicate", "order_id", landing_day),
     ]
+
+
+def test_hive_tables_have_the_hidden_file_columns_and_select_star_does_not_show_them(
+    account, tmp_path
+):
+    # Given a landed file's manifest uploaded to S3 between two clock readings
+    import datetime as dt
+
+    from tests.integration.ingestion.landing_helpers import HEADER, land_text, row
+
+    landed = land_text(tmp_path, "\n".join([HEADER, row("7")]) + "\n")
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(seconds=1)
+    account.land(landed.lake)
+    after = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    raw, ingest_id = account.raw_database, landed.manifest["ingest_id"]
+    table = f'"{raw}"."ingest_manifests"'
+
+    # When a query names the Hive connector's metadata columns
+    found = run(
+        account,
+        f'select "$path", "$file_modified_time", "$file_size" from {table} '
+        f"where ingest_id = '{ingest_id}'",
+    )
+    # Then they are the object's key, last-modified time (timestamp with time zone) and size
+    ((path, modified, size),) = found.rows
+    assert path == f"s3://{account.lake_bucket}/manifests/{ingest_id}.json"
+    assert before <= modified <= after
+    obj = account.client("s3").head_object(
+        Bucket=account.lake_bucket, Key=f"manifests/{ingest_id}.json"
+    )
+    assert size == obj["ContentLength"]
+    assert [c for c, _ in found.columns] == ["$path", "$file_modified_time", "$file_size"]
+    assert trino_type(found.columns[1][1])[0] == "timestamp with time zone"
+    # and a filter on the time keeps the files modified after it
+    since = before.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    later = (after + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    count = "select count(*) from {t} where ingest_id = '{i}' and \"$file_modified_time\" > {x}"
+    for time, expected in ((since, 1), (later, 0)):
+        sql = count.format(t=table, i=ingest_id, x=f"from_iso8601_timestamp('{time}')")
+        assert run(account, sql).rows == [(expected,)]
+    # while `select *` lists the table's own columns only, and an unknown one fails
+    star = run(account, f'select * from "{raw}"."ingest_rejects"')
+    assert "source_line" in [c for c, _ in star.columns]
+    assert not [c for c, _ in star.columns if c.startswith("$")]
+    failed = run(account, f'select "$bucket_no" from {table}', expect="FAILED")
+    assert "cannot be resolved" in failed.reason

@@ -4,6 +4,7 @@ and a way to run dbt against it with every piece of state in a tmp dir."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import subprocess
@@ -112,8 +113,16 @@ class RawLake:
     rows: list[dict] = field(default_factory=list)
     _ingests: int = 0
 
-    def land(self, orders: Iterable[Order], landed_at: dt.datetime) -> str:
-        """Land ``orders`` as one ingest: one Parquet file per pa_date, lines from 2."""
+    def land(
+        self,
+        orders: Iterable[Order],
+        landed_at: dt.datetime,
+        published: dt.datetime | None = None,
+    ) -> str:
+        """Land ``orders`` as one ingest: one Parquet file per pa_date, lines from 2. With
+        ``published``, then write its manifest, as the ingestion does last, with that file
+        time (when the landing became visible; the builds look for landings published after
+        they read the lake)."""
         self._ingests += 1
         ingest_id = f"{landed_at.strftime('%Y%m%dT%H%M%S%fZ')}-{self._ingests:012x}"
         source_file = f"/landing/orders-{self._ingests}.csv"
@@ -146,7 +155,32 @@ class RawLake:
             folder.mkdir(parents=True, exist_ok=True)
             table = pa.Table.from_pylist(rows, schema=RAW_SCHEMA)
             pq.write_table(table, folder / f"{ingest_id}-0.parquet")
+        if published is not None:
+            self.publish_manifest(ingest_id, source_file, landed_at, by_date, published)
         return ingest_id
+
+    def publish_manifest(
+        self,
+        ingest_id: str,
+        source_file: str,
+        landed_at: dt.datetime,
+        by_date: dict[dt.date, list[dict]],
+        published: dt.datetime,
+    ) -> None:
+        """``manifests/<ingest_id>.json`` as the ingestion writes it (CONTRACT.md section 2,
+        one line), its modification time set to ``published``."""
+        rows = sum(len(r) for r in by_date.values())
+        manifest = {
+            "ingest_id": ingest_id, "source_file": source_file, "status": "landed",
+            "rows_in": rows, "valid": rows,
+            "rejected": {"missing": 0, "invalid": 0, "duplicate": 0},
+            "ignored_columns": [], "partitions": sorted(d.isoformat() for d in by_date),
+            "landed_at": landed_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "error": None,
+        }  # fmt: skip
+        path = self.root / "manifests" / f"{ingest_id}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(manifest) + "\n")
+        os.utime(path, (published.timestamp(), published.timestamp()))
 
     def latest_versions(self) -> dict[int, dict]:
         """The expected current version of every order, computed in Python."""

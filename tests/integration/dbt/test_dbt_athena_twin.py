@@ -10,7 +10,8 @@ location) is what the adapter sees. The builds select what the CodeBuild build s
 
 1. a full build of two landings (one re-sends orders of the other);
 2. an incremental build after new orders and re-sent ones (a new status, a new pa_date, a new
-   client name);
+   client name), and a landing stamped before the first build but published after it (the
+   cutoff moves back to it: found by its manifest's "$file_modified_time" on Athena);
 3. an incremental build with nothing new (the scheduled run on a quiet day).
 """
 
@@ -60,7 +61,13 @@ def _landings(step: int) -> list[tuple[list[Order], dt.datetime]]:
             _order(5, 8),  # moved from 2024-03-06 to 2024-03-08
             _order(12, 1, client_name="Client 0 renamed"),
         ]
-        return [(new + resent, dt.datetime(2024, 3, 9, 8, 0, 0, 1, tzinfo=UTC))]
+        # and a landing stamped before step 1's build read the lake but published only now
+        # (older than the incremental cutoff: macros/latest_versions.sql, incremental_cutoff)
+        late = [_order(41, 7), _order(42, 7, client_name="Client 2 late")]
+        return [
+            (new + resent, dt.datetime(2024, 3, 9, 8, 0, 0, 1, tzinfo=UTC)),
+            (late, dt.datetime(2024, 3, 7, 8, 0, 0, 42, tzinfo=UTC)),
+        ]
     return []
 
 
@@ -177,7 +184,14 @@ def twin_builds(moto_server, tmp_path_factory) -> Builds:
     try:
         for step in (1, 2, 3):
             for orders, landed_at in _landings(step):
-                lake.land(orders, landed_at)
+                # each landing with its manifest, published now. (The stamps are of 2024 and
+                # the file times of today, and account.land uploads every manifest at each
+                # step: on both targets every manifest counts as published after the
+                # lookback's start, so the builds read back to the earliest stamp. The twin
+                # shows the query runs on Athena and moves the cutoff; that only landings
+                # published since are counted is shown locally, in
+                # test_dbt_incremental_edges.py.)
+                lake.land(orders, landed_at, published=dt.datetime.now(UTC))
             account.land(lake.root)
             # the local build runs alongside the twin's (separate processes and state)
             local_build = subprocess.Popen(
@@ -275,7 +289,7 @@ def test_twin_build_succeeds_and_matches_the_local_build_row_for_row(twin_builds
     compared = twin_builds.compared[step]
     assert {"fact_orders", "dim_clients", "mart_orders", "mart_daily_sales"} <= set(compared)
     counts = twin_builds.row_counts[step]
-    assert counts["fact_orders"] == (30 if step == 1 else 40)
+    assert counts["fact_orders"] == (30 if step == 1 else 42)
     assert counts["mart_orders"] == counts["fact_orders"]
 
 
@@ -354,8 +368,9 @@ def test_the_pointer_is_created_once_then_replaced_by_one_merge_per_build(twin_b
 
 
 def test_the_fact_merge_is_restricted_to_the_days_of_the_batch(twin_builds):
-    # Given the incremental build (13 orders: 10 new on 03-07/03-08, one re-sent with a new
-    # status and moved from 03-04 to 03-03, one moved from 03-06 to 03-08, one re-sent on 03-01)
+    # Given the incremental build (15 orders: 10 new on 03-07/03-08, one re-sent with a new
+    # status and moved from 03-04 to 03-03, one moved from 03-06 to 03-08, one re-sent on
+    # 03-01, and the late landing's two new ones on 03-07)
     assert twin_builds.returncode.get(2) == 0, twin_builds.output.get(2)
     (merge,) = twin_builds.fact_merges[2]
     # Then the one MERGE into the fact matches target rows only on days chosen from the batch

@@ -268,3 +268,50 @@ def test_an_incremental_read_skips_older_files_by_name_and_reads_unstamped_ones(
     project.run("build", "--full-refresh")
     ids = [r[0] for r in query(lake, "select order_id from fact_orders order by 1")]
     assert ids == [1, 2, 21, 30, 31]
+
+
+def test_a_landing_published_long_after_its_stamp_reaches_every_model(dbt_project_factory):
+    # Given two landings, each published five minutes after its stamp, and a build after each
+    project = dbt_project_factory("dbt_late_landing")
+    lake = RawLake(project.lake)
+    march8 = dt.datetime(2024, 3, 8, tzinfo=UTC)
+    h = dt.timedelta(hours=1)
+    lake.land(BASE, march8 + 8 * h, published=march8 + 8 * h + dt.timedelta(minutes=5))
+    project.run("build")
+    lake.land(NEW_DAY, march8 + 12 * h, published=march8 + 12 * h + dt.timedelta(minutes=5))
+    project.run("build")
+    # When a landing stamped 09:00 (a stream batch stamped with its records' arrival, its
+    # Lambda retrying for four hours; a large file landed from a laptop) is published at
+    # 13:00, after the last build read the lake: a new client and product, and order 2
+    # re-sent with a new status (newer than its 08:00 version)
+    lake.land(
+        [
+            Order(60, 40, "Lenny", 102, "Duff Lite", "1.25", 4, "0.330", "B2B", "created",
+                  D(2024, 3, 15)),
+            Order(2, 11, "Barney", 100, "Duff", "1.50", 5, "0.330", "Online", "broken",
+                  D(2024, 3, 2)),
+        ],
+        march8 + 9 * h,
+        published=march8 + 13 * h,
+    )  # fmt: skip
+    project.run("build")
+    # Then the next build merged it, older than the cutoff (12:00 less the 60-minute
+    # lookback) though it is: the fact, the dims and every mart have its rows
+    assert query(lake, "select order_id from fact_orders order by 1") == [(1,), (2,), (21,), (60,)]
+    assert query(
+        lake,
+        "select s.status from fact_orders as f join dim_status as s using (status_key) "
+        "where f.order_id = 2",
+    ) == [("broken",)]
+    assert query(lake, "select client_name from dim_clients where client_id = 40") == [("Lenny",)]
+    assert query(lake, "select product_description from dim_products where product_id = 102") == [
+        ("Duff Lite",)
+    ]
+    assert_marts_match(lake)
+    # and each incremental model read back to just before that landing's stamp, no further
+    # (the 08:00 landing, published before the last build read the lake, moved no cutoff)
+    just_before = "landed_at > cast('2024-03-08 08:59:59.999999+00' as timestamptz)"
+    compiled = project.work / "target" / "compiled" / "duff" / "models" / "marts" / "core"
+    for model in ("fact_orders", "dim_clients", "dim_products"):
+        ran = (compiled / f"{model}.sql").read_text()
+        assert just_before in ran, (model, ran)
