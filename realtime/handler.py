@@ -63,9 +63,17 @@ def _land(shard: str, first: str, last: str, judged: Judged, arrival_us: int) ->
     lake, catalog, ingest = _lake()
     source = f"stream://{SETTINGS.stream_name}/{shard}"
     landed_us = after_last_landing(lake, source, arrival_us)  # never ties with the last batch
+    in_order = landed_us is not None
+    if not in_order:  # a replayed range: its own arrival, the shard's last landing unchanged
+        landed_us = arrival_us
+        log.warning(
+            "landing a range older than the shard's last landing with its own arrival time",
+            extra={"shard": shard, "first_sequence": first, "last_sequence": last},
+        )
     landed_at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=landed_us)
     manifest = land_batch(lake, catalog, ingest, source, first, last, judged, landed_at)
-    remember_landing(lake, source, landed_us)
+    if in_order:
+        remember_landing(lake, source, landed_us)
     return manifest
 
 

@@ -86,7 +86,7 @@ def process(
     if records and land is not None:
         try:
             # landed_at: the newest arrival of the batch (the landing keeps it after the
-            # shard's last landing: realtime.landing.after_last_landing)
+            # shard's last landing, but for a replayed range: realtime.landing.after_last_landing)
             land(
                 records[0].shard,
                 records[0].sequence,

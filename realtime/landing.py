@@ -62,27 +62,43 @@ def shard_key(source_file: str) -> str:
     return SHARDS + hashlib.sha256(source_file.encode("utf-8")).hexdigest() + ".json"
 
 
-def after_last_landing(lake: Lake, source_file: str, newest_arrival_us: int) -> int:
+# A batch whose newest record arrived this long before the shard's last landing is a range
+# landed out of order: one replayed from the failure queue after later batches landed
+# (docs/operations.md). In order, arrival times run a few milliseconds behind at most.
+OUT_OF_ORDER_US = 60 * 1_000_000
+
+
+def after_last_landing(lake: Lake, source_file: str, newest_arrival_us: int) -> int | None:
     """``landed_at`` (epoch microseconds) for the next batch of a shard: its newest arrival,
-    but strictly after the shard's last landing.
+    but strictly after the shard's last landing; None for a batch out of order.
 
     Kinesis arrival times have millisecond precision, and one ``PutRecords`` call's records
     share one: two batches cut from it (a full batch, a bisected retry) would tie on
     ``landed_at`` and the latest version of an order would fall to the hash in ``ingest_id``
     (CONTRACT.md sections 3 and 6: the stream's order of arrival decides). The Lambda gets
     one batch per shard at a time (``ParallelizationFactor: 1``), so a read, then a write
-    after the landing (:func:`remember_landing`) is enough."""
+    after the landing (:func:`remember_landing`) is enough.
+
+    A batch whose newest arrival is more than OUT_OF_ORDER_US before the shard's last landing
+    (a replayed range) gets None: the caller stamps it with its own arrival, so that its
+    versions lose to those that arrived after them, as in the figures. Stamped after the last
+    landing it would beat them in the warehouse. dbt still reads it, its stamp old as it is
+    (macros/latest_versions.sql, incremental_cutoff: landings published late)."""
     data = lake.read_bytes(shard_key(source_file))
     if data is None:
         return newest_arrival_us
-    return max(newest_arrival_us, int(json.loads(data)["landed_at_us"]) + 1)
+    last = int(json.loads(data)["landed_at_us"])
+    if newest_arrival_us < last - OUT_OF_ORDER_US:
+        return None
+    return max(newest_arrival_us, last + 1)
 
 
 def remember_landing(lake: Lake, source_file: str, landed_at_us: int) -> None:
     """Record ``landed_at_us``, which :func:`after_last_landing` gave this batch, as the
     shard's last landing. It is later than the one recorded (that function made it so), also
     when the landing found the range landed before and returned that older manifest, so the
-    time only moves forward without reading the record again."""
+    time only moves forward without reading the record again. (A batch out of order is not
+    recorded.)"""
     body = {"source_file": source_file, "landed_at_us": landed_at_us}
     lake.put_atomic(shard_key(source_file), json.dumps(body).encode())
 

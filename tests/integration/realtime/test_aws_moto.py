@@ -575,3 +575,62 @@ def test_batches_cut_from_one_put_land_in_the_streams_order(kinesis, unique_name
     }, f"{len(arrivals)} distinct arrival times"
     per_shard = {(r["source_file"], r["landed_at"]) for r in rows}
     assert len(per_shard) == 24  # no two batches of a shard tie
+
+
+def test_a_range_replayed_after_later_batches_landed_loses_to_them_in_the_lake(
+    kinesis, unique_name, monkeypatch
+):
+    # Given orders created (one PutRecords call), whose lake batches failed every retry and
+    # went to the failure queue, and two hours later the same orders delivered (a second
+    # call), whose batches landed
+    import io
+
+    import pyarrow.parquet as pq
+
+    client, name = kinesis
+    bucket = unique_name("lake")
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    monkeypatch.setenv("DUFF_LAKE", f"s3://{bucket}/lake")
+    monkeypatch.setenv("DUFF_GLUE_DATABASE", unique_name("db").replace("-", "_"))
+    monkeypatch.setenv("DUFF_STREAM", f"kinesis://{name}")
+    monkeypatch.setenv("DUFF_REALTIME_CONSUMER", "lake")
+    import realtime.handler as handler
+
+    handler = importlib.reload(handler)
+    created = [
+        {**e, "order_id": i, "status": "created", "order_date": "2024-03-01"}
+        for i, e in enumerate(make_events(8, orders=10**6, seed=5), start=1)
+    ]
+    KinesisStream(name, client).put(encode(created))
+    failed = lambda_events(client, name)
+    for ev in failed:  # (they arrived two hours before the second call)
+        for r in ev["Records"]:
+            r["kinesis"]["approximateArrivalTimestamp"] -= 2 * 3600
+    failed_ids = {r["eventID"] for ev in failed for r in ev["Records"]}
+    delivered = [{**e, "status": "delivered", "order_date": "2024-03-02"} for e in created]
+    KinesisStream(name, client).put(encode(delivered))
+    later = [
+        {"Records": [r for r in ev["Records"] if r["eventID"] not in failed_ids]}
+        for ev in lambda_events(client, name)
+    ]
+    for ev in later:
+        if ev["Records"]:
+            assert handler.handler(ev, None) == {"batchItemFailures": []}
+    # When the failed range is replayed (docs/operations.md runbook)
+    for ev in failed:
+        assert handler.handler(ev, None) == {"batchItemFailures": []}
+    # Then ranked as dbt ranks them (landed_at, ingest_id, source_line), each order's
+    # latest version in the lake is the one that arrived last, delivered, as in the figures
+    s3 = boto3.client("s3")
+    rows = []
+    for o in s3.list_objects_v2(Bucket=bucket, Prefix="lake/raw/orders/")["Contents"]:
+        body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+        rows += pq.read_table(io.BytesIO(body)).to_pylist()
+    assert len(rows) == 16
+    latest = {}
+    for r in sorted(rows, key=lambda r: (r["landed_at"], r["ingest_id"], r["source_line"])):
+        latest[r["order_id"]] = r["status"]
+    assert set(latest.values()) == {"delivered"}
+    # and the replayed range carries its own arrival time, two hours before the others
+    replayed = max(r["landed_at"] for r in rows if r["status"] == "created")
+    assert replayed < min(r["landed_at"] for r in rows if r["status"] == "delivered")
