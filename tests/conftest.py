@@ -28,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -79,6 +80,37 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, moto_server: str) -> str:
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
     return moto_server
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Put the logging configuration back after each test. The entry points a test calls in
+    process (the ingestion CLI, the API server, the metrics' JSON logging) replace the root
+    logger's handlers with one on the sys.stderr of that moment, pytest's capture of that
+    test; a later test in the same worker would log to that closed stream ("--- Logging
+    error ---" on its stderr)."""
+    root = logging.getLogger()
+
+    def configured() -> list[logging.Handler]:  # (pytest's own capture handlers come and go)
+        return [h for h in root.handlers if not type(h).__module__.startswith("_pytest")]
+
+    handlers, level = configured(), root.level
+    levels = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
+    try:
+        yield
+    finally:
+        for handler in configured():
+            if handler not in handlers:
+                root.removeHandler(handler)
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)
+        for name, was in levels.items():
+            logging.getLogger(name).setLevel(was)
+
+
+NOISY_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "uvicorn", "uvicorn.access")
 
 
 # -- the IAM call audit (tests/aws_audit.py) -------------------------------------------------------

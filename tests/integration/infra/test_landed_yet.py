@@ -38,4 +38,5 @@ def test_a_missing_database_is_an_error_not_a_new_stack(raw_database, capsys):
     # Given no raw database at all (a broken stack) / Then 1, one line on stderr
     assert landed_yet.main() == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "cannot tell" in err
+    (line,) = err.splitlines()
+    assert line.startswith("landed_yet: cannot tell whether") and "not found" in line
