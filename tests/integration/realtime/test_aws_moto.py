@@ -527,6 +527,19 @@ def test_the_lambda_handler_gives_the_store_its_invocations_time(kinesis, table,
     check_all(table, events)
 
 
+def lake_function(stream: str, unique_name, monkeypatch):
+    """The lake Lambda's handler, configured as the stack does, over a new lake bucket."""
+    bucket = unique_name("lake")
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    monkeypatch.setenv("DUFF_LAKE", f"s3://{bucket}/lake")
+    monkeypatch.setenv("DUFF_GLUE_DATABASE", unique_name("db").replace("-", "_"))
+    monkeypatch.setenv("DUFF_STREAM", f"kinesis://{stream}")
+    monkeypatch.setenv("DUFF_REALTIME_CONSUMER", "lake")
+    import realtime.handler as handler
+
+    return bucket, importlib.reload(handler)
+
+
 def test_batches_cut_from_one_put_land_in_the_streams_order(kinesis, unique_name, monkeypatch):
     # Given every order sent twice in one PutRecords call (one arrival millisecond for all),
     # created on 2024-03-01 then delivered on 2024-03-02, and the lake function handed one
@@ -536,15 +549,7 @@ def test_batches_cut_from_one_put_land_in_the_streams_order(kinesis, unique_name
     import pyarrow.parquet as pq
 
     client, name = kinesis
-    bucket = unique_name("lake")
-    boto3.client("s3").create_bucket(Bucket=bucket)
-    monkeypatch.setenv("DUFF_LAKE", f"s3://{bucket}/lake")
-    monkeypatch.setenv("DUFF_GLUE_DATABASE", unique_name("db").replace("-", "_"))
-    monkeypatch.setenv("DUFF_STREAM", f"kinesis://{name}")
-    monkeypatch.setenv("DUFF_REALTIME_CONSUMER", "lake")
-    import realtime.handler as handler
-
-    handler = importlib.reload(handler)
+    bucket, handler = lake_function(name, unique_name, monkeypatch)
     base = make_events(12, orders=10**6, seed=4)
     events = []
     for i, e in enumerate(base, start=1):
@@ -588,15 +593,7 @@ def test_a_range_replayed_after_later_batches_landed_loses_to_them_in_the_lake(
     import pyarrow.parquet as pq
 
     client, name = kinesis
-    bucket = unique_name("lake")
-    boto3.client("s3").create_bucket(Bucket=bucket)
-    monkeypatch.setenv("DUFF_LAKE", f"s3://{bucket}/lake")
-    monkeypatch.setenv("DUFF_GLUE_DATABASE", unique_name("db").replace("-", "_"))
-    monkeypatch.setenv("DUFF_STREAM", f"kinesis://{name}")
-    monkeypatch.setenv("DUFF_REALTIME_CONSUMER", "lake")
-    import realtime.handler as handler
-
-    handler = importlib.reload(handler)
+    bucket, handler = lake_function(name, unique_name, monkeypatch)
     created = [
         {**e, "order_id": i, "status": "created", "order_date": "2024-03-01"}
         for i, e in enumerate(make_events(8, orders=10**6, seed=5), start=1)
