@@ -260,12 +260,17 @@ class AthenaTwin:
         return db.lower(), node.name.lower()
 
     # ------------------------------------------------------------ S3 ----------------
-    def _keys(self, uri: str) -> list[str]:
+    def _objects(self, uri: str) -> dict[str, tuple[dt.datetime, int]]:
+        """Every object under the prefix ``uri``: its URI -> (last modified, size)."""
         bucket, prefix = _split_s3(uri.rstrip("/") + "/")
-        keys = []
+        objects = {}
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys += [o["Key"] for o in page.get("Contents", [])]
-        return [f"s3://{bucket}/{k}" for k in keys]
+            for o in page.get("Contents", []):
+                objects[f"s3://{bucket}/{o['Key']}"] = (o["LastModified"], o["Size"])
+        return objects
+
+    def _keys(self, uri: str) -> list[str]:
+        return list(self._objects(uri))
 
     def _data_files(self, uri: str) -> list[str]:
         # Hive skips files whose name starts with _ or . (and "directory" markers)
@@ -414,16 +419,10 @@ class AthenaTwin:
         )
 
     def _object_stats(self, files: list[str]) -> dict[str, tuple[dt.datetime, int]]:
-        """Last-modified time and size of each S3 object, from one listing per prefix."""
+        """Last-modified time and size of each S3 object, from one listing per folder."""
         stats: dict[str, tuple[dt.datetime, int]] = {}
-        for prefix in sorted({f.rsplit("/", 1)[0] + "/" for f in files}):
-            bucket, key_prefix = _split_s3(prefix)
-            pages = self.s3.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=key_prefix
-            )
-            for page in pages:
-                for o in page.get("Contents", []):
-                    stats[f"s3://{bucket}/{o['Key']}"] = (o["LastModified"], o["Size"])
+        for folder in sorted({f.rsplit("/", 1)[0] for f in files}):
+            stats.update(self._objects(folder))
         return stats
 
     def _partitions(self, table: dict) -> list[dict]:
