@@ -11,6 +11,10 @@ orders re-sent with a new status, channel and date, picked at random over the wh
 It does so for `--days` days in a row (default 3), one more day each, and compares their
 median: one build's time varies by a second from run to run, and the days show a drift
 (each day's re-sends add small files to ~200 day partitions that every later build opens).
+The sizes' days alternate (each size's day 1, then each size's day 2, ...), so the builds
+that (b) compares run a minute apart: the machine's speed drifts by 20-40 % within an hour,
+and with the sizes in two blocks of builds minutes apart (b) measured 0.91-1.36x on
+unchanged code.
 The full build is measured the same way, as the median of `--full-builds` builds (default
 3), each from an empty warehouse (the lake's warehouse directory removed) over the same
 landed history: at 10 M orders single full builds measured 33.6-48.5 s in dbt's run on one
@@ -123,50 +127,63 @@ def resend_rows(lake: Path, out_csv: Path, count: int, seed: int) -> int:
     return len(rows)
 
 
-def measure(
-    rows: int,
-    seed: int,
-    work: Path,
-    unit_tests: bool = False,
-    days: int = 3,
-    full_builds: int = 3,
-) -> dict[str, float]:
-    """`full_builds` full builds of `rows` orders, each from an empty warehouse, then `days`
-    incremental builds, each of one more day's landings; the medians stand for the full and
-    the incremental build."""
-    lake, target = work / "lake", work / "target"
-    env = {**os.environ, "DUFF_LAKE": str(lake), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    env.pop("DUFF_DBT_TARGET", None)
-    dbt_args = [
-        "--target-path", str(target), "--log-path", str(work / "logs"),
-        "--vars", '{"fact_orders_lookback_minutes": 0}',
-    ]  # fmt: skip
-    build_args = [] if unit_tests else list(SCHEDULED_BUILD_ARGS)
-    history, day, resent = work / "history.csv", work / "day.csv", work / "resent.csv"
-    print(f"\n== {rows:,} orders over two years")
-    t = run(
-        [PY, "-m", "ingestion.sample", "--rows", str(rows), "--seed", str(seed),
-         "--start", "2023-01-01", "--end", "2024-12-31", "--out", str(history)],
-        env, "sample generation",
-    )  # fmt: skip
-    t += run([PY, "-m", "ingestion", str(history), "--json"], env, "landing the history")
-    history.unlink()
-    print(f"generated and landed in {t:.1f}s")
-    run([DBT, "parse", *dbt_args], env, "dbt parse")  # parse once, outside the timings
+class Size:
+    """One history size: its scratch lake, landed and fully built once by `setup`; `day`
+    then lands one more day and times the incremental build."""
 
-    full_walls, full_ins = [], []
-    for n in range(full_builds):  # each a first build: the warehouse directory is removed
-        if n:
-            shutil.rmtree(lake / "warehouse")
-        wall, in_dbt = timed_build([*build_args, *dbt_args], env, target, "full build")
-        full_walls.append(wall)
-        full_ins.append(in_dbt)
-    full, full_in = statistics.median(full_walls), statistics.median(full_ins)
-    if full_builds > 1:
-        print(f"full build, median of {full_builds}: {full:.1f}s wall, {full_in:.1f}s in dbt's run")
+    def __init__(self, rows: int, seed: int, work: Path, unit_tests: bool) -> None:
+        self.rows, self.seed, self.work = rows, seed, work
+        self.lake, self.target = work / "lake", work / "target"
+        self.env = {
+            **os.environ, "DUFF_LAKE": str(self.lake), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }  # fmt: skip
+        self.env.pop("DUFF_DBT_TARGET", None)
+        self.dbt_args = [
+            "--target-path", str(self.target), "--log-path", str(work / "logs"),
+            "--vars", '{"fact_orders_lookback_minutes": 0}',
+        ]  # fmt: skip
+        self.build_args = [] if unit_tests else list(SCHEDULED_BUILD_ARGS)
+        self.full = self.full_in = 0.0
+        self.walls: list[float] = []
+        self.ins: list[float] = []
 
-    walls, ins = [], []
-    for n in range(days):  # day n: 2025-01-01 + n, new ids after every earlier one
+    def setup(self, full_builds: int) -> None:
+        """Land two years of `rows` orders, then `full_builds` full builds, each from an
+        empty warehouse; their medians stand for the full build."""
+        work, env = self.work, self.env
+        history = work / "history.csv"
+        print(f"\n== {self.rows:,} orders over two years")
+        t = run(
+            [PY, "-m", "ingestion.sample", "--rows", str(self.rows), "--seed", str(self.seed),
+             "--start", "2023-01-01", "--end", "2024-12-31", "--out", str(history)],
+            env, "sample generation",
+        )  # fmt: skip
+        t += run([PY, "-m", "ingestion", str(history), "--json"], env, "landing the history")
+        history.unlink()
+        print(f"generated and landed in {t:.1f}s")
+        run([DBT, "parse", *self.dbt_args], env, "dbt parse")  # parse once, outside the timings
+
+        full_walls, full_ins = [], []
+        for n in range(full_builds):  # each a first build: the warehouse directory is removed
+            if n:
+                shutil.rmtree(self.lake / "warehouse")
+            wall, in_dbt = timed_build(
+                [*self.build_args, *self.dbt_args], env, self.target, "full build"
+            )
+            full_walls.append(wall)
+            full_ins.append(in_dbt)
+        self.full, self.full_in = statistics.median(full_walls), statistics.median(full_ins)
+        if full_builds > 1:
+            print(
+                f"full build, median of {full_builds}: {self.full:.1f}s wall, "
+                f"{self.full_in:.1f}s in dbt's run"
+            )
+
+    def day(self, n: int) -> None:
+        """Day n (2025-01-01 + n): 10,000 new orders (ids after every earlier one) and 200
+        older ones re-sent, landed, then the incremental build, timed."""
+        work, env, rows, seed = self.work, self.env, self.rows, self.seed
+        day, resent = work / "day.csv", work / "resent.csv"
         date = f"2025-01-{n + 1:02d}"
         run(
             [PY, "-m", "ingestion.sample", "--rows", str(NEW_DAY_ORDERS),
@@ -174,21 +191,33 @@ def measure(
              "--first-order-id", str(10 * rows + 1 + n * NEW_DAY_ORDERS), "--out", str(day)],
             env, "sample generation (new day)",
         )  # fmt: skip
-        n_resent = resend_rows(lake, resent, RESENT_ORDERS, seed + n)
+        n_resent = resend_rows(self.lake, resent, RESENT_ORDERS, seed + n)
         run([PY, "-m", "ingestion", str(day), "--json"], env, "landing the new day")
         run([PY, "-m", "ingestion", str(resent), "--json"], env, "landing the re-sent orders")
-        print(f"day {n + 1}: landed {NEW_DAY_ORDERS:,} new orders, {n_resent} re-sent older ones")
-        wall, in_dbt = timed_build([*build_args, *dbt_args], env, target, "incremental build")
-        walls.append(wall)
-        ins.append(in_dbt)
-    incremental, incremental_in = statistics.median(walls), statistics.median(ins)
-    print(
-        f"incremental / full: {incremental_in / full_in:.3f} in dbt's run, "
-        f"{incremental / full:.3f} wall clock (median of {days} days; each day: "
-        + ", ".join(f"{i / full_in:.3f}" for i in ins)
-        + ")"
-    )
-    return {"full": full, "full_in": full_in, "inc": incremental, "inc_in": incremental_in}
+        print(
+            f"{rows:,} orders, day {n + 1}: landed {NEW_DAY_ORDERS:,} new orders, "
+            f"{n_resent} re-sent older ones"
+        )
+        wall, in_dbt = timed_build(
+            [*self.build_args, *self.dbt_args], env, self.target, "incremental build"
+        )
+        self.walls.append(wall)
+        self.ins.append(in_dbt)
+
+    @property
+    def inc(self) -> float:
+        return statistics.median(self.walls)
+
+    @property
+    def inc_in(self) -> float:
+        return statistics.median(self.ins)
+
+    def report(self) -> None:
+        print(
+            f"{self.rows:,} orders: incremental / full: {self.inc_in / self.full_in:.3f} in "
+            f"dbt's run, {self.inc / self.full:.3f} wall clock (median of {len(self.ins)} "
+            "days; each day: " + ", ".join(f"{i / self.full_in:.3f}" for i in self.ins) + ")"
+        )
 
 
 def main() -> None:
@@ -221,24 +250,29 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_dbt_"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"load average at start: {os.getloadavg()[0]:.1f} (1 min)")
-    results = {}
+    measured = [Size(rows, args.seed, work / str(rows), args.with_unit_tests) for rows in sizes]
     try:
-        for rows in sizes:
-            results[rows] = measure(
-                rows, args.seed, work / str(rows), args.with_unit_tests, args.days,
-                args.full_builds,
-            )  # fmt: skip
-            if not (args.keep or args.work):
-                shutil.rmtree(work / str(rows), ignore_errors=True)
+        for size in measured:
+            size.setup(args.full_builds)
+        # The sizes' days alternate (day 1 of each size, then day 2, ...), so that (b)
+        # compares builds a minute apart, not two blocks of builds minutes apart on a
+        # machine whose speed drifts.
+        print()
+        for n in range(args.days):
+            for size in measured:
+                size.day(n)
+        print()
+        for size in measured:
+            size.report()
     finally:
         if args.keep or args.work:
             print(f"scratch kept in {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
 
-    small, large = results[sizes[0]], results[sizes[-1]]
-    ratio = large["inc_in"] / large["full_in"]
-    growth = large["inc_in"] / small["inc_in"]
+    small, large = measured[0], measured[-1]
+    ratio = large.inc_in / large.full_in
+    growth = large.inc_in / small.inc_in
     print(f"\nload average at end: {os.getloadavg()[0]:.1f} (1 min)")
     print(
         f"(a) incremental / full at {sizes[-1]:,} orders, in dbt's run = {ratio:.3f} "
@@ -247,7 +281,7 @@ def main() -> None:
     print(
         f"(b) incremental at {sizes[-1]:,} / at {sizes[0]:,} orders, in dbt's run = "
         f"{growth:.2f}x ({'meets' if growth <= GOAL_GROWTH else 'misses'} the <= "
-        f"{GOAL_GROWTH}x goal); wall clock {large['inc'] / small['inc']:.2f}x"
+        f"{GOAL_GROWTH}x goal); wall clock {large.inc / small.inc:.2f}x"
     )
 
 
