@@ -8,7 +8,8 @@ lines is put as soon as no more input is waiting, so a slow producer's events ar
 ``consume`` applies the local stream to the embedded store and lands it in the lake until
 SIGTERM or Ctrl-C, then lands what it holds and exits 0.
 
-Exit codes: 0 done, 1 the input cannot be read or the stream refused events, 2 bad usage.
+Exit codes: 0 done, 1 the input cannot be read or the stream refused events, 2 bad usage
+(a bad DUFF_STREAM, or a local stream other than the one the lake's store holds).
 """
 
 from __future__ import annotations
@@ -173,13 +174,19 @@ def consume(settings: Settings, shard: str | None = None) -> int:
     from ingestion.land import default_catalog
     from ingestion.settings import Settings as IngestSettings
     from realtime.consumer import Consumer, install_signal_handlers
-    from realtime.sqlite_store import SqliteStore, store_path
+    from realtime.sqlite_store import SqliteStore, StoreOfAnotherStream, store_path
 
     ingest = IngestSettings.from_env()
     if shard is not None and shard not in stream.shards:
         print(f"error: {stream.uri} has no shard {shard!r}", file=sys.stderr)
         return 2
     store = SqliteStore(store_path(settings.lake))
+    try:
+        store.bind_stream(stream.uri)
+    except StoreOfAnotherStream as exc:
+        store.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     consumer = Consumer(
         stream,
         store,
@@ -238,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def operate(settings: Settings, args: argparse.Namespace) -> int:
     from realtime.operate import replay, reset_from_lake
-    from realtime.sqlite_store import SqliteStore, store_path
+    from realtime.sqlite_store import SqliteStore, StoreOfAnotherStream, store_path
 
     if settings.stream_kind != "local":
         print(
@@ -249,6 +256,11 @@ def operate(settings: Settings, args: argparse.Namespace) -> int:
     stream = open_stream(settings)
     store = SqliteStore(store_path(settings.lake))
     try:
+        try:
+            store.bind_stream(stream.uri)
+        except StoreOfAnotherStream as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         if args.command == "replay":
             try:
                 cp = replay(stream, store, args.shard, args.sequence)

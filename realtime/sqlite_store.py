@@ -14,7 +14,8 @@ Tables
         sequence/offset: next record to apply; landed_*: next record to land in the lake
     landing(shard, first_sequence, last_sequence, offset, end_offset, ingest_id, landed_at_us)
         a lake batch being published (at most one per shard): finished on restart
-    meta(key, value)                     as_of_us
+    meta(key, value)                     as_of_us; stream: the one stream whose figures and
+                                         checkpoints the store holds (bind_stream)
 
 Sums are Python integers stored as decimal text (cents and millilitres can exceed int64).
 """
@@ -106,6 +107,10 @@ def store_path(lake: str) -> Path:
     return Path(lake) / "realtime" / "store.sqlite"
 
 
+class StoreOfAnotherStream(Exception):
+    """The store holds another stream's figures and checkpoints."""
+
+
 class SqliteStore:
     """Read/write access for the consumer; :func:`read_summary` is the API's read-only path."""
 
@@ -121,6 +126,25 @@ class SqliteStore:
 
     def close(self) -> None:
         self.db.close()
+
+    def bind_stream(self, uri: str) -> None:
+        """Bind the store to the stream ``uri``, or refuse if it holds another's.
+
+        Checkpoints are keyed by shard name, which every local stream shares (``shard-0000``
+        ...): a consumer of a second stream would start from the first's positions and skip
+        its records. So the first stream to use the store names it, and another stream is
+        refused (one store per lake: a second stream needs its own ``DUFF_LAKE``). A store
+        made before the binding is bound by the next stream that uses it."""
+        with self._tx() as db:
+            row = db.execute("select value from meta where key = 'stream'").fetchone()
+            if row is None:
+                db.execute("insert into meta values ('stream', ?)", (uri,))
+            elif row[0] != uri:
+                raise StoreOfAnotherStream(
+                    f"{self.path} holds the figures and checkpoints of {row[0]}, not {uri}: "
+                    f"one store per lake, so consume {uri} with its own DUFF_LAKE "
+                    "(or set DUFF_STREAM back)"
+                )
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -269,10 +293,12 @@ class SqliteStore:
         return _summary(self.db, day)
 
     def reset(self) -> None:
-        """Forget every figure and checkpoint (the runbook's reset; the lake is untouched)."""
+        """Forget every figure and checkpoint (the runbook's reset; the lake is untouched).
+        The store stays bound to its stream."""
         with self._tx() as db:
-            for table in ("orders", "daily", "checkpoints", "landing", "meta"):
+            for table in ("orders", "daily", "checkpoints", "landing"):
                 db.execute(f"delete from {table}")
+            db.execute("delete from meta where key <> 'stream'")
 
 
 def _summary(db: sqlite3.Connection, day: dt.date) -> dict:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from realtime import metrics
 from realtime.__main__ import main
 from realtime.settings import Settings, SettingsError
+from realtime.sqlite_store import Checkpoint, SqliteStore, store_path
 
 
 def test_send_a_missing_file_is_exit_1_with_the_reason(tmp_path, monkeypatch, capsys):
@@ -70,6 +73,33 @@ def test_a_bad_stream_name_on_the_command_line_is_exit_2_without_a_traceback(
     assert main(["consume"]) == 2
     err = capsys.readouterr().err
     assert "DUFF_STREAM" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["consume"], ["replay", "--shard", "shard-0000", "--from-sequence", "1"], ["reset"]],
+    ids=["consume", "replay", "reset"],
+)
+def test_a_second_local_stream_is_refused_by_the_first_ones_store(
+    tmp_path, monkeypatch, capsys, command
+):
+    # Given a lake whose store holds local://orders, shard-0000 applied up to sequence 5
+    store = SqliteStore(store_path(str(tmp_path)))
+    store.bind_stream("local://orders")
+    store.set_checkpoint(Checkpoint("shard-0000", 5, 500, 5, 500))
+    store.close()
+    # When a command acts on another local stream in the same lake
+    monkeypatch.setenv("DUFF_LAKE", str(tmp_path))
+    monkeypatch.setenv("DUFF_STREAM", "local://other")
+    monkeypatch.setenv("DUFF_REALTIME_WORKERS", "1")
+    # Then it is refused as bad usage, with one line naming both streams
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "local://orders" in err and "local://other" in err and "Traceback" not in err
+    # and the first stream's checkpoint is untouched
+    store = SqliteStore(store_path(str(tmp_path)))
+    assert store.checkpoint("shard-0000") == Checkpoint("shard-0000", 5, 500, 5, 500)
+    store.close()
 
 
 def test_a_worker_killed_by_a_signal_fails_the_consumer(monkeypatch):

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from realtime.events import judge, latest_orders
-from realtime.sqlite_store import Checkpoint, SqliteStore
+from realtime.sqlite_store import Checkpoint, SqliteStore, StoreOfAnotherStream
 from tests.unit.realtime.helpers import event, records
 
 DAY1, DAY2 = dt.date(2024, 3, 1), dt.date(2024, 3, 2)
@@ -182,3 +182,31 @@ def test_a_later_batch_with_an_earlier_stamp_still_replaces_the_version(store):
     apply(store, [second])
     # Then the figures hold the stream's later version, as the lake's batches do
     assert figures(store, DAY1)[5] == [("delivered", 1)]
+
+
+def test_the_store_holds_one_streams_checkpoints_and_refuses_another(store):
+    # Given a store bound to local://orders, with shard-0000 applied up to sequence 7
+    store.bind_stream("local://orders")
+    store.set_checkpoint(Checkpoint("shard-0000", 7, 700))
+    # When the same stream binds again, it is accepted
+    store.bind_stream("local://orders")
+    # but another stream, whose shards have the same names, is refused with both names
+    with pytest.raises(StoreOfAnotherStream) as refused:
+        store.bind_stream("local://other")
+    assert "local://orders" in str(refused.value) and "local://other" in str(refused.value)
+    assert store.checkpoint("shard-0000").sequence == 7
+    # And a reset forgets the checkpoints but keeps the binding
+    store.reset()
+    assert store.checkpoint("shard-0000").sequence == 1
+    with pytest.raises(StoreOfAnotherStream):
+        store.bind_stream("local://other")
+
+
+def test_a_store_made_before_the_binding_is_bound_by_the_next_stream(store):
+    # Given a store with a checkpoint and no stream named (as made before the binding)
+    store.set_checkpoint(Checkpoint("shard-0001", 3, 30))
+    # When a stream binds it, its checkpoints are kept, and another stream is refused after
+    store.bind_stream("local://orders")
+    assert store.checkpoint("shard-0001").sequence == 3
+    with pytest.raises(StoreOfAnotherStream):
+        store.bind_stream("local://b")
