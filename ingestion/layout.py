@@ -49,8 +49,13 @@ MAX_ERROR_CHARS = 500  # a manifest's error
 
 
 def capped(text: str, limit: int = MAX_NAME_CHARS) -> str:
-    """``text`` cut to ``limit`` characters, saying how much was cut: what a manifest quotes
-    from a file (names, errors) stays readable whatever the file holds."""
+    """``text`` cut to at most ``limit`` characters, saying how long it was: what a manifest
+    quotes from a file (names, errors) stays readable whatever the file holds. Its start and
+    its end are kept, so long names that differ only at the end stay apart (``a_..._x`` and
+    ``a_..._y`` of one length would read alike from their start alone)."""
     if len(text) <= limit:
         return text
-    return f"{text[: limit - 30]}... ({len(text):,} characters)"
+    middle = f" ... ({len(text):,} characters) ... "
+    tail = limit // 5
+    head = max(limit - len(middle) - tail, 0)
+    return f"{text[:head]}{middle}{text[len(text) - tail :]}"

@@ -62,7 +62,11 @@ def test_what_the_manifest_quotes_from_the_file_is_capped(tmp_path: Path) -> Non
     assert m["status"] == "quarantined"
     assert "names a column twice" in m["error"] and "200,000 characters" in m["error"]
     assert len(m["error"]) <= 500
-    # And an ignored column's name is capped too
-    ok = land_text(tmp_path, f"{HEADER},{huge}\n{row()},1\n", "ok.csv")
+    # And ignored columns' names are capped too, keeping their start, length and end, so two
+    # long names that differ only in their last character stay apart
+    ok = land_text(tmp_path, f"{HEADER},{huge}a,{huge}b\n{row()},1,2\n", "ok.csv")
     assert ok.manifest["status"] == "landed"
-    assert len(ok.manifest["ignored_columns"][0]) <= 100
+    first, second = ok.manifest["ignored_columns"]
+    assert len(first) <= 100 and len(second) <= 100 and first != second
+    assert first.startswith("xxxx") and "200,001 characters" in first and first.endswith("xa")
+    assert second.endswith("xb")
