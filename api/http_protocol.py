@@ -13,7 +13,10 @@ per connection:
   deadline for a client that stops reading its response;
 - every refusal is the contract's JSON error, sent before the connection closes; the server
   then reads and drops what the client still sends for a moment (bounded), so the client can
-  read the answer instead of a reset.
+  read the answer instead of a reset;
+- a client that half-closes after its requests (``shutdown(SHUT_WR)``) still gets every
+  answer, then the connection closes (uvicorn closed it at once, dropping answers still being
+  computed).
 
 Used by ``api.server`` only (the Lambda path never imports uvicorn).
 """
@@ -62,6 +65,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._refusal: tuple[int, str, str] | None = None  # recorded inside a parser callback
         self._refused = False
         self._dropped = 0
+        self._peer_eof = False  # the client half-closed with a request in flight
 
     # -- connection events ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -78,6 +82,27 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._write_deadline.cancel()
             self._write_deadline = None
         super().connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        """The client closed its sending side after its request (``shutdown(SHUT_WR)``, as
+        HTTP/1.0-style clients and ``nc -N`` do). uvicorn's protocol lets asyncio close the
+        transport then, which dropped the answer of a request still being served; keep the
+        transport open until the answers in flight are sent (``on_response_complete``
+        closes it). With nothing in flight, or after a refusal, close now."""
+        cycle = self.cycle
+        in_flight = bool(self.pipeline) or (cycle is not None and not cycle.response_complete)
+        if in_flight and not self._refused:
+            self._peer_eof = True
+            self._cancel()  # no more bytes will come: the request deadlines no longer apply
+            return True
+        return None
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # starts the next pipelined request, if any
+        cycle = self.cycle  # the newest request's cycle
+        done = not self.pipeline and (cycle is None or cycle.response_complete)
+        if self._peer_eof and done and not self.transport.is_closing():
+            self.transport.close()  # the last answer the half-closed client waits for
 
     def data_received(self, data: bytes) -> None:
         if self._refused:  # lingering after a refusal: read and drop, within bounds

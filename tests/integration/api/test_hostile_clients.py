@@ -254,3 +254,47 @@ def test_the_log_cannot_be_forged_or_drive_the_terminal(server):
     # and refused connections are one access-log line each, not uvicorn warnings
     assert any("refused connection from 127.0.0.1:" in line for line in lines)
     assert "Invalid HTTP request received" not in log.decode()
+
+
+def split_responses(data: bytes) -> list[tuple[int, bytes]]:
+    """The (status, body) of each HTTP response in ``data``, in order (pipelined answers may
+    arrive in one read, which ``read_response`` would cut after the first)."""
+    out = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = next(
+            int(line.split(":", 1)[1])
+            for line in lines
+            if line.lower().startswith("content-length:")
+        )
+        out.append((int(lines[0].split()[1]), rest[:length]))
+        data = rest[length:]
+    return out
+
+
+def test_a_client_that_half_closes_after_its_requests_gets_every_answer(server):
+    # Given requests no earlier test made (so the first round is not answered from the cache)
+    key = f"x-api-key: {KEY}\r\n".encode()
+    paths = [b"/orders?limit=7", b"/sales/daily?from=2024-01-03", b"/orders?limit=9"]
+    raws = [b"GET " + p + b" HTTP/1.1\r\nHost: x\r\n" + key + b"\r\n" for p in paths]
+    pipelined = []
+    # When a client sends one request, or two pipelined, then shuts down its sending side
+    # (as HTTP/1.0-style clients and `nc -N` do), twice (the second time from the cache)
+    for _ in range(2):
+        for sent, answers in (([raws[0]], 1), (raws[1:], 2)):
+            with connect(server["port"]) as sock:
+                sock.sendall(b"".join(sent))
+                sock.shutdown(socket.SHUT_WR)
+                # Then every answer arrives, and the server closes after the last one
+                received = b""
+                while chunk := sock.recv(65536):
+                    received += chunk
+            got = split_responses(received)
+            assert [status for status, _body in got] == [200] * answers
+            assert json.loads(got[0][1])["items"]
+            if answers == 2:
+                pipelined.append([body for _status, body in got])
+    # And the pipelined answers are whole, in order, the same as over ordinary connections
+    expected = [exchange(server["port"], raw)[2] for raw in raws[1:]]
+    assert pipelined == [expected, expected]
