@@ -9,7 +9,8 @@ lines is put as soon as no more input is waiting, so a slow producer's events ar
 SIGTERM or Ctrl-C, then lands what it holds and exits 0.
 
 Exit codes: 0 done, 1 the input cannot be read or the stream refused events, 2 bad usage
-(a bad DUFF_STREAM, or a local stream other than the one the lake's store holds).
+(a bad DUFF_STREAM, or consume/replay of a local stream other than the one the lake's store
+holds; reset rebuilds the store for the stream it is run for).
 """
 
 from __future__ import annotations
@@ -256,12 +257,12 @@ def operate(settings: Settings, args: argparse.Namespace) -> int:
     stream = open_stream(settings)
     store = SqliteStore(store_path(settings.lake))
     try:
-        try:
-            store.bind_stream(stream.uri)
-        except StoreOfAnotherStream as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        if args.command == "replay":
+        if args.command == "replay":  # (reset rebuilds the store for this stream, and binds it)
+            try:
+                store.bind_stream(stream.uri)
+            except StoreOfAnotherStream as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
             try:
                 cp = replay(stream, store, args.shard, args.sequence)
             except ValueError as exc:

@@ -68,7 +68,7 @@ def reset_from_lake(stream: LocalStream, store: SqliteStore, lake: Path) -> dict
             orders[oid] = Order(
                 oid, day, channel, status, units, int(liters), int(revenue), landed_us, version
             )
-    store.reset()
+    store.reset(stream.uri)
     store.apply(orders, Checkpoint("~lake"))
     store.db.execute("delete from checkpoints where shard = '~lake'")
     out = {}

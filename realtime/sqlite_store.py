@@ -133,7 +133,8 @@ class SqliteStore:
         Checkpoints are keyed by shard name, which every local stream shares (``shard-0000``
         ...): a consumer of a second stream would start from the first's positions and skip
         its records. So the first stream to use the store names it, and another stream is
-        refused (one store per lake: a second stream needs its own ``DUFF_LAKE``). A store
+        refused (one store per lake: a second stream needs its own ``DUFF_LAKE``; ``reset``
+        rebuilds the store for the stream it is run for, and binds it to that one). A store
         made before the binding is bound by the next stream that uses it."""
         with self._tx() as db:
             row = db.execute("select value from meta where key = 'stream'").fetchone()
@@ -142,8 +143,9 @@ class SqliteStore:
             elif row[0] != uri:
                 raise StoreOfAnotherStream(
                     f"{self.path} holds the figures and checkpoints of {row[0]}, not {uri}: "
-                    f"one store per lake, so consume {uri} with its own DUFF_LAKE "
-                    "(or set DUFF_STREAM back)"
+                    f"one store per lake, so give {uri} its own DUFF_LAKE, set DUFF_STREAM "
+                    f"back, or rebuild this store for {uri} from the lake "
+                    "(python -m realtime reset, consumer stopped)"
                 )
 
     @contextmanager
@@ -292,13 +294,15 @@ class SqliteStore:
     def summary(self, day: dt.date) -> dict:
         return _summary(self.db, day)
 
-    def reset(self) -> None:
-        """Forget every figure and checkpoint (the runbook's reset; the lake is untouched).
-        The store stays bound to its stream."""
+    def reset(self, stream_uri: str | None = None) -> None:
+        """Forget every figure and checkpoint (the runbook's reset; the lake is untouched), and
+        bind the store to ``stream_uri`` (the stream whose lake batches it is rebuilt from;
+        None: unbound)."""
         with self._tx() as db:
-            for table in ("orders", "daily", "checkpoints", "landing"):
+            for table in ("orders", "daily", "checkpoints", "landing", "meta"):
                 db.execute(f"delete from {table}")
-            db.execute("delete from meta where key <> 'stream'")
+            if stream_uri is not None:
+                db.execute("insert into meta values ('stream', ?)", (stream_uri,))
 
 
 def _summary(db: sqlite3.Connection, day: dt.date) -> dict:

@@ -75,31 +75,59 @@ def test_a_bad_stream_name_on_the_command_line_is_exit_2_without_a_traceback(
     assert "DUFF_STREAM" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize(
-    "command",
-    [["consume"], ["replay", "--shard", "shard-0000", "--from-sequence", "1"], ["reset"]],
-    ids=["consume", "replay", "reset"],
-)
-def test_a_second_local_stream_is_refused_by_the_first_ones_store(
-    tmp_path, monkeypatch, capsys, command
-):
-    # Given a lake whose store holds local://orders, shard-0000 applied up to sequence 5
+def bound_lake(tmp_path, monkeypatch):
+    """A lake whose store holds local://orders (shard-0000 applied up to sequence 5), and the
+    environment of a command acting on local://other in the same lake."""
     store = SqliteStore(store_path(str(tmp_path)))
     store.bind_stream("local://orders")
     store.set_checkpoint(Checkpoint("shard-0000", 5, 500, 5, 500))
     store.close()
-    # When a command acts on another local stream in the same lake
     monkeypatch.setenv("DUFF_LAKE", str(tmp_path))
     monkeypatch.setenv("DUFF_STREAM", "local://other")
     monkeypatch.setenv("DUFF_REALTIME_WORKERS", "1")
-    # Then it is refused as bad usage, with one line naming both streams
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["consume"], ["replay", "--shard", "shard-0000", "--from-sequence", "1"]],
+    ids=["consume", "replay"],
+)
+def test_a_second_local_stream_is_refused_by_the_first_ones_store(
+    tmp_path, monkeypatch, capsys, command
+):
+    # Given a lake whose store holds local://orders, and a consumer that must not start
+    bound_lake(tmp_path, monkeypatch)
+
+    def started(self):
+        raise AssertionError("the consumer started on another stream's checkpoints")
+
+    monkeypatch.setattr("realtime.consumer.Consumer.run", started)
+    # When a command acts on local://other in the same lake
+    # Then it is refused as bad usage, with one line naming both streams and the way out
     assert main(command) == 2
     err = capsys.readouterr().err
     assert "local://orders" in err and "local://other" in err and "Traceback" not in err
+    assert "realtime reset" in err
     # and the first stream's checkpoint is untouched
     store = SqliteStore(store_path(str(tmp_path)))
     assert store.checkpoint("shard-0000") == Checkpoint("shard-0000", 5, 500, 5, 500)
     store.close()
+
+
+def test_a_reset_rebuilds_the_store_for_its_stream_and_binds_it(tmp_path, monkeypatch, capsys):
+    # Given a lake whose store holds local://orders
+    bound_lake(tmp_path, monkeypatch)
+    # When the store is reset for local://other (nothing of it landed yet)
+    assert main(["reset"]) == 0
+    capsys.readouterr()
+    # Then it holds local://other from its first records, and the old checkpoint is gone
+    store = SqliteStore(store_path(str(tmp_path)))
+    assert store.checkpoint("shard-0000").sequence == 1
+    store.close()
+    # And local://orders is now the stream refused
+    monkeypatch.setenv("DUFF_STREAM", "local://orders")
+    assert main(["replay", "--shard", "shard-0000", "--from-sequence", "1"]) == 2
+    assert "local://other" in capsys.readouterr().err
 
 
 def test_a_worker_killed_by_a_signal_fails_the_consumer(monkeypatch):

@@ -195,11 +195,12 @@ def test_the_store_holds_one_streams_checkpoints_and_refuses_another(store):
         store.bind_stream("local://other")
     assert "local://orders" in str(refused.value) and "local://other" in str(refused.value)
     assert store.checkpoint("shard-0000").sequence == 7
-    # And a reset forgets the checkpoints but keeps the binding
-    store.reset()
+    # And a reset for a stream forgets the checkpoints and binds the store to that stream
+    store.reset("local://other")
     assert store.checkpoint("shard-0000").sequence == 1
+    store.bind_stream("local://other")
     with pytest.raises(StoreOfAnotherStream):
-        store.bind_stream("local://other")
+        store.bind_stream("local://orders")
 
 
 def test_a_store_made_before_the_binding_is_bound_by_the_next_stream(store):
