@@ -56,6 +56,8 @@ def capped(text: str, limit: int = MAX_NAME_CHARS) -> str:
     if len(text) <= limit:
         return text
     middle = f" ... ({len(text):,} characters) ... "
+    if limit < len(middle) + 10:  # no room to say more than the start
+        return text[:limit]
     tail = limit // 5
     head = max(limit - len(middle) - tail, 0)
     return f"{text[:head]}{middle}{text[len(text) - tail :]}"
