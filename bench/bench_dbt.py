@@ -11,16 +11,17 @@ orders re-sent with a new status, channel and date, picked at random over the wh
 It does so for `--days` days in a row (default 3), one more day each, and compares their
 median: one build's time varies by a second from run to run, and the days show a drift
 (each day's re-sends add small files to ~200 day partitions that every later build opens).
-The sizes' days alternate (each size's day 1, then each size's day 2, ...), so the builds
-that (b) compares run a minute apart: the machine's speed drifts by 20-40 % within an hour,
-and with the sizes in two blocks of builds minutes apart (b) measured 0.91-1.36x on
-unchanged code.
+The sizes' days alternate (each size's day 1, then each size's day 2 in the reverse order,
+...), so the builds that (b) compares run a minute apart: the machine's speed drifts by
+20-40 % within an hour, and with the sizes in two blocks of builds minutes apart (b) measured
+1.09-1.36x in five runs of one dbt code.
 The full build is measured the same way, as the median of `--full-builds` builds (default
 3), each from an empty warehouse (the lake's warehouse directory removed) over the same
 landed history: at 10 M orders single full builds measured 33.6-48.5 s in dbt's run on one
 machine in one afternoon, which alone moved (a) between 0.14 and 0.17. The largest size gets
-as many full builds again after its days, and (a) takes the median of all of them: builds
-before and after the days cancel a steady drift of the machine.
+as many full builds again after its days, over the same landed history (a hard-linked copy
+of the lake taken before the days, which add ~200 small files each), and (a) takes the
+median of all of them: builds before and after the days cancel a steady drift.
 
 It prints, from the same run:
   (a) incremental / full, inside dbt's run, at the largest size (goal <= 0.15);
@@ -129,6 +130,14 @@ def resend_rows(lake: Path, out_csv: Path, count: int, seed: int) -> int:
     return len(rows)
 
 
+def dbt_args(target: Path, logs: Path) -> list[str]:
+    """What every dbt command of one lake gets: its target and log paths, and no lookback."""
+    return [
+        "--target-path", str(target), "--log-path", str(logs),
+        "--vars", '{"fact_orders_lookback_minutes": 0}',
+    ]  # fmt: skip
+
+
 class Size:
     """One history size: its scratch lake, landed and fully built once by `setup`; `day`
     then lands one more day and times the incremental build."""
@@ -140,10 +149,7 @@ class Size:
             **os.environ, "DUFF_LAKE": str(self.lake), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         }  # fmt: skip
         self.env.pop("DUFF_DBT_TARGET", None)
-        self.dbt_args = [
-            "--target-path", str(self.target), "--log-path", str(work / "logs"),
-            "--vars", '{"fact_orders_lookback_minutes": 0}',
-        ]  # fmt: skip
+        self.dbt_args = dbt_args(self.target, work / "logs")
         self.build_args = [] if unit_tests else list(SCHEDULED_BUILD_ARGS)
         self.full_walls: list[float] = []
         self.full_ins: list[float] = []
@@ -164,17 +170,26 @@ class Size:
         t += run([PY, "-m", "ingestion", str(history), "--json"], env, "landing the history")
         history.unlink()
         print(f"generated and landed in {t:.1f}s")
+        # The history as landed, for the full builds after the days (full_builds(after=True)):
+        # hard links, as the lake never rewrites a file it published.
+        shutil.copytree(self.lake, self.work / "history_lake", copy_function=os.link)
         run([DBT, "parse", *self.dbt_args], env, "dbt parse")  # parse once, outside the timings
 
         self.full_builds(full_builds)
 
-    def full_builds(self, count: int) -> None:
-        """`count` full builds, each from an empty warehouse (its directory removed)."""
+    def full_builds(self, count: int, after: bool = False) -> None:
+        """`count` full builds, each from an empty warehouse (its directory removed); `after`:
+        on the copy of the history as landed, not on the lake the days have grown (the days
+        add ~200 small files each, which every full build opens)."""
+        lake, env, target, args = self.lake, self.env, self.target, self.dbt_args
+        if after:
+            lake, target = self.work / "history_lake", self.work / "history_target"
+            env = {**env, "DUFF_LAKE": str(lake)}
+            args = dbt_args(target, self.work / "history_logs")
+            run([DBT, "parse", *args], env, "dbt parse (history)")
         for _ in range(count):
-            shutil.rmtree(self.lake / "warehouse", ignore_errors=True)
-            wall, in_dbt = timed_build(
-                [*self.build_args, *self.dbt_args], self.env, self.target, "full build"
-            )
+            shutil.rmtree(lake / "warehouse", ignore_errors=True)
+            wall, in_dbt = timed_build([*self.build_args, *args], env, target, "full build")
             self.full_walls.append(wall)
             self.full_ins.append(in_dbt)
         if len(self.full_ins) > 1:
@@ -251,8 +266,8 @@ def main() -> None:
     )  # fmt: skip
     p.add_argument(
         "--full-builds", type=int, default=3,
-        help="full builds per size, each from an empty warehouse; the median is compared "
-        "(default: 3)",
+        help="full builds per size, each from an empty warehouse, and as many again for the "
+        "largest size after its days; the median is compared (default: 3)",
     )  # fmt: skip
     args = p.parse_args()
     if args.full_builds < 1 or args.days < 1:
@@ -269,14 +284,17 @@ def main() -> None:
         # The sizes' days alternate (day 1 of each size, then day 2, ...), so that (b)
         # compares builds a minute apart, not two blocks of builds minutes apart on a
         # machine whose speed drifts.
+        # Each day's order is the reverse of the day before's, so neither size is always the
+        # one built right after the other's landing.
         print()
         for n in range(args.days):
-            for size in measured:
+            for size in measured if n % 2 == 0 else measured[::-1]:
                 size.day(n)
-        # The largest size's full builds again, after its days: (a) divides the median of the
-        # builds before and after by the days' median, which cancels a steady drift.
+        # The largest size's full builds again after its days, over the same landed history:
+        # (a) divides the median of the builds before and after by the days' median, which
+        # cancels a steady drift of the machine.
         print()
-        measured[-1].full_builds(args.full_builds)
+        measured[-1].full_builds(args.full_builds, after=True)
         print()
         for size in measured:
             size.report()
