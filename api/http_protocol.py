@@ -89,9 +89,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         transport then, which dropped the answer of a request still being served; keep the
         transport open until the answers in flight are sent (``on_response_complete``
         closes it). With nothing in flight, or after a refusal, close now."""
-        cycle = self.cycle
-        in_flight = bool(self.pipeline) or (cycle is not None and not cycle.response_complete)
-        if in_flight and not self._refused:
+        if self._answers_pending() and not self._refused:
             self._peer_eof = True
             self._cancel()  # no more bytes will come: the request deadlines no longer apply
             return True
@@ -99,10 +97,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # starts the next pipelined request, if any
-        cycle = self.cycle  # the newest request's cycle
-        done = not self.pipeline and (cycle is None or cycle.response_complete)
-        if self._peer_eof and done and not self.transport.is_closing():
+        if self._peer_eof and not self._answers_pending() and not self.transport.is_closing():
             self.transport.close()  # the last answer the half-closed client waits for
+
+    def _answers_pending(self) -> bool:
+        """A request is queued (pipelined) or its answer is not complete (``self.cycle`` is
+        the newest request's)."""
+        cycle = self.cycle
+        return bool(self.pipeline) or (cycle is not None and not cycle.response_complete)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:  # lingering after a refusal: read and drop, within bounds
