@@ -157,6 +157,19 @@ def _consume_in_workers(shards: list[str]) -> int:
     return next((code for code in codes if code != 0), 0)
 
 
+def bound(store, uri: str) -> bool:
+    """Bind ``store`` to the stream ``uri`` (SqliteStore.bind_stream); False, with the reason
+    on stderr, if it holds another stream."""
+    from realtime.sqlite_store import StoreOfAnotherStream
+
+    try:
+        store.bind_stream(uri)
+    except StoreOfAnotherStream as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def consume(settings: Settings, shard: str | None = None) -> int:
     if settings.stream_kind != "local":
         print(
@@ -175,18 +188,15 @@ def consume(settings: Settings, shard: str | None = None) -> int:
     from ingestion.land import default_catalog
     from ingestion.settings import Settings as IngestSettings
     from realtime.consumer import Consumer, install_signal_handlers
-    from realtime.sqlite_store import SqliteStore, StoreOfAnotherStream, store_path
+    from realtime.sqlite_store import SqliteStore, store_path
 
     ingest = IngestSettings.from_env()
     if shard is not None and shard not in stream.shards:
         print(f"error: {stream.uri} has no shard {shard!r}", file=sys.stderr)
         return 2
     store = SqliteStore(store_path(settings.lake))
-    try:
-        store.bind_stream(stream.uri)
-    except StoreOfAnotherStream as exc:
+    if not bound(store, stream.uri):
         store.close()
-        print(f"error: {exc}", file=sys.stderr)
         return 2
     consumer = Consumer(
         stream,
@@ -246,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def operate(settings: Settings, args: argparse.Namespace) -> int:
     from realtime.operate import replay, reset_from_lake
-    from realtime.sqlite_store import SqliteStore, StoreOfAnotherStream, store_path
+    from realtime.sqlite_store import SqliteStore, store_path
 
     if settings.stream_kind != "local":
         print(
@@ -258,10 +268,7 @@ def operate(settings: Settings, args: argparse.Namespace) -> int:
     store = SqliteStore(store_path(settings.lake))
     try:
         if args.command == "replay":  # (reset rebuilds the store for this stream, and binds it)
-            try:
-                store.bind_stream(stream.uri)
-            except StoreOfAnotherStream as exc:
-                print(f"error: {exc}", file=sys.stderr)
+            if not bound(store, stream.uri):
                 return 2
             try:
                 cp = replay(stream, store, args.shard, args.sequence)
