@@ -67,13 +67,12 @@ def main(argv: list[str] | None = None) -> int:
             [sys.executable, "-m", "realtime.producer", "--rate", rate], stdout=log, stderr=log
         ),
     }
-    helpers = list(named.values())
     done = threading.Event()
     watcher = threading.Thread(target=_watch, args=(named, log_path, done), daemon=True)
     watcher.start()
     print(
         f"Real time: a consumer and a producer ({rate} events/s) run beside the API "
-        f"(log in {logs / 'realtime.log'}).",
+        f"(log in {log_path}).",
         flush=True,
     )
     main_proc = subprocess.Popen(args)  # noqa: S603 - the command line of make demo
@@ -84,10 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         done.set()  # (a helper stopped below is no news)
         watcher.join()
-        for proc in reversed(helpers):  # the producer first, then the consumer lands
+        for proc in reversed(named.values()):  # the producer first, then the consumer lands
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in reversed(helpers):
+        for proc in reversed(named.values()):
             try:
                 proc.wait(60)
             except subprocess.TimeoutExpired:
