@@ -57,6 +57,17 @@ def connect(port: int) -> socket.socket:
     return sock
 
 
+def parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+    """A response head's status and headers (lower-case names; none twice)."""
+    lines = head.decode("latin-1").split("\r\n")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, value = line.split(":", 1)
+        assert name.lower() not in headers, f"header {name} twice"
+        headers[name.lower()] = value.strip()
+    return int(lines[0].split()[1]), headers
+
+
 def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     """One HTTP response: status, headers (lower-case names), body (by content-length)."""
     buf = b""
@@ -66,13 +77,7 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
             raise AssertionError(f"connection closed before a response head: {buf!r}")
         buf += chunk
     head, body = buf.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        name, value = line.split(":", 1)
-        assert name.lower() not in headers, f"header {name} twice"
-        headers[name.lower()] = value.strip()
+    status, headers = parse_head(head)
     length = int(headers["content-length"])
     while len(body) < length:
         chunk = sock.recv(65536)
@@ -262,13 +267,9 @@ def split_responses(data: bytes) -> list[tuple[int, bytes]]:
     out = []
     while data:
         head, _, rest = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        length = next(
-            int(line.split(":", 1)[1])
-            for line in lines
-            if line.lower().startswith("content-length:")
-        )
-        out.append((int(lines[0].split()[1]), rest[:length]))
+        status, headers = parse_head(head)
+        length = int(headers["content-length"])
+        out.append((status, rest[:length]))
         data = rest[length:]
     return out
 
