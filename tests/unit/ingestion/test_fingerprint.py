@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from pathlib import Path
 
 import pytest
@@ -41,8 +42,8 @@ def test_valid_utf8_split_anywhere_has_no_fault(
 @pytest.mark.parametrize(
     ("data", "offset"),
     [
-        # a lead byte whose continuation never comes: found at the next chunk's first byte
-        (b"abc\xc3defgh", 4),
+        # a lead byte whose continuation never comes, its chunk ending after it
+        (b"abc\xc3defgh", 3),
         (b"abcdefg\xffhijk", 7),
         (b"abcd\xa9efgh", 4),  # a continuation byte with no lead byte, at a chunk start
     ],
@@ -62,3 +63,35 @@ def test_a_file_ending_inside_a_character_is_refused(tmp_path: Path, small_chunk
     path.write_bytes(b"abcdefg\xe2\x82")
     fp = land.fingerprint(str(path))
     assert fp.fault == "not valid UTF-8: the file ends inside a multi-byte character"
+
+
+def one_shot_fault(data: bytes) -> str | None:
+    """The fault a decoder of the whole file at once finds: the reference."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data":
+            return "not valid UTF-8: the file ends inside a multi-byte character"
+        return f"not valid UTF-8: bad byte at offset {exc.start}"
+    return None
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_chunked_check_finds_the_fault_a_whole_file_decode_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    # Given text of 1-4-byte characters with, in most files, a few bytes broken
+    rng = random.Random(seed)
+    chars = "aZ,\n" + "\u00e9\u00df\u20ac\u4e2d\U0001f37a"
+    data = bytearray("".join(rng.choice(chars) for _ in range(rng.randrange(1, 400))).encode())
+    for _ in range(rng.choice([0, 0, 1, 2])):
+        data[rng.randrange(len(data))] = rng.choice([0x80, 0xBF, 0xC0, 0xC3, 0xE2, 0xF0, 0xF5, 0xFF])
+    if rng.random() < 0.25:
+        data = data[: rng.randrange(1, len(data) + 1)]  # cut anywhere, maybe inside a character
+    path = tmp_path / "f.csv"
+    path.write_bytes(bytes(data))
+    # When it is checked in chunks of any size
+    monkeypatch.setattr(land, "READ_BYTES", rng.choice([1, 2, 3, 5, 7, 64]))
+    fp = land.fingerprint(str(path))
+    # Then the fault is the one a decode of the whole file reports, at the same offset
+    assert fp.fault == one_shot_fault(bytes(data))
