@@ -119,10 +119,10 @@ class RawLake:
         landed_at: dt.datetime,
         published: dt.datetime | None = None,
     ) -> str:
-        """Land ``orders`` as one ingest: one Parquet file per pa_date, lines from 2. With
-        ``published``, then write its manifest, as the ingestion does last, with that file
-        time (when the landing became visible; the builds look for landings published after
-        they read the lake)."""
+        """Land ``orders`` as one ingest: one Parquet file per pa_date, lines from 2, then
+        write its manifest, as the ingestion does last, with the file time ``published``
+        (when the landing became visible; the builds look for landings published after they
+        read the lake), by default ``landed_at``."""
         self._ingests += 1
         ingest_id = f"{landed_at.strftime('%Y%m%dT%H%M%S%fZ')}-{self._ingests:012x}"
         source_file = f"/landing/orders-{self._ingests}.csv"
@@ -155,8 +155,7 @@ class RawLake:
             folder.mkdir(parents=True, exist_ok=True)
             table = pa.Table.from_pylist(rows, schema=RAW_SCHEMA)
             pq.write_table(table, folder / f"{ingest_id}-0.parquet")
-        if published is not None:
-            self.publish_manifest(ingest_id, source_file, landed_at, by_date, published)
+        self.publish_manifest(ingest_id, source_file, landed_at, by_date, published or landed_at)
         return ingest_id
 
     def publish_manifest(

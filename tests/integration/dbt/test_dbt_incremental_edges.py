@@ -231,7 +231,7 @@ def test_an_incremental_read_skips_older_files_by_name_and_reads_unstamped_ones(
     project.run("build")
     lake.land(NEW_DAY, at(12))
 
-    def plant(order_id: int, name: str) -> None:
+    def plant(order_id: int, name: str, stamped: dt.datetime) -> None:
         row = {
             "order_id": order_id, "client_id": 10, "client_name": "Moe", "product_id": 100,
             "product_description": "Duff", "product_price": Decimal("1.50"), "product_ccf": 1,
@@ -242,12 +242,17 @@ def test_an_incremental_read_skips_older_files_by_name_and_reads_unstamped_ones(
         }  # fmt: skip
         folder = lake.root / "raw" / "orders" / "pa_date=2024-03-12"
         pq.write_table(pa.Table.from_pylist([row], schema=RAW_SCHEMA), folder / f"{name}-0.parquet")
+        # with a manifest as its name tells the landing (stamped and published at `stamped`;
+        # the build's conservation of deliveries fails raw rows of no landing)
+        lake.publish_manifest(
+            row["ingest_id"], row["source_file"], stamped, {D(2024, 3, 12): [row]}, stamped
+        )
 
     # stamped 2024-03-08 08:00, before the cutoff (the build's newest landing, 10:00, less
     # the 60-minute lookback)
     old_stamp = at(8, 8).strftime("%Y%m%dT%H%M%S%fZ")
-    plant(30, f"{old_stamp}-{30:012x}")
-    plant(31, "0-manual")
+    plant(30, f"{old_stamp}-{30:012x}", at(8, 8))
+    plant(31, "0-manual", at(12))
     # (on a day no order of the batch sits on: the conservation test reads those days whole)
     garbage = (
         lake.root / "raw" / "orders" / "pa_date=2024-03-05" / f"{old_stamp}-{1:012x}-0.parquet"

@@ -1,15 +1,18 @@
 """Data quality from file to warehouse: deliveries landed by the real ingestion CLI (one with
 rejected rows and an ignored column, one quarantined) show in the quality marts as their
-manifests say, and the conservation test fails when a stored rejected row goes missing."""
+manifests say, and the conservation tests fail when a stored rejected row or a landed
+partition file goes missing, or raw rows of no landing appear."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -94,6 +97,63 @@ def test_rejected_rows_keep_their_line_reason_and_values(quality):
         "group by reason order by reason",
     )
     assert by_reason == [("duplicate", 1, 1), ("invalid", 1, 1), ("missing", 1, 1)]
+
+
+def test_conservation_fails_when_a_landed_partition_file_is_lost(quality):
+    project, lake, landed, _ = quality
+    test = ("test", "--select", "assert_landed_rows_match_manifests")
+    assert project.run(*test).returncode == 0
+    # When the delivery's partition file of 2024-05-10 (order 4, one of its 2 valid rows) is
+    # lost from the lake
+    (path,) = (lake.root / "raw" / "orders" / "pa_date=2024-05-10").glob(
+        f"{landed['ingest_id']}-*.parquet"
+    )
+    lost = path.with_name(path.name + ".lost")
+    path.rename(lost)
+    try:
+        # Then the test fails on that delivery: 1 raw row stored for a manifest's 2
+        result = project.run(*test, "--store-failures", check=False)
+        assert result.returncode != 0
+        assert "assert_landed_rows_match_manifests" in failed_tests(result.output)
+        assert query(
+            lake,
+            "select ingest_id, status, valid, stored_valid "
+            "from main_dbt_test__audit.assert_landed_rows_match_manifests",
+        ) == [(landed["ingest_id"], "landed", 2, 1)]
+    finally:
+        lost.rename(path)
+
+
+def test_conservation_fails_on_raw_rows_no_landing_wrote(quality):
+    project, lake, landed, _ = quality
+    test = ("test", "--select", "assert_landed_rows_match_manifests")
+    # When a raw file holds rows of an ingest_id with no manifest, landed a day ago (a copy
+    # put in the lake by hand), beside the delivery's own files
+    (path,) = (lake.root / "raw" / "orders" / "pa_date=2024-05-09").glob(
+        f"{landed['ingest_id']}-*.parquet"
+    )
+    table = pq.read_table(path)
+    stray_id = "20240101T000000000000Z-0123456789ab"
+    stray_at = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)  # long settled: no manifest is coming
+    for name, value in (("ingest_id", stray_id), ("landed_at", stray_at)):
+        field = table.schema.field(name)
+        table = table.set_column(
+            table.schema.get_field_index(name), field, pa.array([value] * table.num_rows, field.type)
+        )
+    stray = path.with_name(f"{stray_id}-0.parquet")
+    pq.write_table(table, stray)
+    try:
+        # Then the test fails on that ingest_id, with no manifest's count beside it
+        result = project.run(*test, "--store-failures", check=False)
+        assert "assert_landed_rows_match_manifests" in failed_tests(result.output)
+        assert query(
+            lake,
+            "select ingest_id, status, valid, stored_valid "
+            "from main_dbt_test__audit.assert_landed_rows_match_manifests",
+        ) == [(stray_id, None, None, table.num_rows)]
+    finally:
+        stray.unlink()
+    assert project.run(*test).returncode == 0
 
 
 def test_conservation_fails_when_a_stored_rejected_row_is_lost(quality):
