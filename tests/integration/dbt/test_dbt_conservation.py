@@ -2,11 +2,14 @@
 lost a row or kept a superseded version.
 
 It only self-joins the versions of orders landed more than once (the cheap form); this proves
-that form still fails on both kinds of damage, so it is not a test that cannot fail.
+that form still fails on both kinds of damage, so it is not a test that cannot fail. And
+tests/singular/assert_fact_rows_are_served.sql fails a build whose fact holds an order on an
+unknown member, which every served relation would leave out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -295,3 +298,27 @@ def test_a_batch_row_landed_before_the_window_is_checked_against_its_older_versi
     # versions since T1, and the re-send supersedes the row the fact holds
     kept = project.run(*TEST, check=False)
     assert kept.returncode != 0 and "FAIL 1" in kept.output, kept.output[-3000:]
+
+
+def test_a_fact_row_on_an_unknown_member_fails_the_build_instead_of_vanishing(
+    dbt_project_factory,
+):
+    # Given three orders built once, then order 3 re-sent with a status no seed lists,
+    # written into the lake by hand (the ingestion would have rejected the row)
+    project = dbt_project_factory("dbt_unknown_member")
+    lake = RawLake(project.lake)
+    lake.land(BASE, T1)
+    project.run("build")
+    lake.land([dataclasses.replace(BASE[2], status="shipped")], T2)
+    # When the next build runs
+    result = project.run("build", check=False)
+    # Then it fails on that order, which the fact holds on the unknown status and every
+    # served relation leaves out (the relationships tests pass: the unknown member exists)
+    assert result.returncode != 0
+    failed = failed_tests(result.output)
+    assert any(name.startswith("assert_fact_rows_are_served") for name in failed), failed
+    assert not any(name.startswith("relationships_in_batch") for name in failed), failed
+    assert warehouse_query(lake, "select order_id from fact_orders order by 1") == [
+        (1,), (2,), (3,)
+    ]  # fmt: skip
+    assert warehouse_query(lake, "select order_id from mart_orders order by 1") == [(1,), (2,)]
