@@ -197,14 +197,3 @@
     {%- endif -%}
     {{- return(result.rows[0][0]) -}}
 {%- endmacro %}
-
-
-{% macro date_literals(sql) -%}
-    {#- The dates of the first column of `sql` as a comma-separated list of date literals
-        (empty text when there are none). -#}
-    {%- set literals = [] -%}
-    {%- for day in run_query(sql).columns[0].values() -%}
-        {%- do literals.append("date '" ~ day ~ "'") -%}
-    {%- endfor -%}
-    {{- return(literals | join(', ')) -}}
-{%- endmacro %}

@@ -172,11 +172,15 @@
         {{- return(none) -}}
     {%- endif -%}
     {%- set since = value - modules.datetime.timedelta(seconds=1) -%}
-    {%- set first = scalar_query(adapter.dispatch('manifests_published_after', 'duff')(since)) -%}
+    {%- set first = scalar_query(manifests_published_after(since)) -%}
     {%- if first is none -%}
         {{- return(none) -}}
     {%- endif -%}
     {{- return(modules.datetime.datetime.strptime(first[:22], '%Y%m%dT%H%M%S%fZ')) -}}
+{%- endmacro %}
+
+{% macro manifests_published_after(since) -%}
+    {{- return(adapter.dispatch('manifests_published_after', 'duff')(since)) -}}
 {%- endmacro %}
 
 {% macro default__manifests_published_after(since) -%}
