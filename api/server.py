@@ -146,5 +146,7 @@ def serve(
     threading.Thread(target=flush_metrics, name="duff-metrics", daemon=True).start()
     try:
         uvicorn.Server(server_config(asgi, settings)).run(sockets=[sock or listen(host, port)])
+    except KeyboardInterrupt:
+        pass  # Ctrl-C: uvicorn has shut down, then raised the signal again; stop quietly
     finally:
         stop.set()

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -153,3 +154,31 @@ def test_a_taken_port_is_a_clear_error_before_any_url_is_printed(tmp_path):
             assert done.returncode == 2, (module, done.stdout, done.stderr)
             assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
             assert "http://" not in done.stdout
+
+
+def test_ctrl_c_stops_the_server_quietly(tmp_path, api_it_tools):
+    # Given a server serving a build
+    from tests.support.fake_marts import write_build
+
+    write_build(tmp_path, api_it_tools.make_dataset(seed=7))
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api", "--dev", "--port", str(port), "--no-access-log"],
+        cwd=ROOT,
+        env=env_for(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_line(proc, r"generated API key")
+        assert wait_http(f"http://127.0.0.1:{port}/health")[0] == 200
+        # When Ctrl-C reaches it
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # Then it stops with exit code 0 and no traceback
+    assert proc.returncode == 0, err[-3000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
