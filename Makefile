@@ -80,7 +80,8 @@ build: setup ## dbt build on the local target, then publish its served marts for
 DEMO_LOG = $(DUFF_LAKE)/logs/demo.log
 
 demo: setup sample ## the whole pipeline on sample data, then serve API and dashboard
-	@$(PY) -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.close()' $(DUFF_PORT) 2>/dev/null \
+	@# (SO_REUSEADDR, as the server binds: a connection of the last demo in TIME_WAIT is no holder)
+	@$(PY) -c 'import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.close()' $(DUFF_PORT) 2>/dev/null \
 	  || { echo "make demo: port $(DUFF_PORT) on 127.0.0.1 is in use; stop what holds it or set DUFF_PORT"; exit 1; }
 	@mkdir -p "$(DUFF_LAKE)/logs" && : > "$(DEMO_LOG)"
 	@echo "Landing sample/orders.csv, then dbt build (details in $(DEMO_LOG)) ..."
