@@ -194,8 +194,11 @@ def _write_build(
 ) -> Path:
     import duckdb
 
+    warehouse = lake / "warehouse" / "duff.duckdb"
+    if not warehouse.exists():  # dbt's target/ is the repository's, whatever DUFF_LAKE is
+        raise NothingToExport(f"no warehouse at {warehouse}: that build was of another lake")
     try:
-        con = duckdb.connect(str(lake / "warehouse" / "duff.duckdb"), read_only=True)
+        con = duckdb.connect(str(warehouse), read_only=True)
     except duckdb.Error as err:
         if _is_lock_conflict(err):
             raise WarehouseBusy(str(err).split(". See also")[0]) from err

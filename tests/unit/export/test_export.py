@@ -149,6 +149,18 @@ def test_a_stale_build_info_is_not_published(warehouse):
     assert [p for p in (lake / "marts" / "builds").iterdir()] == []
 
 
+def test_the_results_of_a_build_of_another_lake_export_nothing(tmp_path):
+    # Given dbt's results of a clean build (target/ is the repository's, whatever DUFF_LAKE
+    # is) and a lake dbt never built
+    lake, target = tmp_path / "other_lake", tmp_path / "target"
+    target.mkdir()
+    (target / "run_results.json").write_text(json.dumps(results()))
+    # Then there is nothing to export, said as such (not an error), and nothing is written
+    with pytest.raises(NothingToExport, match="no warehouse at .*another lake"):
+        export(lake, target)
+    assert list((lake / "marts" / "builds").iterdir()) == []
+
+
 def test_a_warehouse_held_by_dbt_is_busy_and_exports_nothing(warehouse):
     # Given another process (dbt) holding the warehouse's write lock
     lake, target, _ = warehouse
