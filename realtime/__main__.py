@@ -77,6 +77,11 @@ def send(settings: Settings, source: str) -> int:
     accepted = offered = 0
     try:
         fd = sys.stdin.fileno() if source == "-" else os.open(source, os.O_RDONLY)
+    except OSError as exc:  # nothing was read, so nothing was sent (said on stdout as always)
+        print(f"error: cannot read {source}: {exc.strerror or exc}", file=sys.stderr, flush=True)
+        print(f"accepted 0 events on {stream.uri}")
+        return 1
+    try:
         try:
             for batch in _batches(fd):
                 # A stream record holds at most 1 MiB (Kinesis' limit, the local stream's

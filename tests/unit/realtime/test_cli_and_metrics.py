@@ -17,7 +17,8 @@ def test_send_a_missing_file_is_exit_1_with_the_reason(tmp_path, monkeypatch, ca
     monkeypatch.delenv("DUFF_STREAM", raising=False)
     assert main(["send", str(tmp_path / "nope.jsonl")]) == 1
     out = capsys.readouterr()
-    assert "No such file" in out.err and "accepted 0 events" in out.out
+    assert out.err == f"error: cannot read {tmp_path / 'nope.jsonl'}: No such file or directory\n"
+    assert out.out.startswith("accepted 0 events")
 
 
 def test_send_a_file_counts_events_not_empty_lines(tmp_path, monkeypatch, capsys):
