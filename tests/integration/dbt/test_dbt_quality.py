@@ -137,9 +137,8 @@ def test_conservation_fails_on_raw_rows_no_landing_wrote(quality):
     stray_at = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)  # long settled: no manifest is coming
     for name, value in (("ingest_id", stray_id), ("landed_at", stray_at)):
         field = table.schema.field(name)
-        table = table.set_column(
-            table.schema.get_field_index(name), field, pa.array([value] * table.num_rows, field.type)
-        )
+        values = pa.array([value] * table.num_rows, field.type)
+        table = table.set_column(table.schema.get_field_index(name), field, values)
     stray = path.with_name(f"{stray_id}-0.parquet")
     pq.write_table(table, stray)
     try:

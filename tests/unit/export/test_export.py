@@ -156,7 +156,7 @@ def test_the_results_of_a_build_of_another_lake_export_nothing(tmp_path):
     target.mkdir()
     (target / "run_results.json").write_text(json.dumps(results()))
     # Then there is nothing to export, said as such (not an error), and nothing is written
-    with pytest.raises(NothingToExport, match="no warehouse at .*another lake"):
+    with pytest.raises(NothingToExport, match=r"no warehouse at .*another lake"):
         export(lake, target)
     assert list((lake / "marts" / "builds").iterdir()) == []
 
