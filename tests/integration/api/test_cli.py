@@ -70,19 +70,25 @@ def wait_http(url, headers=None, timeout=60):
             time.sleep(0.1)
 
 
-def test_dev_mode_prints_a_generated_key_that_works(tmp_path, api_it_tools):
+def start_dev_server(lake, dataset, stderr=subprocess.DEVNULL):
+    """``python -m api --dev`` on a free port over a build of ``dataset``; (process, port)."""
     from tests.support.fake_marts import write_build
 
-    write_build(tmp_path, api_it_tools.make_dataset(seed=5))
+    write_build(lake, dataset)
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "api", "--dev", "--port", str(port), "--no-access-log"],
         cwd=ROOT,
-        env=env_for(tmp_path),
+        env=env_for(lake),
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
         text=True,
     )
+    return proc, port
+
+
+def test_dev_mode_prints_a_generated_key_that_works(tmp_path, api_it_tools):
+    proc, port = start_dev_server(tmp_path, api_it_tools.make_dataset(seed=5))
     try:
         m, _ = wait_for_line(proc, r"generated API key.*: (\S+)")
         key = m.group(1)
@@ -158,17 +164,8 @@ def test_a_taken_port_is_a_clear_error_before_any_url_is_printed(tmp_path):
 
 def test_ctrl_c_stops_the_server_quietly(tmp_path, api_it_tools):
     # Given a server serving a build
-    from tests.support.fake_marts import write_build
-
-    write_build(tmp_path, api_it_tools.make_dataset(seed=7))
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api", "--dev", "--port", str(port), "--no-access-log"],
-        cwd=ROOT,
-        env=env_for(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc, port = start_dev_server(
+        tmp_path, api_it_tools.make_dataset(seed=7), stderr=subprocess.PIPE
     )
     try:
         wait_for_line(proc, r"generated API key")
