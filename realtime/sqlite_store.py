@@ -107,6 +107,20 @@ def store_path(lake: str) -> Path:
     return Path(lake) / "realtime" / "store.sqlite"
 
 
+def _wal(db: sqlite3.Connection, deadline: float) -> None:
+    """Put the database in WAL mode. Processes opening a new store at once (``consume`` starts
+    one per shard) contend for it, and SQLite answers the mode change "database is locked"
+    without waiting for the connection's busy timeout: try again until ``deadline``."""
+    while True:
+        try:
+            db.execute("pragma journal_mode=wal")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class StoreOfAnotherStream(Exception):
     """The store holds another stream's figures and checkpoints."""
 
@@ -118,7 +132,7 @@ class SqliteStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        self.db.execute("pragma journal_mode=wal")
+        _wal(self.db, deadline=time.monotonic() + 30)
         # A commit survives the process being killed (the OS has it); a power cut may lose the
         # last batches together with their checkpoint, which the stream then redelivers.
         self.db.execute("pragma synchronous=normal")

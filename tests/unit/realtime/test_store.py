@@ -211,3 +211,35 @@ def test_a_store_made_before_the_binding_is_bound_by_the_next_stream(store):
     assert store.checkpoint("shard-0001").sequence == 3
     with pytest.raises(StoreOfAnotherStream):
         store.bind_stream("local://b")
+
+
+def _open_at_once(path: str, barrier, results) -> None:
+    barrier.wait()
+    try:
+        store = SqliteStore(path)
+        store.bind_stream("local://orders")
+        store.close()
+        results.put("ok")
+    except Exception as exc:  # reported to the test
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_new_store_at_once_all_get_it(tmp_path):
+    # Given three processes (consume starts one per shard) opening one new store at the same
+    # moment, twenty times: SQLite refused the WAL switch to the losers, "database is locked",
+    # in about one try of eight, and that shard's worker died
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    outcomes = []
+    for i in range(20):
+        barrier, results = ctx.Barrier(3), ctx.Queue()
+        path = str(tmp_path / str(i) / "store.db")
+        procs = [ctx.Process(target=_open_at_once, args=(path, barrier, results)) for _ in range(3)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        outcomes += [results.get(timeout=5) for _ in procs]
+    # Then every one of them opened and bound it
+    assert outcomes == ["ok"] * 60
