@@ -20,6 +20,10 @@
   const PRODUCTS_IN_CHART = 12;
   const STATUS_ORDER = ["created", "delivered", "broken"];
   const QUALITY_FILES_SHOWN = 10;
+  // The stream lands a batch a minute per shard, each a delivery of its own, so the latest
+  // files can sit behind thousands of batches: the panel pages /quality/files up to this bound.
+  const QUALITY_PAGE_SIZE = 1000;
+  const QUALITY_MAX_PAGES = 5;
   const REJECT_REASONS = ["missing", "invalid", "duplicate"];
 
   const $ = (id) => document.getElementById(id);
@@ -461,30 +465,63 @@
     });
   }
 
-  // Data quality (GET /quality/files): the latest deliveries with their status and rejected
-  // rows, and those rejects summed by reason.
+  // Data quality (GET /quality/files): the latest file deliveries with their status and
+  // rejected rows, the stream batches landed since the oldest of them in one line (CONTRACT.md
+  // section 6: a batch is a delivery with a stream:// source), and their rejects by reason.
+  const isStreamBatch = (f) => String(f.source_file).startsWith("stream://");
   PANELS.quality = {
     id: "panel-quality",
-    path: () => `quality/files?limit=${QUALITY_FILES_SHOWN}`,
+    path: () => `quality/files?limit=${QUALITY_PAGE_SIZE}`,
+    async load() {
+      const files = [];
+      const batches = [];
+      let cursor = null;
+      let pages = 0;
+      let read = 0; // deliveries read, in the API's order (newest landing first)
+      do {
+        const path = this.path() + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : "");
+        const body = await api(path);
+        if (!Array.isArray(body.items)) {
+          throw new ApiError("server", 200, "bad_response", "The answer has no items list.", path);
+        }
+        for (const f of body.items) (isStreamBatch(f) ? batches : files).push({ at: read++, f });
+        cursor = body.next_cursor;
+        pages += 1;
+      } while (cursor && files.length < QUALITY_FILES_SHOWN && pages < QUALITY_MAX_PAGES);
+      const shown = files.slice(0, QUALITY_FILES_SHOWN);
+      // The batches landed since the oldest file shown; all that were read when there are
+      // fewer files to show.
+      const until = shown.length === QUALITY_FILES_SHOWN ? shown[shown.length - 1].at : read;
+      return {
+        items: shown.map((x) => x.f),
+        batches: batches.filter((x) => x.at < until).map((x) => x.f),
+        more: Boolean(cursor),
+      };
+    },
     render(p, body) {
       const items = body.items;
-      const sum = (reason) => items.reduce((s, f) => s + Math.round(Number(f.rejected[reason])), 0);
-      const latest = items.length === 1 ? "the latest delivery" : `the latest ${items.length} deliveries`;
-      p.el.querySelector('[data-role="subtitle"]').textContent = items.length
-        ? `Rejected rows by reason in ${latest}, and each delivery's counts, newest first`
+      const batches = body.batches;
+      const all = items.concat(batches);
+      const sum = (reason) => all.reduce((s, f) => s + Math.round(Number(f.rejected[reason])), 0);
+      const filesText = items.length === 1 ? "the latest file" : `the latest ${items.length} files`;
+      const batchesText = `${fmt.int(batches.length)} stream batch${batches.length === 1 ? "" : "es"}`;
+      const scope = items.length && batches.length ? `${filesText} and ${batchesText} since`
+        : items.length ? filesText : batches.length ? `the latest ${batchesText}` : "";
+      p.el.querySelector('[data-role="subtitle"]').textContent = all.length
+        ? `Rejected rows by reason in ${scope}, and each file's counts, newest first`
         : "No deliveries yet.";
       const rejected = REJECT_REASONS.reduce((s, r) => s + sum(r), 0);
       DuffCharts.bars(p.chart, {
         orientation: "vertical",
-        ariaLabel: `Column chart: rejected rows by reason in ${latest}`,
+        ariaLabel: `Column chart: rejected rows by reason in ${scope || "no deliveries"}`,
         items: rejected ? REJECT_REASONS.map((r) => ({ label: r, value: sum(r) })) : [],
         format: fmt.int,
-        emptyText: items.length ? `No rejected rows in ${latest}.` : "No deliveries yet.",
+        emptyText: all.length ? `No rejected rows in ${scope}.` : "No deliveries yet.",
       });
       const when = (t) => (t ? t.replace("T", " ").replace(/\.\d+/, "").replace("Z", " UTC") : "");
       const fileName = (f) => String(f).split("/").pop();
       const note = (f) => f.error || (f.ignored_columns.length ? "Ignored: " + f.ignored_columns.join(", ") : "");
-      renderTable(p.table, "Latest deliveries", [
+      renderTable(p.table, "Latest files", [
         { key: "source_file", label: "File", value: (f) => fileName(f.source_file) },
         { key: "status", label: "Status" },
         { key: "landed_at", label: "Landed", value: (f) => f.landed_at, format: when },
@@ -499,6 +536,25 @@
         tr.dataset.status = items[i].status;
         tr.title = items[i].source_file;
       }
+      const stream = p.el.querySelector('[data-role="stream"]');
+      const total = (key) => batches.reduce((s, b) => s + Math.round(Number(b[key])), 0);
+      const bad = batches.reduce((s, b) => s + REJECT_REASONS.reduce((t, r) => t + Math.round(Number(b.rejected[r])), 0), 0);
+      stream.dataset.batches = String(batches.length);
+      stream.dataset.rowsIn = String(total("rows_in"));
+      stream.dataset.valid = String(total("valid"));
+      stream.dataset.rejected = String(bad);
+      const parts = [];
+      if (batches.length) {
+        parts.push(
+          `Stream: ${batchesText}${items.length ? " since the oldest file shown" : ""}, the newest landed `
+          + `${when(batches[0].landed_at)}: ${fmt.int(total("rows_in"))} events, `
+          + `${fmt.int(total("valid"))} valid, ${fmt.int(bad)} rejected.`,
+        );
+      }
+      if (!items.length && body.more) {
+        parts.push(`No file among the latest ${fmt.int(QUALITY_PAGE_SIZE * QUALITY_MAX_PAGES)} deliveries.`);
+      }
+      stream.textContent = parts.join(" ");
     },
   };
 
@@ -508,7 +564,7 @@
     p.setState("loading", "Loading\u2026");
     if (spec.onLoading) spec.onLoading();
     try {
-      const body = await api(spec.path());
+      const body = spec.load ? await spec.load() : await api(spec.path());
       if (gen !== state.generation) return;
       if (!Array.isArray(body.items)) {
         throw new ApiError("server", 200, "bad_response", "The answer has no items list.", spec.path());

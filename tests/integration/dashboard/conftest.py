@@ -341,11 +341,45 @@ QUALITY_FILES = [
     ("orders_0403.csv", "landed", 950, 950, 0, 0, 0, "[]", None),
 ]
 QUALITY_LANDED = dt.datetime(2024, 4, 15, 6, 0, 0)
+# The order stream's batches (CONTRACT.md section 6), deliveries too, a minute apart per
+# shard: (first landing, count, rows_in each). Three land between the second and third
+# files; 1,200 after the newest file, so the panel must page past 1,000 to find the files.
+QUALITY_STREAM_BATCHES = [
+    (QUALITY_LANDED + dt.timedelta(hours=1, minutes=10), 3, 4),
+    (QUALITY_LANDED + dt.timedelta(hours=len(QUALITY_FILES), minutes=1), 1200, 5),
+]
+
+
+def stream_batches() -> list[dict]:
+    """QUALITY_STREAM_BATCHES as mart_quality_files rows; every 100th batch has one event
+    rejected as invalid."""
+    rows = []
+    for first, count, rows_in in QUALITY_STREAM_BATCHES:
+        for i in range(count):
+            landed = first + dt.timedelta(minutes=i)
+            invalid = 1 if (len(rows) % 100) == 99 else 0
+            rows.append(
+                {
+                    "ingest_id": f"{landed:%Y%m%dT%H%M%S%f}Z-{len(rows):012x}",
+                    "source_file": "stream://duff-orders/shard-0",
+                    "status": "landed",
+                    "rows_in": rows_in,
+                    "valid": rows_in - invalid,
+                    "rejected_missing": 0,
+                    "rejected_invalid": invalid,
+                    "rejected_duplicate": 0,
+                    "ignored_columns": "[]",
+                    "landed_at": landed,
+                    "error": None,
+                }
+            )
+    return rows
 
 
 def write_quality_marts(write, build: Path) -> None:
-    """mart_quality_files from QUALITY_FILES (an hour apart), and one rejected row of each
-    kind in mart_quality_rejects (that route is not on the dashboard)."""
+    """mart_quality_files from QUALITY_FILES (an hour apart) and QUALITY_STREAM_BATCHES, and
+    one rejected row of each kind in mart_quality_rejects (that route is not on the
+    dashboard)."""
     import pyarrow as pa
 
     i64, txt = pa.int64(), pa.string()
@@ -358,6 +392,7 @@ def write_quality_marts(write, build: Path) -> None:
         row.update(ingest_id=f"{landed:%Y%m%dT%H%M%S%f}Z-{n:012x}", landed_at=landed)
         row["source_file"] = f"/data/incoming/{row['source_file']}"
         rows.append(row)
+    rows += stream_batches()
     rows.sort(key=lambda r: r["landed_at"], reverse=True)
     types = [txt, txt, i64, i64, i64, i64, i64, txt, txt]
     fields = [("ingest_id", txt), *zip(names[:-1], types[:-1], strict=True)]

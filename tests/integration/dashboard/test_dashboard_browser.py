@@ -243,7 +243,7 @@ def test_loading_state_is_shown_until_the_api_answers(dashboard_server, browser_
         [
             "/clients?limit=10",
             "/products",
-            "/quality/files?limit=10",
+            "/quality/files?limit=1000",
             "/sales/by-channel",
             "/sales/daily",
             "/status-summary",
@@ -267,6 +267,15 @@ def test_loading_state_is_shown_until_the_api_answers(dashboard_server, browser_
     # When the calls are let through, Then the loading state gives way to the data
     for event in held:
         page.call("Fetch.continueRequest", {"requestId": event["requestId"]})
+    # (the quality panel reads a second page: the test's files sit behind 1,200 newer stream
+    # batches, conftest.QUALITY_STREAM_BATCHES)
+    more = page.wait_event("Fetch.requestPaused")
+    assert (
+        more["request"]["url"]
+        .removeprefix(dashboard_server.url)
+        .startswith("/quality/files?limit=1000&cursor=")
+    )
+    page.call("Fetch.continueRequest", {"requestId": more["requestId"]})
     page.wait_for(READY)
     done = page.evaluate(READ_PAGE)
     assert done["status"].startswith("Dashboard loaded")
@@ -320,7 +329,7 @@ def test_server_and_network_failures_are_reported_with_a_retry(dashboard_server,
     page.evaluate("document.getElementById('refresh-button').click()")
     error_body = {"error": {"code": "internal", "message": "the warehouse is on fire"}}
     seen: set[str] = set()
-    while len(seen) < 6:
+    while len(seen) < 7:  # six panels, the quality panel's second page (see above)
         event = page.wait_event("Fetch.requestPaused")
         path = event["request"]["url"].removeprefix(dashboard_server.url)
         if path == "/sales/by-channel":
