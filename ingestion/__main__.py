@@ -141,9 +141,11 @@ def _configure_logging(settings: Settings, log_json: bool) -> None:
     if log_json or not sys.stderr.isatty():
         configure_json_logging(settings.log_level, sys.stderr)
         return
-    # A person at a terminal: warnings only, as plain text.
+    # A person at a terminal: warnings only, as plain text, but not the landing's outcome line
+    # (a quarantine's warning): the summary printed after it says the same, with the reason.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler.addFilter(lambda record: not hasattr(record, "outcome"))
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

@@ -195,7 +195,6 @@ def _land_claimed(
         _copy_source(lake, src, stage + "quarantined")
         manifest.update(status="quarantined", error=capped(str(exc), MAX_ERROR_CHARS))
         moves = [(stage + "quarantined", qkey)]
-        log.warning("quarantined", extra={**extra, "error": manifest["error"]})
     except BaseException:
         with contextlib.suppress(Exception):
             lake.delete_prefix(stage)
@@ -209,15 +208,21 @@ def _land_claimed(
     manifest["seconds"] = round(time.monotonic() - started, 3)
     intent = {"manifest": manifest, "moves": moves, "state_key": state_key(source_file, fp.sha256)}
     publish(lake, catalog, intent, write_intent=True)
-    log.info(
+    # One line for the outcome, once it is published: a quarantine is a warning with its error.
+    # (`outcome` lets the CLI leave it out at a terminal, where its summary says the same.)
+    quarantined = manifest["status"] == "quarantined"
+    log.log(
+        logging.WARNING if quarantined else logging.INFO,
         manifest["status"],
         extra={
             **extra,
+            "outcome": manifest["status"],
             "rows_in": manifest["rows_in"],
             "valid": manifest["valid"],
             "rejected": manifest["rejected"],
             "partitions": len(manifest["partitions"]),
             "seconds": manifest["seconds"],
+            **({"error": manifest["error"]} if quarantined else {}),
         },
     )
     return manifest

@@ -59,8 +59,22 @@ def test_cli_json_prints_only_the_manifest_and_exit_codes(tmp_path: Path) -> Non
     assert again.returncode == 0
     assert json.loads(again.stdout)["status"] == "skipped"
     assert refused.returncode == 2
-    assert json.loads(refused.stdout)["status"] == "quarantined"
-    assert "quarantined" in refused.stderr and "lacks required" in refused.stderr
+    q = json.loads(refused.stdout)
+    assert q["status"] == "quarantined"
+    # And each landing ends in one outcome line: a quarantine is one warning with its error
+    outcomes = {"landed", "quarantined", "skipped"}
+
+    def outcome_lines(run) -> list[dict]:
+        lines = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+        return [line for line in lines if line["message"].split(":")[0] in outcomes]
+
+    (landed,) = outcome_lines(ok)
+    assert (landed["level"], landed["message"], landed["valid"]) == ("INFO", "landed", 1)
+    assert "error" not in landed
+    (quarantined,) = outcome_lines(refused)
+    assert (quarantined["level"], quarantined["message"]) == ("WARNING", "quarantined")
+    assert (quarantined["ingest_id"], quarantined["error"]) == (q["ingest_id"], q["error"])
+    assert "lacks required" in q["error"]
 
 
 def test_cli_summary_for_people(tmp_path: Path) -> None:
@@ -182,14 +196,27 @@ def test_json_log_lines_only_off_a_terminal_or_when_asked(monkeypatch: pytest.Mo
         def isatty(self) -> bool:
             return self.tty
 
-    formatters = []
+    formatters, written = [], []
+    land_log = logging.getLogger("ingestion.land")
     try:
         for tty, log_json in [(True, False), (False, False), (True, True)]:
-            monkeypatch.setattr(sys, "stderr", Tty(tty))
+            stderr = Tty(tty)
+            monkeypatch.setattr(sys, "stderr", stderr)
             cli_mod._configure_logging(Settings(), log_json)
             formatters.append(isinstance(root.handlers[-1].formatter, JsonFormatter))
+            # When a landing warns, then ends in quarantine (its outcome line)
+            land_log.warning("taking over a stale claim")
+            land_log.warning("quarantined", extra={"outcome": "quarantined", "error": "e"})
+            lines = stderr.getvalue().splitlines()
+            written.append([json.loads(x)["message"] if log_json or not tty else x for x in lines])
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
     # Then a person at a terminal gets plain warnings; a pipe or --log-json gets JSON lines
     assert formatters == [False, True, True]
+    # And at a terminal the outcome line is left to the summary printed after it
+    assert written == [
+        ["WARNING: taking over a stale claim"],
+        ["taking over a stale claim", "quarantined"],
+        ["taking over a stale claim", "quarantined"],
+    ]
