@@ -184,24 +184,28 @@ def consume(settings: Settings, shard: str | None = None) -> int:
         )
         return 2
     from ingestion.lake import lake_from_uri
+    from realtime.localstream import local_stream_uri
+    from realtime.sqlite_store import SqliteStore, store_path
 
+    # The store's binding first: a refused stream leaves nothing behind (no stream directory)
+    store = SqliteStore(store_path(settings.lake))
+    if not bound(store, local_stream_uri(settings.stream_name)):
+        store.close()
+        return 2
     stream = open_stream(settings)
     if shard is None and settings.workers > 1 and len(stream.shards) > 1:
+        store.close()
         # before the heavy imports: the workers do their own
         print(f"consuming {stream.uri} with one process per shard", flush=True)
         return _consume_in_workers(stream.shards)
     from ingestion.land import default_catalog
     from ingestion.settings import Settings as IngestSettings
     from realtime.consumer import Consumer, install_signal_handlers
-    from realtime.sqlite_store import SqliteStore, store_path
 
     ingest = IngestSettings.from_env()
     if shard is not None and shard not in stream.shards:
-        print(f"error: {stream.uri} has no shard {shard!r}", file=sys.stderr)
-        return 2
-    store = SqliteStore(store_path(settings.lake))
-    if not bound(store, stream.uri):
         store.close()
+        print(f"error: {stream.uri} has no shard {shard!r}", file=sys.stderr)
         return 2
     consumer = Consumer(
         stream,
@@ -269,12 +273,16 @@ def operate(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    stream = open_stream(settings)
+    from realtime.localstream import local_stream_uri
+
     store = SqliteStore(store_path(settings.lake))
     try:
-        if args.command == "replay":  # (reset rebuilds the store for this stream, and binds it)
-            if not bound(store, stream.uri):
-                return 2
+        # (reset rebuilds the store for this stream, and binds it; a refused replay leaves
+        # nothing behind, no stream directory included)
+        if args.command == "replay" and not bound(store, local_stream_uri(settings.stream_name)):
+            return 2
+        stream = open_stream(settings)
+        if args.command == "replay":
             try:
                 cp = replay(stream, store, args.shard, args.sequence)
             except ValueError as exc:

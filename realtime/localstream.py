@@ -78,6 +78,11 @@ def _scan(data: bytes, offset: int, seq: int) -> Iterator[tuple[int, int, int, b
         pos = stop
 
 
+def local_stream_uri(name: str) -> str:
+    """The URI a store is bound to (SqliteStore.bind_stream) for the local stream ``name``."""
+    return f"local://{name}"
+
+
 class LocalStream:
     """A named stream of ``shards`` append-only logs under ``root`` (``$DUFF_LAKE/stream``)."""
 
@@ -98,7 +103,7 @@ class LocalStream:
 
     @property
     def uri(self) -> str:
-        return f"local://{self.name}"
+        return local_stream_uri(self.name)
 
     def source_file(self, shard: str) -> str:
         return f"stream://{self.name}/{shard}"

@@ -89,15 +89,24 @@ def bound_lake(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "command",
-    [["consume"], ["replay", "--shard", "shard-0000", "--from-sequence", "1"]],
-    ids=["consume", "replay"],
+    ("command", "workers"),
+    [
+        (["consume"], "1"),
+        (["consume"], "2"),
+        (["replay", "--shard", "shard-0000", "--from-sequence", "1"], "1"),
+    ],
+    ids=["consume", "consume-in-workers", "replay"],
 )
 def test_a_second_local_stream_is_refused_by_the_first_ones_store(
-    tmp_path, monkeypatch, capsys, command
+    tmp_path, monkeypatch, capsys, command, workers
 ):
     # Given a lake whose store holds local://orders, and a consumer that must not start
     bound_lake(tmp_path, monkeypatch)
+    monkeypatch.setenv("DUFF_REALTIME_WORKERS", workers)
+    monkeypatch.setattr(
+        "realtime.__main__._consume_in_workers",
+        lambda shards: pytest.fail("workers started on another stream's store"),
+    )
 
     def started(self):
         raise AssertionError("the consumer started on another stream's checkpoints")
@@ -109,10 +118,11 @@ def test_a_second_local_stream_is_refused_by_the_first_ones_store(
     err = capsys.readouterr().err
     assert "local://orders" in err and "local://other" in err and "Traceback" not in err
     assert "realtime reset" in err
-    # and the first stream's checkpoint is untouched
+    # and the first stream's checkpoint is untouched, and nothing of the refused one is made
     store = SqliteStore(store_path(str(tmp_path)))
     assert store.checkpoint("shard-0000") == Checkpoint("shard-0000", 5, 500, 5, 500)
     store.close()
+    assert not (tmp_path / "stream" / "other").exists()
 
 
 def test_a_reset_rebuilds_the_store_for_its_stream_and_binds_it(tmp_path, monkeypatch, capsys):
