@@ -44,6 +44,25 @@ def open_panel(page, server) -> dict:
     return page.evaluate(READ_QUALITY)
 
 
+def open_panel_answered(page, server, status: int, body: dict) -> dict:
+    """Open the dashboard with its first /quality call answered by ``status`` and ``body``
+    (the browser holds the call; the server never sees it)."""
+    page.call("Fetch.enable", {"patterns": [{"urlPattern": f"{server.url}/quality/*"}]})
+    page.goto(f"{server.url}/#key={server.api_key}")
+    event = page.wait_event("Fetch.requestPaused")
+    page.call(
+        "Fetch.fulfillRequest",
+        {
+            "requestId": event["requestId"],
+            "responseCode": status,
+            "responseHeaders": [{"name": "content-type", "value": "application/json"}],
+            "body": base64.b64encode(json.dumps(body).encode()).decode(),
+        },
+    )
+    page.wait_for(SETTLED)
+    return page.evaluate(READ_QUALITY)
+
+
 def all_deliveries(server) -> list[dict]:
     """Every item of GET /quality/files, page by page, in the API's order."""
     items, cursor = [], None
@@ -131,24 +150,10 @@ def test_quality_panel_counts_the_stream_batches_since_the_oldest_file_shown(
             delivery(3 * i + 1, stream=True),
             delivery(3 * i + 2, stream=True, invalid=i // 9),
         ]
-    answer = {"items": items, "next_cursor": None}
-    page = browser_tab()
-    page.call("Fetch.enable", {"patterns": [{"urlPattern": f"{dashboard_server.url}/quality/*"}]})
-    page.goto(f"{dashboard_server.url}/#key={dashboard_server.api_key}")
-    event = page.wait_event("Fetch.requestPaused")
-    page.call(
-        "Fetch.fulfillRequest",
-        {
-            "requestId": event["requestId"],
-            "responseCode": 200,
-            "responseHeaders": [{"name": "content-type", "value": "application/json"}],
-            "body": base64.b64encode(json.dumps(answer).encode()).decode(),
-        },
-    )
 
-    # When the page settles
-    page.wait_for(SETTLED)
-    shown = page.evaluate(READ_QUALITY)
+    # When the dashboard opens and gets them as the whole answer of /quality/files
+    page = browser_tab()
+    shown = open_panel_answered(page, dashboard_server, 200, {"items": items, "next_cursor": None})
 
     # Then it shows the ten newest files and counts the 18 batches landed after the tenth
     assert shown["state"] == "ready", shown
@@ -161,25 +166,10 @@ def test_quality_panel_counts_the_stream_batches_since_the_oldest_file_shown(
 
 
 def test_quality_panel_reports_a_failing_route(dashboard_server, browser_tab):
-    # Given /quality/files answers 500 for this page
+    # Given /quality/files answers 500 for this page, When the page settles
     page = browser_tab()
-    page.call("Fetch.enable", {"patterns": [{"urlPattern": f"{dashboard_server.url}/quality/*"}]})
-    page.goto(f"{dashboard_server.url}/#key={dashboard_server.api_key}")
-    event = page.wait_event("Fetch.requestPaused")
     body = {"error": {"code": "internal", "message": "the manifests are missing"}}
-    page.call(
-        "Fetch.fulfillRequest",
-        {
-            "requestId": event["requestId"],
-            "responseCode": 500,
-            "responseHeaders": [{"name": "content-type", "value": "application/json"}],
-            "body": base64.b64encode(json.dumps(body).encode()).decode(),
-        },
-    )
-
-    # When the page settles
-    page.wait_for(SETTLED)
-    shown = page.evaluate(READ_QUALITY)
+    shown = open_panel_answered(page, dashboard_server, 500, body)
 
     # Then the panel says what failed, shows no figures, and the page offers a retry
     assert shown["page"] == "error" and shown["state"] == "error"
