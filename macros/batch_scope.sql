@@ -129,6 +129,30 @@
 {%- endmacro %}
 
 
+{% macro batch_window_start(batch) -%}
+    {#- Where the lake window of the batches under test (`batch`, from latest_batch) starts: the
+        newest landed_at of the fact's rows from earlier batches, as a UTC datetime. A raw
+        version landed after it was read by those batches (or lands after them), so tests of
+        the lake against the fact read the raw files landed since, not the whole history.
+        None when they must read everything: no batch (whole tables), a change log that is
+        not a table (Athena: a view, and raw_orders there is partitioned by pa_date, not by
+        landing), no fact row from an earlier batch, or while not executing.
+        Its refs come before any condition: dbt records a test's refs when it parses the
+        test (not executing), through the macros it calls. -#}
+    {%- set fact = ref('fact_orders') -%}
+    {%- set change_log = ref('fact_orders__change_log') -%}
+    {%- if batch is none or not execute -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set change_log = load_relation(change_log) -%}
+    {%- if change_log is none or change_log.type != 'table' -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {{- return(utc_datetime(scalar_query(
+        'select max(landed_at) from ' ~ fact ~ ' where not (' ~ batch.merged_at ~ ')'
+    ))) -}}
+{%- endmacro %}
+
 {% macro batch_id_ranges() -%}
     {#- How many runs of consecutive batch ids latest_batch turns into `between` ranges, each
         a union branch of batch_scope. Dispatched: 8 on DuckDB, whose parser is the cost of a

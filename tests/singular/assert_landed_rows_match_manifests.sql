@@ -12,15 +12,7 @@
     assert_raw_rows_conserved reads), so it reads the new raw files alone; a first build, a
     full refresh, var data_tests_scope = 'all' and Athena check every delivery. -#}
 {%- set settled = run_started_at - modules.datetime.timedelta(minutes=var('fact_orders_lookback_minutes') | int) %}
-{%- set batch = latest_batch() %}
-{#- (ref() outside the conditions: dbt records the test's refs when it parses it, not executing) #}
-{%- set fact_orders = ref('fact_orders') %}
-{%- set change_log = ref('fact_orders__change_log') %}
-{%- set change_log = load_relation(change_log) if execute else none %}
-{%- set scoped = batch is not none and change_log is not none and change_log.type == 'table' %}
-{%- set window_start = utc_datetime(scalar_query(
-    'select max(landed_at) from ' ~ fact_orders ~ ' where not (' ~ batch.merged_at ~ ')'
-)) if scoped else none %}
+{%- set window_start = batch_window_start(latest_batch()) %}
 
 with
 

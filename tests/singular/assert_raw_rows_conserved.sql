@@ -32,27 +32,22 @@
     fact_orders read the lake) counts when its order has a version before the stamp. -#}
 
 {%- set batch = latest_batch() %}
-{#- (ref() outside the condition: dbt records the test's refs when it parses it, not executing) #}
-{%- set change_log = ref('fact_orders__change_log') %}
-{%- set change_log = load_relation(change_log) if execute else none %}
-{#- Scoped where the batches have a history (locally the change log is a table). #}
-{%- set scoped = batch is not none and change_log is not none and change_log.type == 'table' %}
 {#- The batch's window in the lake: versions landed after every version the fact holds from
     earlier batches. Their orders are in scope too, so an order the batch lost (landed, and
-    no row in the fact) is counted; the fact's batch rows alone would not name it. #}
-{%- set window_start = scalar_query(
-    'select max(landed_at) from ' ~ ref('fact_orders') ~ ' where not (' ~ batch.merged_at ~ ')'
-) if scoped else none %}
+    no row in the fact) is counted; the fact's batch rows alone would not name it. Scoped
+    where the batches have such a window (locally, where the change log is a table). #}
+{%- set window_start = batch_window_start(batch) %}
+{%- set scoped = window_start is not none %}
 {%- set newest_stamp = scalar_query('select max(merged_at) from ' ~ ref('fact_orders')) if scoped else none %}
-{%- set in_window = (
-    landed_after(utc_datetime(window_start)) if window_start is not none else 'true'
-) ~ (' and landed_at <= ' ~ landed_at_literal(utc_datetime(newest_stamp)) if newest_stamp is not none else '') %}
+{%- set in_window = landed_after(window_start) ~ (
+    ' and landed_at <= ' ~ landed_at_literal(utc_datetime(newest_stamp)) if newest_stamp is not none else ''
+) if scoped else none %}
 {#- The batch's rows that landed before the window, and the oldest landed_at among them
     (none: usually) #}
 {%- set late_rows = (
     'select order_id, landed_at from ' ~ ref('fact_orders') ~ ' where (' ~ batch.merged_at
-    ~ ') and landed_at <= ' ~ landed_at_literal(utc_datetime(window_start))
-) if scoped and window_start is not none else none %}
+    ~ ') and landed_at <= ' ~ landed_at_literal(window_start)
+) if scoped else none %}
 {%- set late_start = utc_datetime(
     scalar_query('select min(late_rows.landed_at) from (' ~ late_rows ~ ') as late_rows')
 ) if late_rows is not none else none %}
