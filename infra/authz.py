@@ -18,6 +18,12 @@ Sources, per service (checked against the AWS documentation, see docs/operations
   and to complete a multipart upload ("Multipart upload API and permissions").
 * Glue (Glue developer guide, "Specifying AWS Glue resource ARNs"): a Data Catalog call needs
   the action on the catalog, the database and, for table and partition calls, the table.
+  The list calls return only what the caller may see (Glue developer guide, "Identity-based
+  policy examples": "Filter tables by GetTables permission"; Lake Formation: "For all Get* API
+  operations, only databases and tables that the caller has permissions on get returned"):
+  ``GetDatabases`` lists a database only to a caller allowed ``glue:GetDatabases`` on it, so a
+  caller that relies on finding a database in the list (dbt creates every schema it does not
+  find there, with ``create schema``) needs the action on that database too.
 * Athena (Athena user guide, "Access to Amazon S3" and "Workgroup settings override
   client-side settings"): the caller needs ``athena:*`` actions on the work group, and Athena
   writes the results to the work group's location (the client's location only when the work
@@ -146,11 +152,14 @@ def authorizations(
     deployment: Deployment,
     response: Mapping[str, Any] | None = None,
     query_work_group: str | None = None,
+    databases_used: frozenset[str] = frozenset(),
 ) -> list[Request]:
     """The requests AWS authorizes for one call made by ``principal``.
 
     ``response`` is the parsed response when known (a query id names its results object);
-    ``query_work_group`` the work group of the query a ``QueryExecutionId`` call names.
+    ``query_work_group`` the work group of the query a ``QueryExecutionId`` call names;
+    ``databases_used`` the Glue databases the caller works in (named by its other calls),
+    which a ``GetDatabases`` must list to it.
     """
     dep = deployment
     tls = {"aws:SecureTransport": True}
@@ -260,7 +269,8 @@ def authorizations(
         elif operation == "CreateDatabase":
             resources = [catalog, database(params["DatabaseInput"]["Name"])]
         elif operation == "GetDatabases":
-            resources = [catalog]
+            # (filtered: the databases the caller works in must be visible to it)
+            resources = [catalog] + [database(name) for name in sorted(databases_used)]
         elif operation == "GetTables":
             db = params["DatabaseName"]
             resources = [catalog, database(db), table(db, "*")]

@@ -372,6 +372,23 @@ class Finding:
     text: str
 
 
+def _databases_named(call: Call, params: Mapping[str, Any]) -> set[str]:
+    """The Glue databases a call (its parameters bound to the template's names) works in: a
+    Glue call's database, or the database an Athena query runs in."""
+    if call.service == "glue":
+        if "DatabaseName" in params:
+            return {params["DatabaseName"]}
+        if call.operation in ("GetDatabase", "DeleteDatabase", "UpdateDatabase"):
+            return {params["Name"]}
+        if "DatabaseInput" in params:
+            return {params["DatabaseInput"]["Name"]}
+    if call.service == "athena":
+        database = params.get("QueryExecutionContext", {}).get("Database")
+        if database:
+            return {database}
+    return set()
+
+
 class Audit:
     """The template's policies, and the check of recorded calls against them."""
 
@@ -432,10 +449,10 @@ class Audit:
         findings: list[Finding] = []
         query_groups: dict[str, str] = {}
         seen: set[tuple[str, str]] = set()
+        bound: list[tuple[Call, dict[str, Any]]] = []
         for call in calls:
             if call.role is None or call.service not in AUDITED_SERVICES:
                 continue
-            principal = self.role_arns[call.role]
             try:
                 params = self.binding(call).params(call.service, call.operation, call.params)
             except Unbound as exc:
@@ -447,6 +464,14 @@ class Audit:
                     )
                 )
                 continue
+            bound.append((call, params))
+        # The Glue databases each role works in, whenever it names them (a GetDatabases
+        # before its other calls must already list them to it: infra/authz.py)
+        databases_used: dict[str, set[str]] = {}
+        for call, params in bound:
+            databases_used.setdefault(call.role or "", set()).update(_databases_named(call, params))
+        for call, params in bound:
+            principal = self.role_arns[call.role]
             qid = params.get("QueryExecutionId") or call.response.get("QueryExecutionId")
             if call.operation == "StartQueryExecution" and qid:
                 query_groups[qid] = params["WorkGroup"]
@@ -459,6 +484,7 @@ class Audit:
                     deployment=self.deployment,
                     response=call.response,
                     query_work_group=query_groups.get(qid) if qid else None,
+                    databases_used=frozenset(databases_used.get(call.role or "", ())),
                 )
             except NotModelled as exc:
                 findings.append(

@@ -262,3 +262,39 @@ def test_tagging_a_served_mart_is_the_build_roles_and_not_the_apis(audit, templa
     policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") != "TagTheServedMarts"]
     _, findings = Audit(tpl).check(by_build)
     assert len(findings) == 2, [f.text for f in findings]
+
+
+def test_a_schema_listing_must_show_the_build_the_schema_it_creates(audit, template):
+    # Given dbt-athena's create_schemas as the build role makes it: list every database
+    # (GetDatabases, which Glue filters to those the caller may list), then work in its
+    # analytics schema, which dbt would create when the list lacks it
+    dbt_env = {"DUFF_ATHENA_SCHEMA": "marts_x", "DUFF_GLUE_DATABASE": "raw_x"}
+    calls = [
+        Call("glue", "GetDatabases", {}, "DbtBuildRole", dbt_env),
+        Call("glue", "GetTables", {"DatabaseName": "marts_x"}, "DbtBuildRole", dbt_env),
+        Call("glue", "GetTable", {"DatabaseName": "raw_x", "Name": "raw_orders"}, "DbtBuildRole",
+             dbt_env),
+    ]  # fmt: skip
+    # When audited: Then the listing is checked on both databases the build works in
+    evaluated, findings = audit.check(calls)
+    assert [f.text for f in findings] == []
+    listed = sorted(
+        row["request"].split(" on ")[1].split()[0]
+        for row in evaluated
+        if row["call"] == "glue.GetDatabases"
+    )
+    assert [arn.rsplit(":", 1)[1] for arn in listed] == [
+        "catalog",
+        "database/duff_dev",
+        "database/duff_dev_analytics",
+    ]
+    # And without glue:GetDatabases on the analytics database the listing would hide it
+    tpl = copy.deepcopy(template)
+    own = statement(tpl, "DbtBuildRole", "OwnAnalyticsSchema")
+    own["Action"] = [a for a in own["Action"] if a != "glue:GetDatabases"]
+    _, findings = Audit(tpl).check(calls)
+    assert len(findings) == 1
+    assert (
+        "glue:GetDatabases on arn:aws:glue:us-east-1:123456789012:database/duff_dev_analytics"
+        in (findings[0].text)
+    )

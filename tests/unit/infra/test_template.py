@@ -214,6 +214,20 @@ def test_lifecycles_expire_incoming_after_90_days_results_after_7_and_old_versio
     for lid in _of_type(tpl, "AWS::S3::Bucket"):
         assert any("NoncurrentVersionExpiration" in r for r in rules(lid)), lid
         assert all(r["Status"] == "Enabled" for r in rules(lid))
+    # And the tables every dbt build replaces keep their old versions a day, not 30: the
+    # warehouse is dbt's data dir in the lake bucket
+    data_dir = next(
+        v["Value"]
+        for v in res.properties("DbtBuildProject")["Environment"]["EnvironmentVariables"]
+        if v["Name"] == "DUFF_ATHENA_S3_DATA_DIR"
+    )
+    prefix = data_dir.split("/", 3)[3]
+    assert data_dir.startswith(f"s3://{res.properties('LakeBucket')['BucketName']}/")
+    assert [
+        r["NoncurrentVersionExpiration"]["NoncurrentDays"]
+        for r in rules("LakeBucket")
+        if r.get("Prefix") == prefix and "NoncurrentVersionExpiration" in r
+    ] == [1]
 
 
 # -- ingestion ----------------------------------------------------------------------------------
