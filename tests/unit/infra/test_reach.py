@@ -255,8 +255,17 @@ LF_REACH = {
         ("database", "raw"): {"CREATE_TABLE", "DESCRIBE"},
         ("tables of", "raw"): {"ALTER", "INSERT", "DESCRIBE"},
     },
+    # Real-time batches land like a file
+    "RealtimeLakeRole": {
+        ("location", "raw/orders"): {"DATA_LOCATION_ACCESS"},
+        ("database", "raw"): {"CREATE_TABLE", "DESCRIBE"},
+        ("tables of", "raw"): {"ALTER", "INSERT", "DESCRIBE"},
+    },
     "DbtBuildRole": {
         ("tables of", "raw"): {"SELECT", "DESCRIBE"},
+        # (its staging views over raw_orders: Athena creates a view of registered data only
+        # with permissions on the source location too)
+        ("location", "raw/orders"): {"DATA_LOCATION_ACCESS"},
         ("location", "warehouse"): {"DATA_LOCATION_ACCESS"},
         ("database", "analytics"): {"CREATE_TABLE", "ALTER", "DROP", "DESCRIBE"},
         ("tables of", "analytics"): {"SELECT", "INSERT", "DELETE", "ALTER", "DROP", "DESCRIBE"},
@@ -300,6 +309,28 @@ def test_every_lake_formation_grant_matches_the_reach_table(world):
         assert key not in got.get(role, {}), (role, key)
         got.setdefault(role, {})[key] = set(p["Permissions"])
     assert got == LF_REACH
+
+
+def test_every_role_that_reaches_a_table_holds_lake_formation_grants_too(world):
+    # Once IAM_ALLOWED_PRINCIPALS is revoked (docs/operations.md, "Lake Formation"), Lake
+    # Formation decides for the tables: a role whose IAM reach reads or changes a table needs
+    # a grant there too, and a role that writes a registered prefix needs its data location
+    # (the real-time lake role had neither).
+    for role, (_, writes, tables_read, tables_changed, _) in REACH.items():
+        if role in ("LakeFormationDataAccessRole", "RedshiftSpectrumRole"):
+            continue  # Lake Formation's own role; Spectrum reads through the analysts' grants
+        if tables_read or tables_changed:
+            assert role in LF_REACH, role
+        grants = LF_REACH.get(role, {})
+        for table in tables_changed:
+            database = table.split(".")[0]
+            assert {"INSERT", "ALTER"} <= grants.get(("tables of", database), set()), role
+        if "raw/orders/" in writes:
+            assert ("location", "raw/orders") in grants, role
+    # And every role with a Lake Formation grant may fetch its data credentials
+    _, res, _ = world
+    vending = set(res.properties("LakeFormationDataAccess")["Roles"])
+    assert vending == {res.properties(role)["RoleName"] for role in LF_REACH}
 
 
 def test_lake_formation_governs_the_two_data_prefixes_and_classifies_both_databases(world):
