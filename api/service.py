@@ -135,9 +135,16 @@ def select_sql(
     for f in route.filters:
         col = mart.column(f.column)
         if f.param is not None and p.get(f.param) is not None:
-            conds.append(f"{f.column} = {_placeholder(col)}")
-            args.append(_bind(col, p[f.param]))
-            fixed.add(f.column)
+            if col.kind == "text" and not f.values and not col.values:
+                # free text (an ingest_id): matched in any case, as every filter value is
+                # (CONTRACT.md section 4); two spellings may match, so the column stays in
+                # the order
+                conds.append(f"lower({f.column}) = {_placeholder(col)}")
+                args.append(_bind(col, str(p[f.param]).lower()))
+            else:
+                conds.append(f"{f.column} = {_placeholder(col)}")
+                args.append(_bind(col, p[f.param]))
+                fixed.add(f.column)
         for param, op in ((f.range_from, ">="), (f.range_to, "<=")):
             if param is not None and p.get(param) is not None:
                 conds.append(f"{f.column} {op} {_placeholder(col)}")  # bare column: pruning

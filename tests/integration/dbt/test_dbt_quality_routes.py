@@ -177,17 +177,22 @@ def test_rejected_rows_are_served_with_column_detail_and_raw_values(served):
         {"column": "Order_Date"},
         {"reason": "missing", "column": "client_name"},
         {"ingest_id": "first"},  # the first delivery's id, filled in below
+        {"ingest_id": "FIRST"},  # the same in upper case: filter values match in any case
         {"ingest_id": "second", "reason": "duplicate"},  # a filter that matches nothing
     ],
 )
 def test_filters_select_exactly_the_matching_rows(served, query):
     app, manifests = served
-    ids = {"first": manifests[0][0]["ingest_id"], "second": manifests[2][0]["ingest_id"]}
+    first, second = manifests[0][0]["ingest_id"], manifests[2][0]["ingest_id"]
+    ids = {"first": first, "FIRST": first.upper(), "second": second}
+    assert first.upper() != first
     query = {k: ids.get(v, v) for k, v in query.items()}
-    want = {k: v.lower() for k, v in query.items() if k != "ingest_id"}
-    if "ingest_id" in query:
-        want["ingest_id"] = query["ingest_id"]
-    expected = [r for r in expected_rejects(manifests) if all(r[k] == v for k, v in want.items())]
+    want = {k: v.lower() for k, v in query.items()}
+    expected = [
+        r
+        for r in expected_rejects(manifests)
+        if all((r[k].lower() if k == "ingest_id" else r[k]) == v for k, v in want.items())
+    ]
     got = walk(app, "/quality/rejects", 1, **query)
     assert [(r["ingest_id"], r["source_line"]) for r in got] == [
         (r["ingest_id"], r["source_line"]) for r in expected
