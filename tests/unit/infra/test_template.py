@@ -494,6 +494,22 @@ def test_dbt_build_is_scheduled_started_after_landing_and_alarmed(tpl, res):
     alarm = res.properties("DbtBuildFailedAlarm")
     assert alarm["MetricName"] == "FailedBuilds"
     assert alarm["AlarmActions"] == [res.refs["AlarmTopic"]]
+    # And no success for hours alarms whatever the cause: no build at all is no data point
+    silent = res.properties("DbtNoSuccessAlarm")
+    project = [{"Name": "ProjectName", "Value": res.refs["DbtBuildProject"]}]
+    assert (silent["MetricName"], silent["Dimensions"]) == ("SucceededBuilds", project)
+    assert (silent["ComparisonOperator"], silent["Threshold"]) == ("LessThanThreshold", 1)
+    assert silent["TreatMissingData"] == "breaching"
+    hours = int(silent["EvaluationPeriods"]) * silent["Period"] / 3600
+    assert int(silent["DatapointsToAlarm"]) == int(silent["EvaluationPeriods"])
+    # (CloudWatch: at most 7 days of evaluation for periods of an hour or more)
+    parameter = tpl["Parameters"]["DbtMaxHoursWithoutSuccess"]
+    assert silent["Period"] >= 3600 and silent["Period"] * parameter["MaxValue"] <= 604800
+    # (longer than two scheduled builds: one failed build alone is the other alarm's)
+    assert hours > 2 * 6 and schedule["ScheduleExpression"] == "cron(0 */6 * * ? *)"
+    starter = res.properties("DbtBuildStarterErrorsAlarm")
+    assert (starter["Namespace"], starter["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert starter["Dimensions"] == [{"Name": "FunctionName", "Value": res.refs["DbtBuildStarter"]}]
 
 
 def test_every_alarm_notifies_the_topic(tpl, res):
