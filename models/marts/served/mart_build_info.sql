@@ -14,7 +14,6 @@
 -- depends_on: {{ ref('mart_product_channel_sales') }}
 -- depends_on: {{ ref('mart_status_summary') }}
 -- depends_on: {{ ref('mart_daily_sales') }}
--- depends_on: {{ ref('mart_quality_files') }}
 -- depends_on: {{ ref('mart_quality_rejects') }}
 -- depends_on: {{ ref('mart_quality_rejects_daily') }}
 
@@ -26,10 +25,35 @@ fact_orders as (
 
 ),
 
+quality_files as (
+
+    select * from {{ ref('mart_quality_files') }}
+
+),
+
+landings as (
+
+    {#- Every row the fact holds carries its landing's landed_at. A file that landed with no
+        valid row (all rejected, or a header only) adds none, yet the data is as of it too
+        (CONTRACT.md section 4: the latest landed file): it had nothing to merge. #}
+    select cast(landed_at as {{ timestamp_type() }}) as landed_at
+    from fact_orders
+
+    union all
+
+    select cast(landed_at as {{ timestamp_type() }}) as landed_at
+    from quality_files
+    where
+        status = 'landed'
+        and valid = 0
+        and cast(landed_at as {{ timestamp_type() }}) <= {{ timestamp_literal(run_started_at) }}
+
+),
+
 data_as_of as (
 
     select max(landed_at) as data_as_of
-    from fact_orders
+    from landings
 
 ),
 

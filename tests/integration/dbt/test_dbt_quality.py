@@ -155,6 +155,32 @@ def test_conservation_fails_on_raw_rows_no_landing_wrote(quality):
     assert project.run(*test).returncode == 0
 
 
+def test_data_is_as_of_the_latest_landed_file_even_one_with_no_valid_row(quality, tmp_path):
+    # Given the build: its data is as of the delivery with valid rows (the quarantined file,
+    # landed later, is not a landed file)
+    project, lake, landed, quarantined = quality
+
+    def landed_at(manifest: dict) -> dt.datetime:
+        return dt.datetime.fromisoformat(manifest["landed_at"].replace("Z", "+00:00"))
+
+    assert landed_at(quarantined) > landed_at(landed)
+    as_of = "select data_as_of from mart_build_info"
+    assert query(lake, as_of) == [(landed_at(landed).replace(tzinfo=None),)]
+    # When a file lands whose every row is rejected (CONTRACT.md section 2: status landed,
+    # valid 0), and a build follows
+    path = tmp_path / "all_rejected.csv"
+    path.write_text(HEADER + "5,7,,200,Duff,1.25,1,0.330,Retail,created,2024-05-11,\n")
+    rejected = ingest(path, lake.root)
+    assert (rejected["status"], rejected["valid"], rejected["rejected"]["missing"]) == (
+        "landed",
+        0,
+        1,
+    )
+    project.run("build")
+    # Then the data is as of that file: the latest landed file (section 4's /health)
+    assert query(lake, as_of) == [(landed_at(rejected).replace(tzinfo=None),)]
+
+
 def test_conservation_fails_when_a_stored_rejected_row_is_lost(quality):
     project, lake, landed, _ = quality
     test = ("test", "--select", "assert_rejects_match_manifests")
