@@ -348,7 +348,15 @@ def source_size(uri: str) -> int | None:
 
 def canonical_source(uri: str) -> str:
     """The ``source_file`` written to manifests and rows: an absolute path or ``s3://b/k``.
-    A symlink is not resolved: landing refuses it rather than land what it points to."""
+
+    A local path names the file the file system finds there, as ``cat`` would: its folder is
+    resolved as the kernel resolves it (symlinked folders, then ``..``; resolving ``..`` as
+    text would name another file behind a symlinked folder), and its last part is kept as
+    given. A symlink there is not followed (landing refuses it rather than land what it points
+    to), a trailing ``/`` stays (a file is then refused as not a folder), and ``~`` is a name
+    like any other (the shell expands it, not this). One file reached through two folder
+    paths is one source."""
     if is_s3_uri(uri):
         return uri
-    return os.path.abspath(os.path.expanduser(uri))
+    folder, name = os.path.split(os.path.join(os.getcwd(), uri))
+    return os.path.join(os.path.realpath(folder), name) if name else os.path.realpath(folder) + "/"

@@ -36,7 +36,9 @@ def claim_prefix(state: str) -> str:
 
 
 def source_name(source_file: str) -> str:
-    name = PurePosixPath(source_file.replace("\\", "/")).name
+    """The file name of a local path or an S3 key: its part after the last ``/`` (a backslash
+    is a character of the name on both)."""
+    name = PurePosixPath(source_file).name
     return name or "source.csv"
 
 

@@ -70,3 +70,42 @@ def test_what_the_manifest_quotes_from_the_file_is_capped(tmp_path: Path) -> Non
     assert len(first) <= 100 and len(second) <= 100 and first != second
     assert first.startswith("xxxx") and "200,001 characters" in first and first.endswith("xa")
     assert second.endswith("xb")
+
+
+def test_a_path_names_the_file_the_file_system_finds_there(tmp_path: Path, monkeypatch) -> None:
+    # Given a folder `x` with a symlink `link` to `deep/sub`, an orders file `deep/real.csv`,
+    # and another file `x/real.csv` where `link/../real.csv` would be read as text
+    x = tmp_path / "x"
+    (x / "deep" / "sub").mkdir(parents=True)
+    (x / "deep" / "real.csv").write_text("\n".join([HEADER, row(), row(order_id="2")]) + "\n")
+    (x / "real.csv").write_text("not,a,duff,file\n")
+    (x / "link").symlink_to("deep/sub")
+    monkeypatch.chdir(x)
+    lake = tmp_path / "lake"
+
+    def landed(path: str) -> dict:
+        return land(path, settings=Settings(lake=str(lake)), lake=LocalLake(lake))
+
+    # When `link/../real.csv` is landed (what `cat link/../real.csv` shows: deep/real.csv)
+    first = landed("link/../real.csv")
+    # Then that file lands, named by its physical path
+    assert (first["status"], first["valid"]) == ("landed", 2)
+    assert first["source_file"] == str((x / "deep" / "real.csv").resolve())
+    # And the same file by another folder path is the same source: skipped
+    assert landed(str(x / "deep" / "real.csv"))["status"] == "skipped"
+    # And a trailing slash on a file, or `~` the shell never expanded, is no file to read
+    for path, why in [("deep/real.csv/", "Not a directory"), ("~/real.csv", "no such file")]:
+        with pytest.raises(Unreadable, match=why):
+            landed(path)
+
+
+def test_a_backslash_is_part_of_the_kept_file_name(tmp_path: Path) -> None:
+    # Given a refused file whose name holds a backslash (a character on POSIX and in S3 keys)
+    src = tmp_path / "back\\slash.csv"
+    src.write_text("not,a,duff,file\n")
+    lake = tmp_path / "lake"
+    # When it is landed, Then its copy keeps the whole name
+    q = land(str(src), settings=Settings(lake=str(lake)), lake=LocalLake(lake))
+    assert q["status"] == "quarantined"
+    kept = lake / "quarantine" / q["ingest_id"] / "back\\slash.csv"
+    assert kept.read_bytes() == src.read_bytes()
