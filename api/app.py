@@ -180,6 +180,8 @@ class App:
         given = req.headers.get("x-api-key")
         if not self._key or given is None:
             return False
+        # Whitespace around a field value is not part of it (RFC 9110, section 5.5)
+        given = given.strip(" \t")
         return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self._key)
 
     def _dispatch(self, req: Request, may_query: bool = True) -> Response:

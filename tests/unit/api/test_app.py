@@ -39,7 +39,10 @@ def test_data_routes_need_the_key(api_get, path):
     _error(api_get(path, key=None), 403, "forbidden")
     _error(api_get(path, key=API_UNIT_KEY[:-1] + "X"), 403, "forbidden")
     _error(api_get(path, key=""), 403, "forbidden")
+    _error(api_get(path, key=f" {API_UNIT_KEY[:-1]} "), 403, "forbidden")
     assert api_get(path).status in (200, 404)
+    # And whitespace around the value is not part of it (RFC 9110, section 5.5)
+    assert api_get(path, key=f" {API_UNIT_KEY}\t ").status == api_get(path).status
 
 
 @pytest.mark.parametrize("path", ["/health", "/openapi.json"])
