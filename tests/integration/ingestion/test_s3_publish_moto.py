@@ -118,9 +118,9 @@ def test_a_refused_s3_file_is_copied_to_quarantine_server_side_byte_for_byte(
     copies: list[tuple[str, str]] = []
     real = S3Lake.copy_from
 
-    def spy(self, source_uri, key, version_id=None):
+    def spy(self, source_uri, key):
         copies.append((source_uri, key))
-        return real(self, source_uri, key, version_id)
+        return real(self, source_uri, key)
 
     monkeypatch.setattr(S3Lake, "copy_from", spy)
     lake = S3Lake(f"s3://{buckets['lake']}/lake")
