@@ -47,9 +47,7 @@ log = logging.getLogger("ingestion.handler")
 #: Top-level folders of a lake that landing writes itself; objects there are never sources.
 LAKE_AREAS = frozenset({"raw", "rejects", "manifests", "quarantine", "marts", "warehouse"})
 
-#: ``land(source, version_id)``: the object's version as the event names it (None when the
-#: bucket is not versioned)
-LandFn = Callable[[str, "str | None"], Mapping[str, Any]]
+LandFn = Callable[[str], Mapping[str, Any]]
 
 
 class IngestFailed(RuntimeError):
@@ -72,9 +70,9 @@ def _runtime() -> tuple[Any, Any]:
     return lake_from_uri(SETTINGS.lake), default_catalog(SETTINGS)
 
 
-def _land(source: str, version_id: str | None) -> Mapping[str, Any]:
+def _land(source: str) -> Mapping[str, Any]:
     lake, catalog = _runtime()
-    return land(source, lake=lake, catalog=catalog, settings=SETTINGS, version_id=version_id)
+    return land(source, lake=lake, catalog=catalog, settings=SETTINGS)
 
 
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
@@ -139,17 +137,15 @@ def handle_event(
     lake_root: str,
     request_id: str | None = None,
     emit_metrics: Callable[..., Any] = metrics.emit,
-    source_exists: Callable[[str, str | None], bool] | None = None,
+    source_exists: Callable[[str], bool] | None = None,
 ) -> dict[str, Any]:
-    """Land every object of ``event`` with ``land(source, version_id) -> manifest`` (the
-    version the record names: an overwrite of the key soon after is not read in its place;
-    its own event lands it); return a summary.
+    """Land every object of ``event`` with ``land(source) -> manifest``; return a summary.
 
     The summary counts records by outcome (``landed``, ``skipped``, ``quarantined``,
     ``ignored``, ``gone``, ``failed``) and lists one entry per record. Raises
     :class:`IngestFailed` after all records were tried when any of them failed.
-    ``source_exists(source, version_id)`` tells a deleted source (ignored as ``gone``) from
-    any other missing-file error (a failure); by default it asks S3.
+    ``source_exists(source)`` tells a deleted source (ignored as ``gone``) from any other
+    missing-file error (a failure); by default it asks S3.
     """
     results: list[dict[str, Any]] = []
     failures: list[tuple[str, BaseException]] = []
@@ -162,15 +158,12 @@ def handle_event(
                 results.append({"source_file": source, "status": "ignored", "reason": reason})
                 continue
             size = record["s3"]["object"].get("size")
-            version_id = record["s3"]["object"].get("versionId") or None
             started = time.monotonic()
             try:
-                manifest = dict(land(source, version_id))
+                manifest = dict(land(source))
             except Exception as exc:
                 seconds = time.monotonic() - started
-                if isinstance(exc, FileNotFoundError) and not _still_exists(
-                    source_exists, source, version_id
-                ):
+                if isinstance(exc, FileNotFoundError) and not _still_exists(source_exists, source):
                     # Deleted after the event was sent: no retry can land it.
                     log.warning("ignored %s: it no longer exists (%s)", source, exc)
                     results.append({"source_file": source, "status": "gone", "reason": str(exc)})
@@ -207,17 +200,13 @@ def handle_event(
     return summary
 
 
-def _still_exists(
-    source_exists: Callable[[str, str | None], bool] | None, source: str, version_id: str | None
-) -> bool:
+def _still_exists(source_exists: Callable[[str], bool] | None, source: str) -> bool:
     if source_exists is None:
         from ingestion.s3 import source_exists as s3_source_exists
 
-        def source_exists(uri: str, version: str | None) -> bool:
-            return s3_source_exists(uri, version_id=version)
-
+        source_exists = s3_source_exists
     try:
-        return source_exists(source, version_id)
+        return source_exists(source)
     except Exception:
         log.exception("could not tell whether %s still exists", source)
         return True  # unknown: treat it as a failure, so the event is retried

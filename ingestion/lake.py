@@ -315,22 +315,19 @@ def lake_from_uri(uri: str) -> Lake:
     return LocalLake(uri)
 
 
-def open_source(
-    uri: str, *, if_match: str | None = None, version_id: str | None = None
-) -> BinaryIO:
+def open_source(uri: str, *, if_match: str | None = None) -> BinaryIO:
     """Open a file to land (absolute/relative path or ``s3://bucket/key``) for streaming read.
 
     The returned object supports ``read(n)`` and ``close()``; it need not be seekable. Landing
     reads a source twice (SHA-256 first, then the rows), opening it once per pass. For S3,
     ``ingestion.s3`` provides ``open_source(uri)`` and ``source_size(uri)``; the stream's
     ``raw.etag`` is the object's ETag, and ``if_match`` pins a later pass to it (an object
-    replaced in between raises ``ingestion.s3.SourceChanged``); ``version_id`` reads that
-    version of the object. Local files ignore both.
+    replaced in between raises ``ingestion.s3.SourceChanged``). Local files ignore it.
     """
     if is_s3_uri(uri):
         from ingestion.s3 import open_source as open_s3_source
 
-        return open_s3_source(uri, if_match=if_match, version_id=version_id)
+        return open_s3_source(uri, if_match=if_match)
     return open(uri, "rb")
 
 

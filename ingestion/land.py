@@ -81,19 +81,16 @@ def land(
     catalog: Catalog | None = None,
     progress: Callable[[int], None] | None = None,
     now: dt.datetime | None = None,
-    version_id: str | None = None,
 ) -> dict[str, Any]:
     """Land ``source`` (a path or ``s3://bucket/key``) and return its manifest.
 
-    ``version_id``: the version of an S3 object to land (its event names it when the bucket
-    is versioned), so that a quick overwrite of the key is not landed in its place.
     Raises :class:`Unreadable` when the source cannot be read at all (nothing is written)."""
     settings = settings or Settings.from_env()
     lake = lake if lake is not None else lake_from_uri(settings.lake)
     catalog = catalog if catalog is not None else NullCatalog()
     started = time.monotonic()
     landed_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    with opened(canonical_source(source), version_id) as src:
+    with opened(canonical_source(source)) as src:
         # 1. fingerprint
         with src.read() as f:
             fp = fingerprint(f)
@@ -235,7 +232,7 @@ def _copy_source(lake: Lake, src: Source, key: str) -> None:
     """Keep the refused file byte for byte (server-side when both are on S3)."""
     copy_from = getattr(lake, "copy_from", None)
     if is_s3_uri(src.uri) and callable(copy_from):
-        copy_from(src.uri, key, src.version_id)
+        copy_from(src.uri, key)
         return
     with src.read() as f, lake.open_write(key, mode=src.mode) as dst:
         while True:

@@ -131,13 +131,7 @@ class S3ObjectReader(io.RawIOBase):
     """A sequential, read-only stream over one S3 object (see the module docstring)."""
 
     def __init__(
-        self,
-        bucket: str,
-        key: str,
-        *,
-        client: Any = None,
-        if_match: str | None = None,
-        version_id: str | None = None,
+        self, bucket: str, key: str, *, client: Any = None, if_match: str | None = None
     ) -> None:
         super().__init__()
         self.bucket = bucket
@@ -145,12 +139,9 @@ class S3ObjectReader(io.RawIOBase):
         self._client = client or s3_client()
         self._pos = 0
         self._resumes = 0
-        # The version the event named, when the bucket is versioned: a later overwrite of the
-        # key must not be read in its place (its own event lands it).
-        self._version = {"VersionId": version_id} if version_id else {}
         extra = {"IfMatch": if_match} if if_match else {}
         try:
-            response = self._client.get_object(Bucket=bucket, Key=key, **self._version, **extra)
+            response = self._client.get_object(Bucket=bucket, Key=key, **extra)
         except Exception as exc:
             if _is_not_found(exc) or _code(exc) == "NoSuchBucket":
                 raise FileNotFoundError(f"no such object: s3://{bucket}/{key}") from exc
@@ -220,7 +211,6 @@ class S3ObjectReader(io.RawIOBase):
                 Key=self.key,
                 Range=f"bytes={self._pos}-",
                 IfMatch=self.etag,
-                **self._version,
             )
         except Exception as exc:
             if _code(exc) == "PreconditionFailed" or _status(exc) == 412:
@@ -238,18 +228,16 @@ class S3ObjectReader(io.RawIOBase):
         super().close()
 
 
-def open_source(
-    uri: str, *, client: Any = None, if_match: str | None = None, version_id: str | None = None
-) -> BinaryIO:
+def open_source(uri: str, *, client: Any = None, if_match: str | None = None) -> BinaryIO:
     """Open ``s3://bucket/key`` (key decoded) for a buffered, streaming, sequential read.
 
     The object's ETag is ``stream.raw.etag``. A caller that reads a source twice (hash first,
     rows second) passes that ETag as ``if_match`` on the second open: if the object was
     replaced in between, :class:`SourceChanged` is raised instead of reading other bytes than
-    the ones hashed. ``version_id`` reads that version of the key (the one an event named).
+    the ones hashed.
     """
     bucket, key = split_s3_uri(uri)
-    raw = S3ObjectReader(bucket, key, client=client, if_match=if_match, version_id=version_id)
+    raw = S3ObjectReader(bucket, key, client=client, if_match=if_match)
     return io.BufferedReader(raw, buffer_size=READ_CHUNK_BYTES)  # type: ignore[return-value]
 
 
@@ -263,15 +251,13 @@ def source_size(uri: str, *, client: Any = None) -> int | None:
         return None
 
 
-def source_exists(uri: str, *, client: Any = None, version_id: str | None = None) -> bool:
-    """Whether ``s3://bucket/key`` (that version of it, when given) exists. Only "not found"
-    is False: any other error (access denied, throttling) raises, so a caller never mistakes
-    a failure for a deleted object.
+def source_exists(uri: str, *, client: Any = None) -> bool:
+    """Whether ``s3://bucket/key`` exists. Only "not found" is False: any other error (access
+    denied, throttling) raises, so a caller never mistakes a failure for a deleted object.
     """
     bucket, key = split_s3_uri(uri)
-    version = {"VersionId": version_id} if version_id else {}
     try:
-        (client or s3_client()).head_object(Bucket=bucket, Key=key, **version)
+        (client or s3_client()).head_object(Bucket=bucket, Key=key)
     except Exception as exc:
         if _is_not_found(exc) or _code(exc) == "NoSuchBucket":
             return False
@@ -612,15 +598,14 @@ class S3Lake:
         if errors:
             raise errors[0]  # type: ignore[misc]
 
-    def _copy(
-        self, source_bucket: str, source_key: str, target_key: str, version_id: str | None = None
-    ) -> None:
+    def _copy(self, source_bucket: str, source_key: str, target_key: str) -> None:
         """Server-side copy: one CopyObject, or parallel UploadPartCopy above its 5 GiB limit."""
-        copy_source = {"Bucket": source_bucket, "Key": source_key}
-        if version_id:
-            copy_source["VersionId"] = version_id
         try:
-            self.client.copy_object(Bucket=self.bucket, Key=target_key, CopySource=copy_source)
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=target_key,
+                CopySource={"Bucket": source_bucket, "Key": source_key},
+            )
             return
         except Exception as exc:
             if _code(exc) not in {"InvalidRequest", "EntityTooLarge"}:
@@ -629,7 +614,7 @@ class S3Lake:
         from boto3.s3.transfer import TransferConfig
 
         self.client.copy(
-            copy_source,
+            {"Bucket": source_bucket, "Key": source_key},
             self.bucket,
             target_key,
             Config=TransferConfig(
@@ -673,12 +658,11 @@ class S3Lake:
             keys = [k for k in self._list(stem) if k == stem or k.startswith(stem + "/")]
             self._delete(keys)
 
-    def copy_from(self, source_uri: str, key: str, version_id: str | None = None) -> None:
-        """Server-side copy of any ``s3://`` object (that version of it, when given) into the
-        lake at ``key`` (for quarantine)."""
+    def copy_from(self, source_uri: str, key: str) -> None:
+        """Server-side copy of any ``s3://`` object into the lake at ``key`` (for quarantine)."""
         self.flush()
         bucket, source_key = split_s3_uri(source_uri)
-        self._copy(bucket, source_key, self.object_key(key), version_id)
+        self._copy(bucket, source_key, self.object_key(key))
 
     def __repr__(self) -> str:
         return f"S3Lake({self.root_uri!r})"

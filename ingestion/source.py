@@ -61,13 +61,10 @@ class _Pass:
 class Source:
     """An opened source: ``uri`` as in the manifest, ``mode`` its permission bits (None on S3)."""
 
-    def __init__(
-        self, uri: str, fd: int | None, mode: int | None, version_id: str | None = None
-    ) -> None:
+    def __init__(self, uri: str, fd: int | None, mode: int | None) -> None:
         self.uri = uri
         self.fd = fd
         self.mode = mode
-        self.version_id = version_id  # an S3 object's version, as its event named it
         self.etag: str | None = None
         self._stamp = self._stat() if fd is not None else None
 
@@ -80,7 +77,7 @@ class Source:
         """A new pass over the content from its first byte."""
         if self.fd is not None:
             return _Pass(self.fd)  # type: ignore[return-value]
-        return open_source(self.uri, if_match=self.etag, version_id=self.version_id)
+        return open_source(self.uri, if_match=self.etag)
 
     def check_unchanged(self) -> None:
         """Raise :class:`SourceChanged` when the local file was written to since it was opened."""
@@ -92,12 +89,11 @@ class Source:
 
 
 @contextlib.contextmanager
-def opened(uri: str, version_id: str | None = None) -> Iterator[Source]:
-    """Open ``uri`` (an absolute path or ``s3://bucket/key``, that version of the object when
-    ``version_id`` is given) for landing; raises :class:`Unreadable` when it cannot be read at
-    all."""
+def opened(uri: str) -> Iterator[Source]:
+    """Open ``uri`` (an absolute path or ``s3://bucket/key``) for landing; raises
+    :class:`Unreadable` when it cannot be read at all."""
     if is_s3_uri(uri):
-        yield Source(uri, None, None, version_id)
+        yield Source(uri, None, None)
         return
     fd = _open_regular(uri)
     try:

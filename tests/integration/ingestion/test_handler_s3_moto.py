@@ -254,41 +254,6 @@ def test_changed_file_under_the_same_key_lands_as_a_new_version(aws_lake):
     assert glue_partitions(env) == ["2024-05-01", "2024-05-02"]
 
 
-def test_an_overwrite_before_the_landing_does_not_replace_the_version_the_event_names(aws_lake):
-    # Given a versioned incoming bucket whose key is written twice in quick succession, both
-    # events still to come (S3 names each object's versionId in its event)
-    env = aws_lake
-    s3 = boto3.client("s3")
-    s3.put_bucket_versioning(Bucket=env["incoming"], VersioningConfiguration={"Status": "Enabled"})
-    key = "incoming/daily.csv"
-    put_csv(env["incoming"], key, ["1,10,Homer,100,Duff,1.00,1,0.500,retail,created,2024-05-01"])
-    first_version = s3.head_object(Bucket=env["incoming"], Key=key)["VersionId"]
-    put_csv(
-        env["incoming"],
-        key,
-        [
-            "1,10,Homer,100,Duff,1.00,1,0.500,retail,delivered,2024-05-01",
-            "2,10,Homer,100,Duff,1.00,4,0.500,retail,created,2024-05-02",
-        ],
-    )
-    second_version = s3.head_object(Bucket=env["incoming"], Key=key)["VersionId"]
-    assert first_version != second_version
-
-    def event_of(version: str) -> dict:
-        event = event_for(env["incoming"], key)
-        event["Records"][0]["s3"]["object"]["versionId"] = version
-        return event
-
-    # When the first event is handled after the overwrite, then the second
-    first = handler_mod.handler(event_of(first_version), Context())
-    second = handler_mod.handler(event_of(second_version), Context())
-
-    # Then each lands its own version: one row, then two
-    assert (first["landed"], second["landed"]) == (1, 1)
-    assert read_manifest(env, first["files"][0]["ingest_id"])["valid"] == 1
-    assert read_manifest(env, second["files"][0]["ingest_id"])["valid"] == 2
-
-
 def test_several_records_in_one_event_each_land(aws_lake):
     # Given two files with keys needing %xx escapes, in one event
     env = aws_lake

@@ -32,13 +32,11 @@ class FakeLanding:
 
     def __init__(self, quarantine=(), broken=(), gone=()):
         self.calls = []
-        self.versions = []
         self.quarantine, self.broken, self.gone = set(quarantine), dict(broken), set(gone)
         self.seen = set()
 
-    def __call__(self, source, version_id=None):
+    def __call__(self, source):
         self.calls.append(source)
-        self.versions.append(version_id)
         if source in self.broken:
             raise self.broken[source]
         if source in self.gone:
@@ -81,7 +79,7 @@ class MetricsSink:
         self.records.append((dict(manifest), bytes_in, seconds))
 
 
-def run(event, land, sink=None, exists=lambda source, version: True):
+def run(event, land, sink=None, exists=lambda source: True):
     return handle_event(
         event,
         land=land,
@@ -210,7 +208,7 @@ def test_object_deleted_before_landing_is_gone_not_failed():
     land = FakeLanding(gone=["s3://duff-incoming/incoming/orders march 2024.csv"])
 
     # When it is handled, Then it is reported gone and no retry is asked for
-    summary = run(load_event("s3_put_single.json"), land, exists=lambda source, version: False)
+    summary = run(load_event("s3_put_single.json"), land, exists=lambda source: False)
     assert (summary["gone"], summary["failed"]) == (1, 0)
 
 
@@ -221,14 +219,14 @@ def test_a_missing_file_error_while_the_source_exists_is_a_failure():
 
     # When it is handled, Then it is a failure to retry, not a silent "gone"
     with pytest.raises(IngestFailed):
-        run(load_event("s3_put_single.json"), land, exists=lambda source, version: True)
+        run(load_event("s3_put_single.json"), land, exists=lambda source: True)
 
 
 def test_when_existence_cannot_be_checked_the_record_fails():
     # Given landing that raises FileNotFoundError and an existence check that fails too
     land = FakeLanding(gone=["s3://duff-incoming/incoming/orders march 2024.csv"])
 
-    def exists(source, version):
+    def exists(source):
         raise PermissionError("AccessDenied")
 
     # When it is handled, Then the event fails (retried, then dead-lettered), never dropped
@@ -242,8 +240,8 @@ def test_size_falls_back_to_the_manifest_when_the_event_has_none():
     del event["Records"][0]["s3"]["object"]["size"]
 
     class Landing(FakeLanding):
-        def __call__(self, source, version_id=None):
-            return {**super().__call__(source, version_id), "bytes": 4321}
+        def __call__(self, source):
+            return {**super().__call__(source), "bytes": 4321}
 
     sink = MetricsSink()
 
@@ -322,23 +320,3 @@ def test_any_key_survives_s3_encoding_and_decoding(key):
     # When the event is handled, Then landing is asked for exactly that key
     run(event, land)
     assert land.calls == [f"s3://duff-incoming/{key}"]
-
-
-def test_the_version_a_record_names_is_the_one_landed_and_checked():
-    # Given a record of a versioned bucket (S3 names the object's versionId)
-    event = load_event("s3_put_single.json")
-    event["Records"][0]["s3"]["object"]["versionId"] = "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
-    land = FakeLanding(gone=["s3://duff-incoming/incoming/orders march 2024.csv"])
-    asked = []
-
-    def exists(source, version):
-        asked.append(version)
-        return False
-
-    # When it is handled, Then the landing and the existence check both get that version
-    assert run(event, land, exists=exists)["gone"] == 1
-    assert land.versions == asked == ["3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"]
-    # And a record without one (an unversioned bucket) passes None
-    land = FakeLanding()
-    run(load_event("s3_put_single.json"), land)
-    assert land.versions == [None]
