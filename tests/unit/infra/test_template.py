@@ -131,9 +131,6 @@ def test_no_name_is_hard_coded_every_one_derives_from_the_environment(tpl):
         a, b = resource_name(dev, lid), resource_name(prod, lid)
         if a is None or tpl["Resources"][lid]["Type"] == "AWS::ApiGateway::Stage":
             continue
-        if lid == "ApiExecutionLogGroup":  # API Gateway's name: the REST API id is per stack
-            assert "${RestApi}" in tpl["Resources"][lid]["Properties"]["LogGroupName"]["Fn::Sub"]
-            continue
         named += 1
         # Then each explicit name changes with the environment
         assert a != b and "dev" in a and "prod" in b, (lid, a, b)
@@ -438,19 +435,6 @@ def test_api_gateway_opens_exactly_the_routes_the_contract_opens(tpl, res):
     assert (
         stage["AccessLogSetting"]["DestinationArn"] == res.attrs["ApiGatewayAccessLogGroup"]["Arn"]
     )
-    # And the group API Gateway writes the stage's execution logs to exists before the stage
-    # (else API Gateway creates it, keeping logs forever) and expires like the others
-    execution = res.properties("ApiExecutionLogGroup")
-    rest_api = res.refs["RestApi"]
-    assert (
-        execution["LogGroupName"] == f"API-Gateway-Execution-Logs_{rest_api}/{stage['StageName']}"
-    )
-    assert (
-        execution["RetentionInDays"]
-        == res.properties("ApiGatewayAccessLogGroup")["RetentionInDays"]
-    )
-    assert "ApiExecutionLogGroup" in tpl["Resources"]["ApiStage"]["DependsOn"]
-    assert {m["LoggingLevel"] for m in stage["MethodSettings"]} == {"ERROR"}
 
 
 def test_api_function_reads_the_marts_and_the_key_the_gateway_checks(res):
