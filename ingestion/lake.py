@@ -355,5 +355,11 @@ def canonical_source(uri: str) -> str:
     paths is one source."""
     if is_s3_uri(uri):
         return uri
-    folder, name = os.path.split(os.path.join(os.getcwd(), uri))
-    return os.path.join(os.path.realpath(folder), name) if name else os.path.realpath(folder) + "/"
+    path = uri if os.path.isabs(uri) else os.path.join(os.getcwd(), uri)
+    folder, name = os.path.split(path)
+    if not name:  # a trailing "/": kept, so that a file there is refused as not a folder
+        real = os.path.realpath(folder)
+        return real if real.endswith("/") else real + "/"
+    if name in (".", ".."):
+        return os.path.realpath(path)
+    return os.path.join(os.path.realpath(folder), name)

@@ -131,7 +131,12 @@ def _skipped(previous: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         manifest["error"] = None
     log.info(
         "skipped: this object has landed before",
-        extra={**extra, "as": manifest["ingest_id"], "previous_status": previous["status"]},
+        extra={
+            **extra,
+            "outcome": "skipped",
+            "as": manifest["ingest_id"],
+            "previous_status": previous["status"],
+        },
     )
     return manifest
 
@@ -151,7 +156,17 @@ def _land_claimed(
     extra = {"ingest_id": ingest_id, "source_file": source_file}
     recovered = recover(lake, catalog, settings, source_file, fp.sha256)
     if recovered is not None:
-        log.info("landed by finishing an interrupted run", extra=extra)
+        # (an interrupted quarantine finished now is as much a warning as one made now)
+        quarantined = recovered.get("status") == "quarantined"
+        log.log(
+            logging.WARNING if quarantined else logging.INFO,
+            f"{recovered.get('status')} by finishing an interrupted run",
+            extra={
+                **extra,
+                "outcome": recovered.get("status"),
+                **({"error": recovered.get("error")} if quarantined else {}),
+            },
+        )
         return recovered
 
     stage = f"{STAGING}{ingest_id}/"

@@ -71,6 +71,8 @@ def test_cli_json_prints_only_the_manifest_and_exit_codes(tmp_path: Path) -> Non
     (landed,) = outcome_lines(ok)
     assert (landed["level"], landed["message"], landed["valid"]) == ("INFO", "landed", 1)
     assert "error" not in landed
+    (skipped,) = outcome_lines(again)
+    assert (skipped["outcome"], skipped["as"]) == ("skipped", m["ingest_id"])
     (quarantined,) = outcome_lines(refused)
     assert (quarantined["level"], quarantined["message"]) == ("WARNING", "quarantined")
     assert (quarantined["ingest_id"], quarantined["error"]) == (q["ingest_id"], q["error"])

@@ -109,3 +109,19 @@ def test_a_backslash_is_part_of_the_kept_file_name(tmp_path: Path) -> None:
     assert q["status"] == "quarantined"
     kept = lake / "quarantine" / q["ingest_id"] / "back\\slash.csv"
     assert kept.read_bytes() == src.read_bytes()
+
+
+def test_a_path_is_named_without_the_working_folder_when_it_needs_none(tmp_path: Path, monkeypatch):
+    # Given a working folder that was deleted (getcwd() fails there)
+    from ingestion.lake import canonical_source
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    # Then an absolute path is still named, and the root and its own dot are no odd names
+    assert canonical_source(str(tmp_path / "in" / "a.csv")) == str(
+        tmp_path.resolve() / "in" / "a.csv"
+    )
+    assert canonical_source("/") == "/"
+    assert canonical_source(str(tmp_path) + "/.") == str(tmp_path.resolve())
