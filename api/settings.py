@@ -108,6 +108,8 @@ class Settings:
         if key is not None and not key.strip():
             # a key of spaces would start a server that no request can authenticate against
             raise SettingsError("DUFF_API_KEY is blank: set a key, or unset it")
+        # (whitespace around a header value is not part of it, so none around the key either)
+        key = key.strip(" \t") if key is not None else None
         return cls(
             api_key=key,
             backend=backend,

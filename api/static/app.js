@@ -489,9 +489,8 @@
         pages += 1;
       } while (cursor && files.length < QUALITY_FILES_SHOWN && pages < QUALITY_MAX_PAGES);
       const shown = files.slice(0, QUALITY_FILES_SHOWN);
-      // The batches landed since the oldest file shown; all that were read when there are
-      // fewer files to show.
-      const until = shown.length === QUALITY_FILES_SHOWN ? shown[shown.length - 1].at : read;
+      // The batches landed since the oldest file shown; every batch read when there is none.
+      const until = shown.length ? shown[shown.length - 1].at : read;
       return {
         items: shown.map((x) => x.f),
         batches: batches.filter((x) => x.at < until).map((x) => x.f),

@@ -342,9 +342,11 @@ QUALITY_FILES = [
 ]
 QUALITY_LANDED = dt.datetime(2024, 4, 15, 6, 0, 0)
 # The order stream's batches (CONTRACT.md section 6), deliveries too, a minute apart per
-# shard: (first landing, count, rows_in each). Three land between the second and third
-# files; 1,200 after the newest file, so the panel must page past 1,000 to find the files.
+# shard: (first landing, count, rows_in each). Two land before the oldest file (the panel
+# does not count them), three between the second and third files, 1,200 after the newest
+# file, so the panel must page past 1,000 to find the files.
 QUALITY_STREAM_BATCHES = [
+    (QUALITY_LANDED - dt.timedelta(minutes=30), 2, 4),
     (QUALITY_LANDED + dt.timedelta(hours=1, minutes=10), 3, 4),
     (QUALITY_LANDED + dt.timedelta(hours=len(QUALITY_FILES), minutes=1), 1200, 5),
 ]

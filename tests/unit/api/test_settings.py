@@ -38,3 +38,8 @@ def test_a_blank_api_key_is_refused(blank):
 def test_an_unset_api_key_is_none():
     assert Settings.from_env({}).api_key is None
     assert Settings.from_env({"DUFF_API_KEY": ""}).api_key is None
+
+
+def test_whitespace_around_the_api_key_is_not_part_of_it():
+    # (the server strips it from the x-api-key header value too: RFC 9110, section 5.5)
+    assert Settings.from_env({"DUFF_API_KEY": " k3y\t"}).api_key == "k3y"
