@@ -479,11 +479,7 @@
       let pages = 0;
       let read = 0; // deliveries read, in the API's order (newest landing first)
       do {
-        const path = this.path() + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : "");
-        const body = await api(path);
-        if (!Array.isArray(body.items)) {
-          throw new ApiError("server", 200, "bad_response", "The answer has no items list.", path);
-        }
+        const body = await apiList(this.path() + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""));
         for (const f of body.items) (isStreamBatch(f) ? batches : files).push({ at: read++, f });
         cursor = body.next_cursor;
         pages += 1;
@@ -557,17 +553,23 @@
     },
   };
 
+  // A list route's answer: the panels draw its items.
+  async function apiList(path) {
+    const body = await api(path);
+    if (!Array.isArray(body.items)) {
+      throw new ApiError("server", 200, "bad_response", "The answer has no items list.", path);
+    }
+    return body;
+  }
+
   async function loadPanel(name, gen) {
     const spec = PANELS[name];
     const p = panel(spec.id);
     p.setState("loading", "Loading\u2026");
     if (spec.onLoading) spec.onLoading();
     try {
-      const body = spec.load ? await spec.load() : await api(spec.path());
+      const body = spec.load ? await spec.load() : await apiList(spec.path());
       if (gen !== state.generation) return;
-      if (!Array.isArray(body.items)) {
-        throw new ApiError("server", 200, "bad_response", "The answer has no items list.", spec.path());
-      }
       p.setState("ready", "");
       spec.render(p, body);
     } catch (e) {
