@@ -202,3 +202,13 @@
         last_modified > cast('{{ since.strftime("%Y-%m-%d %H:%M:%S.%f") }}+00' as timestamptz)
         and parse_filename(filename) like '________T____________Z-%.json'
 {%- endmacro %}
+
+
+{% macro unpublished_landing_settled() -%}
+    {#- The landed_at literal before which rows of a landing with no manifest are settled: the
+        manifest is written last, so rows of a file landing while dbt build runs have none
+        yet, and fail the conservation tests only once older than the lookback
+        (var fact_orders_lookback_minutes) before this build started. -#}
+    {%- set lookback = modules.datetime.timedelta(minutes=var('fact_orders_lookback_minutes') | int) -%}
+    {{- return(landed_at_literal(utc_datetime(run_started_at - lookback))) -}}
+{%- endmacro %}

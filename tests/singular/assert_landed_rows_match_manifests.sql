@@ -11,7 +11,6 @@
     latest batches (after every version the fact holds from earlier batches, as
     assert_raw_rows_conserved reads), so it reads the new raw files alone; a first build, a
     full refresh, var data_tests_scope = 'all' and Athena check every delivery. -#}
-{%- set settled = run_started_at - modules.datetime.timedelta(minutes=var('fact_orders_lookback_minutes') | int) %}
 {%- set window_start = batch_window_start(latest_batch()) %}
 
 with
@@ -58,7 +57,7 @@ compared as (
         on manifests.ingest_id = stored.ingest_id
     where
         manifests.ingest_id is not null
-        or stored.landed_at < {{ landed_at_literal(utc_datetime(settled)) }}
+        or stored.landed_at < {{ unpublished_landing_settled() }}
 
 ),
 

@@ -5,7 +5,6 @@
     manifest is not written yet (the manifest is written last, so a file landing while
     dbt build runs) fail only once they are older than the lookback
     (var fact_orders_lookback_minutes) before this build started. -#}
-{%- set settled = run_started_at - modules.datetime.timedelta(minutes=var('fact_orders_lookback_minutes') | int) %}
 
 with
 
@@ -53,7 +52,7 @@ compared as (
         on manifests.ingest_id = stored.ingest_id
     where
         manifests.ingest_id is not null
-        or stored.landed_at < {{ landed_at_literal(utc_datetime(settled)) }}
+        or stored.landed_at < {{ unpublished_landing_settled() }}
 
 ),
 
