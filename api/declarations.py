@@ -233,8 +233,10 @@ def parse_model(model: dict) -> ServedMart:
         order = []
         for item in r.get("order_by") or []:
             col, _, direction = str(item).partition(" ")
-            if col not in names or direction.strip() not in ("", "asc", "desc"):
-                raise _fail(name, f"{path}: order_by {item!r}")
+            if col not in names:
+                raise _fail(name, f"{path}: order_by {item!r}: {col!r} is not a column")
+            if direction.strip() not in ("", "asc", "desc"):
+                raise _fail(name, f"{path}: order_by {item!r}: the direction is asc or desc")
             order.append((col, direction.strip() == "desc"))
         filters = []
         for f in r.get("filters") or []:
@@ -264,6 +266,8 @@ def parse_model(model: dict) -> ServedMart:
         for p in route.path_params:
             if p not in names:
                 raise _fail(name, f"{path}: path parameter {p!r} is not a column")
+            if columns[[c.name for c in columns].index(p)].data_type != "bigint":
+                raise _fail(name, f"{path}: path parameter {p!r} must be a bigint column (an id)")
         if route.paged and not route.order_by:
             raise _fail(name, f"{path}: a paged route needs order_by (its keyset)")
         if route.one and (route.paged or len(route.path_params) != 1):
@@ -299,16 +303,39 @@ def from_project(project_dir: str | Path) -> list[ServedMart]:
     return marts
 
 
+def _overlap(a: str, b: str) -> bool:
+    """Whether some request path matches both route paths: as many segments, each pair equal
+    or one of them a parameter. A path without parameters is matched before any pattern
+    (api.routes.Router), so only two equal ones, or two patterns, are ambiguous."""
+    sa, sb = a.strip("/").split("/"), b.strip("/").split("/")
+    if len(sa) != len(sb) or (a != b and ("{" not in a or "{" not in b)):
+        return False
+    return all(
+        x == y or x.startswith("{") or y.startswith("{") for x, y in zip(sa, sb, strict=True)
+    )
+
+
 def check(marts: list[ServedMart]) -> None:
-    """Routes and operations are unique across marts; ``requires`` names a served mart."""
-    paths: dict[str, str] = {}
-    ops: dict[str, str] = {}
+    """No two routes can answer one request path (nor a route the API's own routes answer),
+    operations are unique across marts, and ``requires`` names a served mart."""
+    from api.routes import BUILTINS  # routes imports this module
+
+    paths: list[tuple[str, str]] = [(e.path, "the API itself") for e in BUILTINS]
+    ops: dict[str, str] = {e.name: "the API itself" for e in BUILTINS}
     names = {m.name for m in marts}
     for m in marts:
         for r in m.routes:
-            if r.path in paths or r.operation in ops:
-                raise _fail(m.name, f"{r.path} ({r.operation}) is already served")
-            paths[r.path] = ops[r.operation] = m.name
+            for path, owner in paths:
+                if _overlap(r.path, path):
+                    what = "is already" if r.path == path else f"would answer requests of {path},"
+                    raise _fail(m.name, f"route {r.path} {what} served by {owner}")
+            if r.operation in ops:
+                raise _fail(
+                    m.name,
+                    f"{r.path}: operation {r.operation!r} is already used by {ops[r.operation]}",
+                )
+            paths.append((r.path, m.name))
+            ops[r.operation] = m.name
             if r.requires is not None and r.requires not in names:
                 raise _fail(m.name, f"{r.path}: requires {r.requires!r}, not a served mart")
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from api.declarations import DeclarationError, from_json, from_project, parse_model, to_json
+from api.declarations import (
+    DeclarationError,
+    check,
+    from_json,
+    from_project,
+    parse_model,
+    to_json,
+)
+from api.routes import BUILTINS, Router
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -48,7 +57,9 @@ def test_a_declaration_reads_types_scales_and_accepted_values():
 @pytest.mark.parametrize(
     ("serve", "message"),
     [
-        ({"routes": [route(order_by=["nope"])]}, "order_by 'nope'"),
+        ({"routes": [route(order_by=["nope"])]}, "order_by 'nope': 'nope' is not a column"),
+        ({"routes": [route(order_by=["x_id up"])]}, "order_by 'x_id up': the direction is asc"),
+        ({"routes": [route(path="/xs/{kind}")]}, "path parameter 'kind' must be a bigint column"),
         ({"routes": [route(path="/xs/")]}, "route path '/xs/'"),
         ({"routes": [route(filters=["nope"])]}, "filter on unknown column 'nope'"),
         ({"routes": [route(order_by=[], paged=True)]}, "a paged route needs order_by"),
@@ -65,24 +76,79 @@ def test_a_malformed_declaration_is_refused_with_the_model_and_the_reason(serve,
         parse_model(model(**serve))
 
 
+def contract_routes() -> list[str]:
+    """The paths of CONTRACT.md section 4's route table, without their query strings."""
+    text = (ROOT / "CONTRACT.md").read_text(encoding="utf-8")
+    return [m.split("?")[0] for m in re.findall(r"^\| `GET (\S+)` \|", text, re.M)]
+
+
 def test_the_project_declares_every_contract_route_once():
+    # Given the contract's routes (those the API serves itself aside), each declared once;
+    # a mart the contract does not list may add more routes
     marts = from_project(ROOT)
-    paths = sorted(r.path for m in marts for r in m.routes)
-    assert paths == sorted(
-        [
-            "/clients",
-            "/clients/{client_id}",
-            "/clients/{client_id}/orders",
-            "/orders",
-            "/products",
-            "/sales/by-channel",
-            "/sales/by-product-channel",
-            "/status-summary",
-            "/sales/daily",
-            "/quality/files",
-            "/quality/rejects",
-        ]
-    )
+    declared = [r.path for m in marts for r in m.routes]
+    builtin = {e.path for e in BUILTINS}
+    wanted = [path for path in contract_routes() if path not in builtin]
+    assert len(wanted) == 11 and builtin <= set(contract_routes())
+    assert sorted(path for path in declared if path in wanted) == sorted(wanted)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "message"),
+    [
+        # the same path twice
+        ("/xs/{x_id}", "/xs/{x_id}", "route /xs/{x_id} is already served by mart_a"),
+        # another parameter name at the same place: one request, two routes
+        (
+            "/xs/{x_id}",
+            "/xs/{y_id}",
+            "route /xs/{y_id} would answer requests of /xs/{x_id}, served by mart_a",
+        ),
+        # a literal segment against a parameter, both patterns
+        (
+            "/xs/{x_id}/ys",
+            "/xs/{y_id}/{x_id}",
+            "route /xs/{y_id}/{x_id} would answer requests of /xs/{x_id}/ys",
+        ),
+        # the API's own routes
+        ("/ys", "/health", "route /health is already served by the API itself"),
+    ],
+)
+def test_two_routes_that_can_answer_one_request_are_refused(first, second, message):
+    a, b = model(routes=[route(path=first)]), model(routes=[route(path=second, operation="ys")])
+    a["name"], b["name"] = "mart_a", "mart_b"
+    for spec in (a, b):
+        spec["columns"].append({"name": "y_id", "data_type": "bigint"})
+    with pytest.raises(DeclarationError, match="served mart mart_b: " + re.escape(message)):
+        check([parse_model(a), parse_model(b)])
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("/xs/{x_id}", "/xs/{x_id}/ys"),  # not as many segments
+        ("/xs/{x_id}", "/ys/{x_id}"),  # a literal segment differs
+        ("/xs/{x_id}", "/xs/top"),  # a path without parameters is matched first
+    ],
+)
+def test_routes_no_request_can_confuse_are_accepted(first, second):
+    a, b = model(routes=[route(path=first)]), model(routes=[route(path=second, operation="ys")])
+    a["name"], b["name"] = "mart_a", "mart_b"
+    marts = [parse_model(a), parse_model(b)]
+    check(marts)
+    # and the router finds each route by its own requests
+    router = Router(marts)
+    assert router.match(first.replace("{x_id}", "5"))[0].path == first
+    assert router.match(second.replace("{x_id}", "5"))[0].path == second
+
+
+def test_an_operation_used_twice_is_refused_with_its_owner():
+    a, b = model(routes=[route(path="/xs")]), model(routes=[route(path="/ys")])
+    a["name"], b["name"] = "mart_a", "mart_b"
+    with pytest.raises(
+        DeclarationError, match="mart_b: /ys: operation 'xs' is already used by mart_a"
+    ):
+        check([parse_model(a), parse_model(b)])
 
 
 def test_every_enum_filter_of_the_project_knows_its_values():
