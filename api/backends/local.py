@@ -382,6 +382,11 @@ class LocalBackend:
             self.refresh()
         return self._current
 
+    @property
+    def refused(self) -> list[str]:
+        """The complete builds that failed to load (logged as errors when they did)."""
+        return sorted(self._bad)
+
     # -- build discovery -------------------------------------------------------------------
     def _build_names(self) -> list[str]:
         try:

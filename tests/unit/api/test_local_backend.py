@@ -274,3 +274,18 @@ def test_a_build_of_the_one_file_layout_is_still_served_from_its_files(parted_la
     assert get(f"/clients/{client}") == parted(f"/clients/{client}")
     backend.close()
     parted_backend.close()
+
+
+def test_a_server_whose_only_build_is_refused_says_so(tmp_path, small_orders, caplog):
+    # Given one complete build that cannot be served (its declarations are gone)
+    bad = build(tmp_path, small_orders, 1, "refused")
+    (bad / "_served.json").unlink()
+    # When the server starts on the lake
+    from api.server import build_asgi
+
+    with caplog.at_level("WARNING", logger="duff.api"):
+        build_asgi(Settings(api_key="k", backend="local", lake=str(tmp_path)), watch=False)
+    # Then its warning names the refused build, not a lake without builds
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "duff.api"]
+    assert "1 complete build(s) refused" in warning and bad.name in warning, warning
+    assert "no complete build" not in warning
