@@ -148,6 +148,13 @@ _MARTS_SQL = {
 }
 
 
+def empty_mart_sql(mart) -> str:
+    """A DuckDB query of no rows with the columns and types ``mart`` declares."""
+    return (
+        "select " + ", ".join(f"null::{c.data_type} as {c.name}" for c in mart.columns) + " limit 0"
+    )
+
+
 def build_dir_name(built_at: dt.datetime, invocation_id: str) -> str:
     return built_at.strftime("%Y%m%dT%H%M%S%fZ") + "_" + invocation_id
 
@@ -190,8 +197,7 @@ def write_build(
         )
         for mart in from_project(ROOT):
             if mart.name not in _MARTS_SQL:  # e.g. the quality marts: no rows from orders
-                cols = ", ".join(f"null::{c.data_type} as {c.name}" for c in mart.columns)
-                con.execute(f"create table {mart.name} as select {cols} limit 0")
+                con.execute(f"create table {mart.name} as {empty_mart_sql(mart)}")
         for mart in from_project(ROOT):  # as python -m export writes them: sorted, its groups
             for name, order in mart.sorted_copies().items():
                 order_sql = ", ".join(f"{c}{' desc' if d else ''}" for c, d in order)

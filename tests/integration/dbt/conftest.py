@@ -19,24 +19,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from api.declarations import from_project
+
 REPO = Path(__file__).resolve().parents[3]
 DBT = str(Path(sys.executable).with_name("dbt"))
 # What one complete export holds (docs/architecture.md section 2), and nothing else: per
-# served relation a directory of ordered parts and the whole file, the declarations and the
-# success marker.
-SERVED_RELATIONS = (
-    "mart_client_sales",
-    "mart_client_sales__by_client_id",
-    "mart_orders__by_client_id",
-    "mart_product_sales",
-    "mart_channel_sales",
-    "mart_product_channel_sales",
-    "mart_status_summary",
-    "mart_daily_sales",
-    "mart_orders",
-    "mart_quality_files",
-    "mart_quality_rejects",
-)
+# served relation (each declared mart and its sorted copies) a directory of ordered parts and
+# the whole file, the declarations and the success marker.
+SERVED_RELATIONS = tuple(name for mart in from_project(REPO) for name in mart.sorted_copies())
 SERVED_FILES = frozenset(
     {
         *SERVED_RELATIONS,
