@@ -152,29 +152,32 @@
 {%- endmacro %}
 
 
-{#- mart_build_info moves the pointer: on Athena only when this invocation builds every served
-    table (a partial selection would name a build whose tables do not all exist), and only
-    after them (its -- depends_on comments); a compile of it alone is fine. -#}
+{#- mart_build_info comes after every served mart (tag `served`) and their tests, on every
+    target (its -- depends_on comments): its built_at is where the next build's batch-scoped
+    tests start, and on Athena it moves the pointer. On Athena it also needs this invocation
+    to build every served table (a partial selection would name a build whose tables do not
+    all exist). A compile of it alone is fine. -#}
 {% macro assert_every_served_table_selected() -%}
-  {%- if execute and target.type == 'athena' and flags.WHICH in ('run', 'build', 'retry') -%}
+  {%- if execute and flags.WHICH in ('run', 'build', 'retry') -%}
     {%- set missing, unordered = [], [] -%}
-    {%- for node in graph.nodes.values() if is_served_table(node) -%}
-      {%- if node.unique_id not in selected_resources -%}
-        {%- do missing.append(node.name) -%}
-      {%- endif -%}
+    {%- for node in graph.nodes.values()
+        if node.resource_type == 'model' and 'served' in node.tags and node.unique_id != model.unique_id -%}
       {%- if node.unique_id not in model.depends_on.nodes -%}
         {%- do unordered.append(node.name) -%}
       {%- endif -%}
+      {%- if target.type == 'athena' and is_served_table(node) and node.unique_id not in selected_resources -%}
+        {%- do missing.append(node.name) -%}
+      {%- endif -%}
     {%- endfor -%}
+    {%- if unordered -%}
+      {% do exceptions.raise_compiler_error(
+          'mart_build_info must follow every served mart: add a -- depends_on comment for '
+          ~ unordered | join(', ') ~ ' (models/marts/served/mart_build_info.sql)') %}
+    {%- endif -%}
     {%- if missing -%}
       {% do exceptions.raise_compiler_error(
           'mart_build_info names a build on Athena: select every served mart with it (missing: '
           ~ missing | join(', ') ~ ')') %}
-    {%- endif -%}
-    {%- if unordered -%}
-      {% do exceptions.raise_compiler_error(
-          'mart_build_info must follow every served mart: add a -- depends_on comment for '
-          ~ unordered | join(', ')) %}
     {%- endif -%}
   {%- endif -%}
 {%- endmacro %}

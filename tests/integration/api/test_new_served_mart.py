@@ -1,7 +1,9 @@
-"""Adding a served mart takes its .sql and .yml: nothing in api/, the export or the docs.
+"""Adding a served mart takes its .sql and .yml, and one line in mart_build_info: nothing in
+api/ or the export.
 
 Given a temporary copy of the project with one throwaway mart added the way docs/serving.md
-says (a model and a yml whose ``config.meta.serve`` declares ``/sales/by-status-channel``),
+says (a model and a yml whose ``config.meta.serve`` declares ``/sales/by-status-channel``,
+and its ``-- depends_on`` line in mart_build_info, which a build without it asks for),
 when orders are landed, ``dbt build`` and ``python -m export`` run in that copy, then the
 unchanged API serves the new route with the numbers computed here from the CSV, filters it
 by the column's accepted values (400 for any other), and documents it in /openapi.json.
@@ -129,7 +131,7 @@ def run(cmd: list[str], cwd: Path, env: dict) -> str:
     return done.stdout
 
 
-def test_a_throwaway_mart_is_served_from_its_sql_and_yml_alone(tmp_path):
+def test_a_throwaway_mart_is_served_from_its_declaration(tmp_path):
     # Given a copy of the project with the new mart's two files added
     project = tmp_path / "project"
     for name in COPY:
@@ -152,8 +154,26 @@ def test_a_throwaway_mart_is_served_from_its_sql_and_yml_alone(tmp_path):
                         status, "2024-05-01"])  # fmt: skip
     run([sys.executable, "-m", "ingestion", str(orders_csv)], project, env)
 
-    # When the project is built and exported the documented way
+    # When mart_build_info does not name the new mart yet, a run stops and says what to add
     dbt = str(Path(sys.executable).with_name("dbt"))
+    refused = subprocess.run(
+        [dbt, "run", "-s", "mart_build_info"], cwd=project, env=env, capture_output=True,
+        text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert (
+        "mart_build_info must follow every served mart: add a -- depends_on comment for "
+        "mart_status_channel_sales"
+    ) in refused.stdout, refused.stdout[-3000:]
+    build_info = served / "mart_build_info.sql"
+    text = build_info.read_text()
+    anchor = "-- depends_on: {{ ref('mart_orders') }}\n"
+    assert anchor in text
+    build_info.write_text(
+        text.replace(anchor, anchor + "-- depends_on: {{ ref('mart_status_channel_sales') }}\n")
+    )
+
+    # When the project is built and exported the documented way
     run([dbt, "build", "--exclude-resource-type", "unit_test"], project, env)
     out = run([sys.executable, "-m", "export"], project, env)
     assert "published" in out
