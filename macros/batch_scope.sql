@@ -131,7 +131,8 @@
 
 {% macro batch_window_start(batch) -%}
     {#- Where the lake window of the batches under test (`batch`, from latest_batch) starts: the
-        newest landed_at of the fact's rows from earlier batches, as a UTC datetime. A raw
+        newest landed_at of the fact's rows from earlier batches (at most their newest
+        merged_at), as a UTC datetime. A raw
         version landed after it was read by those batches (or lands after them), so tests of
         the lake against the fact read the raw files landed since, not the whole history.
         None when they must read everything: no batch (whole tables), a change log that is
@@ -148,9 +149,15 @@
     {%- if change_log is none or change_log.type != 'table' -%}
         {{- return(none) -}}
     {%- endif -%}
-    {{- return(utc_datetime(scalar_query(
-        'select max(landed_at) from ' ~ fact ~ ' where not (' ~ batch.merged_at ~ ')'
-    ))) -}}
+    {#- Capped at the newest earlier batch's stamp (the start of the build that wrote it): a
+        landing stamped ahead of the clocks (a landing host's running fast) would otherwise
+        start the window after every landing stamped honestly since (incremental_cutoff
+        caps its cutoff alike). -#}
+    {%- set row = run_query(
+        'select max(landed_at), max(merged_at) from ' ~ fact ~ ' where not (' ~ batch.merged_at ~ ')'
+    ).rows[0] -%}
+    {%- set newest, stamp = utc_datetime(row[0]), utc_datetime(row[1]) -%}
+    {{- return(stamp if newest is not none and newest > stamp else newest) -}}
 {%- endmacro %}
 
 {% macro batch_id_ranges() -%}

@@ -114,6 +114,7 @@
     {#- A naive UTC datetime: the newest landed_at already in this model minus
         var('fact_orders_lookback_minutes') (so with the default lookback the newest landings
         are read again, which also catches an ingest stamped with the very same landed_at),
+        (or this run's start if that is earlier: a landing stamped in the future),
         moved back to just before the earliest-stamped landing published since then
         (earliest_landing_published_after: a landing stamped long before it was published,
         which the lookback alone would skip for good); the epoch while the model is empty
@@ -133,6 +134,13 @@
     {%- set cutoff = namespace(value=epoch) -%}
     {%- if execute and is_incremental() -%}
         {%- set newest = utc_datetime(scalar_query('select max(' ~ landed_at_column ~ ') as newest from ' ~ this)) -%}
+        {#- A landing stamped ahead of this build's clock (a landing host's clock running
+            fast) must not move the cutoff past landings stamped honestly after it: the
+            cutoff never passes this run's start, less the lookback. -#}
+        {%- set clock = utc_datetime(run_started_at) -%}
+        {%- if newest is not none and newest > clock -%}
+            {%- set newest = clock -%}
+        {%- endif -%}
         {%- if newest is not none -%}
             {%- set cutoff.value = newest - modules.datetime.timedelta(minutes=var('fact_orders_lookback_minutes') | int) -%}
             {%- set late = earliest_landing_published_after(cutoff.value) if var('find_late_landings', true) else none -%}

@@ -320,3 +320,44 @@ def test_a_landing_published_long_after_its_stamp_reaches_every_model(dbt_projec
     for model in ("fact_orders", "dim_clients", "dim_products"):
         ran = (compiled / f"{model}.sql").read_text()
         assert just_before in ran, (model, ran)
+
+
+def test_a_landing_stamped_in_the_future_hides_no_later_landing(dbt_project_factory):
+    # Given a build, then a landing from a host whose clock runs two hours fast (its stamp
+    # and its manifest's time ahead of every clock here): a new order and a re-send
+    project = dbt_project_factory("dbt_future_stamp")
+    lake = RawLake(project.lake)
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    lake.land(BASE, now - dt.timedelta(hours=3))
+    project.run("build")
+    ahead = now + dt.timedelta(hours=2)
+    lake.land(
+        [
+            Order(3, 12, "Lenny", 101, "Duff Dry", "2.00", 2, "0.500", "B2B", "delivered",
+                  D(2024, 3, 5)),
+            Order(1, 10, "Moe", 100, "Duff", "1.50", 4, "0.330", "Retail", "delivered",
+                  D(2024, 3, 1)),
+        ],
+        ahead,
+    )  # fmt: skip
+    project.run("build")
+    # When later landings are stamped honestly (before that stamp): a new order on a new
+    # day, a re-send of order 2 to another day, each followed by a build
+    lake.land([NEW_DAY[0]], now)
+    project.run("build")
+    lake.land(
+        [Order(2, 11, "Barney", 100, "Duff", "1.50", 9, "0.330", "Online", "delivered",
+               D(2024, 3, 9))],
+        now + dt.timedelta(seconds=1),
+    )  # fmt: skip
+    project.run("build")
+    # Then every mart serves the latest version of every order (the greatest landed_at)
+    assert_marts_match(lake)
+    assert query(lake, "select order_id, units, pa_date from fact_orders order by 1") == [
+        (1, 4, D(2024, 3, 1)),
+        (2, 9, D(2024, 3, 9)),
+        (3, 2, D(2024, 3, 5)),
+        (21, 3, D(2024, 3, 12)),
+    ]
+    # And the whole-table tests agree
+    assert project.run("test", "--vars", "{data_tests_scope: all}").returncode == 0
