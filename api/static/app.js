@@ -30,23 +30,7 @@
 
   // ---------------------------------------------------------------- formatting
 
-  // Exact decimal text from a JSON number with `decimals` places: 1234.5 -> "1,234.50".
-  function scaled(value, decimals) {
-    return Math.round(Number(value) * 10 ** decimals);
-  }
-  function fixedText(scaledInt, decimals, group) {
-    const neg = scaledInt < 0;
-    let s = String(Math.abs(scaledInt)).padStart(decimals + 1, "0");
-    let int = decimals ? s.slice(0, -decimals) : s;
-    const frac = decimals ? s.slice(-decimals) : "";
-    if (group) int = int.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-    return (neg ? "-" : "") + int + (decimals ? "." + frac : "");
-  }
-  const fmt = {
-    money: (v) => fixedText(scaled(v, 2), 2, true),
-    liters: (v) => fixedText(scaled(v, 3), 3, true),
-    int: (v) => fixedText(Math.round(Number(v)), 0, true),
-  };
+  const { parseJson, scaled, fixedText, fmt, byExact } = window.DuffFigures;
 
   // ---------------------------------------------------------------- key handling
 
@@ -84,17 +68,18 @@
     const first = Date.parse(dates[0] + "T00:00:00Z");
     const last = Date.parse(dates[dates.length - 1] + "T00:00:00Z");
     const recent = [];
-    let sum = 0;
+    let sum = 0n;
     const out = [];
     for (let t = first; t <= last; t += DAY_MS) {
       const day = isoDay(t);
-      const v = cents.get(day) || 0;
+      const v = cents.get(day) || 0n;
       recent.push(v);
       sum += v;
       if (recent.length > AVERAGE_DAYS) sum -= recent.shift();
       if (recent.length === AVERAGE_DAYS) {
-        const c = Math.round(sum / AVERAGE_DAYS);
-        out.push({ date: day, cents: c, value: c / 100 });
+        // the mean to the cent, half up (revenue is never negative)
+        const c = (sum * 2n + BigInt(AVERAGE_DAYS)) / BigInt(2 * AVERAGE_DAYS);
+        out.push({ date: day, cents: c, value: Number(c) / 100 });
       }
     }
     return out;
@@ -179,7 +164,7 @@
     }
     let body = null;
     try {
-      body = await resp.json();
+      body = parseJson(await resp.text());
     } catch (_) {
       body = null;
     }
@@ -290,9 +275,9 @@
   // ---------------------------------------------------------------- panels
 
   function renderTotals(items) {
-    const revenue = items.reduce((s, r) => s + scaled(r.revenue, 2), 0);
-    const orders = items.reduce((s, r) => s + Math.round(Number(r.orders)), 0);
-    const liters = items.reduce((s, r) => s + scaled(r.liters, 3), 0);
+    const revenue = items.reduce((s, r) => s + scaled(r.revenue, 2), 0n);
+    const orders = items.reduce((s, r) => s + scaled(r.orders, 0), 0n);
+    const liters = items.reduce((s, r) => s + scaled(r.liters, 3), 0n);
     const put = (id, scaledValue, decimals) => {
       const dd = $(id);
       dd.textContent = fixedText(scaledValue, decimals, true);
@@ -324,7 +309,7 @@
         DuffCharts.bars(p.chart, {
           orientation: "vertical",
           ariaLabel: "Column chart: revenue by sales channel",
-          items: items.map((r) => ({ label: r.channel, value: r.revenue })),
+          items: items.map((r) => ({ label: r.channel, value: Number(r.revenue) })),
           format: fmt.money,
           emptyText: "No sales yet.",
         });
@@ -380,7 +365,7 @@
         const items = body.items.slice().sort((a, b) => rank(a.status) - rank(b.status));
         DuffCharts.donut(p.chart, {
           ariaLabel: "Donut chart: orders by status",
-          items: items.map((r) => ({ label: r.status, value: r.orders })),
+          items: items.map((r) => ({ label: r.status, value: Number(r.orders) })),
           colorIndex: (d) => 3 + Math.max(0, STATUS_ORDER.indexOf(d.label)),
           format: fmt.int,
           emptyText: "No orders yet.",
@@ -401,7 +386,7 @@
       id: "panel-products",
       path: () => "products",
       render(p, body) {
-        const items = body.items.slice().sort((a, b) => b.revenue - a.revenue || a.product_id - b.product_id);
+        const items = body.items.slice().sort((a, b) => byExact(2)(b.revenue, a.revenue) || a.product_id - b.product_id);
         const shown = items.slice(0, PRODUCTS_IN_CHART);
         p.el.querySelector('[data-role="subtitle"]').textContent =
           items.length > shown.length
@@ -409,7 +394,7 @@
             : "Revenue per product";
         DuffCharts.bars(p.chart, {
           ariaLabel: `Bar chart: revenue of the top ${shown.length} products`,
-          items: shown.map((r) => ({ label: r.product_description, value: r.revenue, id: r.product_id })),
+          items: shown.map((r) => ({ label: r.product_description, value: Number(r.revenue), id: r.product_id })),
           format: fmt.money,
           emptyText: "No products sold yet.",
         });
@@ -430,7 +415,7 @@
         const items = body.items;
         DuffCharts.bars(p.chart, {
           ariaLabel: "Bar chart: total spend of the top 10 clients",
-          items: items.map((r) => ({ label: r.client_name, value: r.total_spend, id: r.client_id })),
+          items: items.map((r) => ({ label: r.client_name, value: Number(r.total_spend), id: r.client_id })),
           format: fmt.money,
           emptyText: "No clients yet.",
         });
@@ -457,7 +442,7 @@
         : "Revenue per day";
     DuffCharts.line(p.chart, {
       ariaLabel: avg.length ? `Line chart: revenue per day and its ${AVERAGE_DAYS}-day average` : "Line chart: revenue per day",
-      points: items.map((r) => ({ date: r.pa_date, value: r.revenue })),
+      points: items.map((r) => ({ date: r.pa_date, value: Number(r.revenue) })),
       overlay: avg.length ? { points: avg, label: `${AVERAGE_DAYS}-day average of revenue` } : null,
       missingAsZero: true, // a day the mart leaves out had no sales, as the average counts it
       format: fmt.money,

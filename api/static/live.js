@@ -9,14 +9,8 @@
   const TIMEOUT_MS = 10000;
   const $ = (id) => document.getElementById(id);
 
-  function fixed(value, decimals) {
-    const n = Math.round(Number(value) * 10 ** decimals);
-    let s = String(Math.abs(n)).padStart(decimals + 1, "0");
-    let int = decimals ? s.slice(0, -decimals) : s;
-    const frac = decimals ? "." + s.slice(-decimals) : "";
-    int = int.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-    return (n < 0 ? "-" : "") + int + frac;
-  }
+  const { parseJson, scaled, fixedText } = window.DuffFigures;
+  const fixed = (value, decimals) => fixedText(scaled(value, decimals), decimals, true);
 
   function key() {
     try {
@@ -100,7 +94,7 @@
         credentials: "omit",
         signal: ctrl.signal,
       });
-      const body = await resp.json().catch(() => null);
+      const body = await resp.text().then(parseJson).catch(() => null);
       if (!resp.ok || !body || typeof body !== "object") {
         const msg = body && body.error ? body.error.message : resp.statusText;
         throw new Error(resp.status === 403 ? "the API key was refused" : msg || "bad answer");

@@ -654,3 +654,82 @@ def test_whole_chain_from_the_orders_file_to_the_dashboard(
     assert found["detail"]["top_product"] == str(zoe["top_product"]["product_id"])
     assert dec(found["detail"]["total_spend"]) == zoe["total_spend"]
     assert dec(found["detail"]["liters"]) == zoe["liters"]
+
+
+def grouped(value: Decimal, places: int) -> str:
+    """``value`` as the page writes a figure: thousands grouped, ``places`` decimals."""
+    return f"{value.quantize(Decimal(1).scaleb(-places)):,}"
+
+
+def test_figures_beyond_a_doubles_digits_are_shown_exactly(dashboard_server, browser_tab):
+    # Given /sales/daily and /sales/by-channel answering the largest orders section 1 accepts
+    # (price 9999999999.99 times 2147483647 units: 21 digits of spend, beyond the 15 of a
+    # JavaScript number), the API's exact decimals as the JSON text it sends
+    spend = Decimal("9999999999.99") * 2147483647
+    liters = Decimal("9999999.999") * 2147483647
+    days = [
+        {"pa_date": f"2024-03-{d:02d}", "orders": 1, "units": 2147483647,
+         "liters": liters + d, "revenue": spend + Decimal(d) / 100}
+        for d in range(1, 9)
+    ]  # fmt: skip
+    channels = [
+        {"channel": c, "orders": 3, "units": 3 * 2147483647, "liters": 3 * liters + n,
+         "revenue": 3 * spend + Decimal(n) / 100}
+        for n, c in enumerate(("Retail", "Online", "B2B"))
+    ]  # fmt: skip
+
+    def answer(rows: list[dict]) -> str:
+        # numbers written as the API writes them: the decimal's own digits
+        items = ", ".join(
+            "{" + ", ".join(f'"{k}": ' + (f'"{v}"' if isinstance(v, str) else str(v))
+                            for k, v in r.items()) + "}"
+            for r in rows
+        )  # fmt: skip
+        return '{"items": [' + items + "]}"
+
+    bodies = {"/sales/daily": answer(days), "/sales/by-channel": answer(channels)}
+    page = browser_tab()
+    page.call("Fetch.enable", {"patterns": [{"urlPattern": f"{dashboard_server.url}/sales/*"}]})
+    page.goto(f"{dashboard_server.url}/#key={dashboard_server.api_key}")
+    answered: set[str] = set()
+    while answered != set(bodies):
+        event = page.wait_event("Fetch.requestPaused")
+        path = event["request"]["url"].removeprefix(dashboard_server.url).split("?")[0]
+        if path in bodies:
+            answered.add(path)
+            page.call(
+                "Fetch.fulfillRequest",
+                {
+                    "requestId": event["requestId"],
+                    "responseCode": 200,
+                    "responseHeaders": [{"name": "content-type", "value": "application/json"}],
+                    "body": base64.b64encode(bodies[path].encode()).decode(),
+                },
+            )
+        else:
+            page.call("Fetch.continueRequest", {"requestId": event["requestId"]})
+    # When the page has drawn them
+    page.wait_for(SETTLED)
+    shown = page.evaluate(READ_PAGE)
+    cells = page.evaluate(
+        """[...document.querySelectorAll('#panel-daily [data-role=table] tbody tr')].map((tr) =>
+             Object.fromEntries([...tr.children].filter((c) => c.dataset.key)
+               .map((c) => [c.dataset.key, c.textContent])))"""
+    )
+    # Then the totals are the exact sums, every digit (a double showed "1.0,737...e+.22")
+    assert page.exceptions() == []
+    revenue = sum(r["revenue"] for r in channels)
+    assert shown["revenue"]["text"] == grouped(revenue, 2)
+    assert shown["revenue"]["value"] == str(revenue)
+    assert shown["liters"]["text"] == grouped(sum(r["liters"] for r in channels), 3)
+    assert shown["orders"]["text"] == "9"
+    # And so is each day's row, with its 7-day average to the cent, half up
+    by_day = {c["pa_date"]: c for c in cells}
+    for r in days:
+        assert by_day[r["pa_date"]]["revenue"] == grouped(r["revenue"], 2)
+        assert by_day[r["pa_date"]]["liters"] == grouped(r["liters"], 3)
+        assert by_day[r["pa_date"]]["units"] == "2,147,483,647"
+    average = seven_day_average(
+        [{**r, "pa_date": dt.date.fromisoformat(r["pa_date"])} for r in days]
+    )
+    assert {d: by_day[d]["avg7"] for d in average} == {d: grouped(v, 2) for d, v in average.items()}
