@@ -59,25 +59,26 @@ def configure_logging(
 
 def build_asgi(settings: Settings, *, watch: bool = True) -> AsgiApp:
     backend = make_backend(settings, watch=watch)
-    refused = getattr(backend, "refused", [])
-    if backend.snapshot() is None and refused:
-        logging.getLogger("duff.api").warning(
-            "no build under %s/marts/builds can be served: %d complete build(s) refused (the "
-            "errors above say why; the newest is %s): data routes answer 503 until a build "
-            "that loads completes",
-            settings.lake,
-            len(refused),
-            refused[-1],
-        )
-    elif backend.snapshot() is None:
-        logging.getLogger("duff.api").warning(
-            "no complete build under %s/marts/builds yet: data routes answer 503 until a "
-            "`dbt build` completes (%s)",
-            settings.lake,
-            "this server exports it"
-            if watch and settings.dbt_target_path
-            else "then `python -m export`",
-        )
+    if backend.snapshot() is None:
+        refused = getattr(backend, "refused", [])  # builds that failed to load, logged above
+        if refused:
+            logging.getLogger("duff.api").warning(
+                "no build under %s/marts/builds can be served: %d complete build(s) refused "
+                "(the errors above say why; the newest is %s): data routes answer 503 until "
+                "a build that loads completes",
+                settings.lake,
+                len(refused),
+                refused[-1],
+            )
+        else:
+            logging.getLogger("duff.api").warning(
+                "no complete build under %s/marts/builds yet: data routes answer 503 until a "
+                "`dbt build` completes (%s)",
+                settings.lake,
+                "this server exports it"
+                if watch and settings.dbt_target_path
+                else "then `python -m export`",
+            )
     # DuckDB queries release the GIL: a few threads let cache hits pass a running query
     return AsgiApp(App(settings, backend), workers=4)
 

@@ -132,9 +132,9 @@
 {% macro batch_window_start(batch) -%}
     {#- Where the lake window of the batches under test (`batch`, from latest_batch) starts: the
         newest landed_at of the fact's rows from earlier batches (at most their newest
-        merged_at), as a UTC datetime. A raw
-        version landed after it was read by those batches (or lands after them), so tests of
-        the lake against the fact read the raw files landed since, not the whole history.
+        merged_at), as a UTC datetime. A raw version landed after it was read by those
+        batches (or lands after them), so tests of the lake against the fact read the raw
+        files landed since, not the whole history.
         None when they must read everything: no batch (whole tables), a change log that is
         not a table (Athena: a view, and raw_orders there is partitioned by pa_date, not by
         landing), no fact row from an earlier batch, or while not executing.

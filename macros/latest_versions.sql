@@ -111,14 +111,14 @@
 
 
 {% macro incremental_cutoff(landed_at_column='landed_at') -%}
-    {#- A naive UTC datetime: the newest landed_at already in this model minus
-        var('fact_orders_lookback_minutes') (so with the default lookback the newest landings
-        are read again, which also catches an ingest stamped with the very same landed_at),
-        (or this run's start if that is earlier: a landing stamped in the future),
-        moved back to just before the earliest-stamped landing published since then
-        (earliest_landing_published_after: a landing stamped long before it was published,
-        which the lookback alone would skip for good); the epoch while the model is empty
-        (or on a full build, or when not executing).
+    {#- A naive UTC datetime: the newest landed_at already in this model (at most this run's
+        start: a landing stamped in the future) minus var('fact_orders_lookback_minutes') (so
+        with the default lookback the newest landings are read again, which also catches an
+        ingest stamped with the very same landed_at), moved back to just before the
+        earliest-stamped landing published since then (earliest_landing_published_after: a
+        landing stamped long before it was published, which the lookback alone would skip
+        for good); the epoch while the model is empty (or on a full build, or when not
+        executing).
         Every landing this model has not read was published after the build that read its
         newest row (N) had listed the manifests, less the time between that listing and its
         read (seconds), and N was stamped before that read (a landing is stamped before it
