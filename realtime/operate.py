@@ -25,6 +25,12 @@ def replay(stream: LocalStream, store: SqliteStore, shard: str, sequence: int) -
     if shard not in stream.shards:
         raise ValueError(f"{stream.uri} has no shard {shard!r}")
     cp = store.checkpoint(shard)
+    if sequence > cp.sequence:
+        # forward would skip records never applied: lost to the figures (the lake lands them)
+        raise ValueError(
+            f"{shard}: the consumer applies from sequence {cp.sequence} next; a replay goes "
+            f"back to a sequence already applied, not forward to {sequence}"
+        )
     pos = stream.seek(shard, sequence)
     new = Checkpoint(
         shard, pos.sequence, pos.offset, cp.landed_sequence, cp.landed_offset, cp.landed_at_us

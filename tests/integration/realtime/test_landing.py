@@ -129,3 +129,27 @@ def test_reset_from_the_lake_then_replay_gives_the_same_figures(tmp_path):
     replay(c.stream, c.store, "shard-0000", 1)
     c.apply_once()
     assert figures() == before
+
+
+def test_a_replay_forward_past_the_checkpoint_is_refused(tmp_path):
+    import datetime as dt
+
+    from realtime.operate import replay
+
+    # Given a shard whose first two records are applied, and three more not yet
+    c = _consumer(tmp_path)
+    c.stream.put([event(1), event(2)])
+    c.apply_once()
+    c.stream.put([event(3), event(4), event(5)])
+    before = c.store.checkpoint("shard-0000")
+    assert before.sequence == 3
+    # When an operator asks to replay from sequence 5 (past what was applied)
+    with pytest.raises(ValueError, match="applies from sequence 3 next; a replay goes back"):
+        replay(c.stream, c.store, "shard-0000", 5)
+    # Then the checkpoint did not move, and the consumer applies records 3, 4 and 5
+    assert c.store.checkpoint("shard-0000") == before
+    c.apply_once()
+    today = c.store.summary(dt.datetime.now(dt.UTC).date())
+    assert today["orders"] == 5
+    # And a replay back to the start is still allowed
+    assert replay(c.stream, c.store, "shard-0000", 1).sequence == 1
