@@ -111,7 +111,9 @@ def parse(data: bytes) -> Parsed:
             continue
         seen.add(name)
         if name not in _KNOWN:
-            out.ignored.append(name)
+            # kept as text the manifest (JSON) and dbt can read: a lone surrogate as \udXXX
+            safe = not escapes or _utf8_safe(name)
+            out.ignored.append(name if safe else name.encode("utf-8", "backslashreplace").decode())
             continue
         if name == rules.ORDER_DATE:
             out.has_date = True

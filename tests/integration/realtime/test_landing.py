@@ -153,3 +153,26 @@ def test_a_replay_forward_past_the_checkpoint_is_refused(tmp_path):
     assert today["orders"] == 5
     # And a replay back to the start is still allowed
     assert replay(c.stream, c.store, "shard-0000", 1).sequence == 1
+
+
+def test_an_unknown_key_holding_a_lone_surrogate_leaves_a_manifest_dbt_reads(tmp_path):
+    import duckdb
+
+    from tests.unit.realtime.helpers import Raw
+
+    # Given a valid event with one more key, spelled with a lone surrogate escape
+    c = _consumer(tmp_path)
+    c.stream.put([event(1, note=Raw("1")).replace(b'"note"', b'"note\\ud800"')])
+    c.apply_once()
+    # When its batch lands
+    c.land_due(force=True)
+    # Then the event counts, and the manifest names the ignored key as text that the
+    # manifests source of dbt reads (DuckDB refused "no low surrogate in string")
+    (manifest,) = _manifests(tmp_path)
+    assert manifest["valid"] == 1 and manifest["ignored_columns"] == ["note\\ud800"]
+    glob = str(tmp_path / "manifests" / "*.json")
+    read = duckdb.sql(
+        f"select ignored_columns from read_json('{glob}', format = 'unstructured', "
+        "columns = {ignored_columns: 'json'})"
+    ).fetchall()
+    assert [json.loads(row[0]) for row in read] == [["note\\ud800"]]
