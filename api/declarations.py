@@ -304,15 +304,24 @@ def from_project(project_dir: str | Path) -> list[ServedMart]:
 
 
 def _overlap(a: str, b: str) -> bool:
-    """Whether some request path matches both route paths: as many segments, each pair equal
-    or one of them a parameter. A path without parameters is matched before any pattern
-    (api.routes.Router), so only two equal ones, or two patterns, are ambiguous."""
+    """Whether one request path can reach both routes. The router (api.routes.Router) takes a
+    path without parameters first, then the first pattern whose segments match, before it
+    reads a parameter's value: so two patterns overlap where each pair of segments is equal or
+    has a parameter, and a path without parameters overlaps a pattern only where its segment
+    against a parameter is digits (an id the pattern serves too: ``/clients/1003``)."""
     sa, sb = a.strip("/").split("/"), b.strip("/").split("/")
-    if len(sa) != len(sb) or (a != b and ("{" not in a or "{" not in b)):
+    if len(sa) != len(sb):
         return False
-    return all(
-        x == y or x.startswith("{") or y.startswith("{") for x, y in zip(sa, sb, strict=True)
-    )
+    patterns = "{" in a and "{" in b
+    for x, y in zip(sa, sb, strict=True):
+        if x == y or (x.startswith("{") and y.startswith("{")):
+            continue
+        if x.startswith("{") or y.startswith("{"):
+            literal = y if x.startswith("{") else x
+            if patterns or literal.isdigit():
+                continue
+        return False
+    return True
 
 
 def check(marts: list[ServedMart]) -> None:
@@ -320,11 +329,15 @@ def check(marts: list[ServedMart]) -> None:
     operations are unique across marts, and ``requires`` names a served mart."""
     from api.routes import BUILTINS  # routes imports this module
 
+    # the API's own routes, and the dashboard's page and files (answered before routing)
     paths: list[tuple[str, str]] = [(e.path, "the API itself") for e in BUILTINS]
+    paths += [("/", "the dashboard")]
     ops: dict[str, str] = {e.name: "the API itself" for e in BUILTINS}
     names = {m.name for m in marts}
     for m in marts:
         for r in m.routes:
+            if r.path.startswith("/static/"):
+                raise _fail(m.name, f"route {r.path}: /static/ is the dashboard's files")
             for path, owner in paths:
                 if _overlap(r.path, path):
                     what = "is already" if r.path == path else f"would answer requests of {path},"

@@ -110,8 +110,11 @@ def test_the_project_declares_every_contract_route_once():
             "/xs/{y_id}/{x_id}",
             "route /xs/{y_id}/{x_id} would answer requests of /xs/{x_id}/ys",
         ),
-        # the API's own routes
+        # a path without parameters naming an id the pattern serves: it would hide client 5
+        ("/xs/{x_id}", "/xs/5", "route /xs/5 would answer requests of /xs/{x_id}"),
+        # the API's own routes, and the dashboard's files
         ("/ys", "/health", "route /health is already served by the API itself"),
+        ("/ys", "/static/{x_id}", "route /static/{x_id}: /static/ is the dashboard's files"),
     ],
 )
 def test_two_routes_that_can_answer_one_request_are_refused(first, second, message):
@@ -128,7 +131,7 @@ def test_two_routes_that_can_answer_one_request_are_refused(first, second, messa
     [
         ("/xs/{x_id}", "/xs/{x_id}/ys"),  # not as many segments
         ("/xs/{x_id}", "/ys/{x_id}"),  # a literal segment differs
-        ("/xs/{x_id}", "/xs/top"),  # a path without parameters is matched first
+        ("/xs/{x_id}", "/xs/top"),  # matched first, and no id (a bigint) is "top"
     ],
 )
 def test_routes_no_request_can_confuse_are_accepted(first, second):
