@@ -26,6 +26,8 @@ DBT = str(Path(sys.executable).with_name("dbt"))
 # What one complete export holds (docs/architecture.md section 2), and nothing else: per
 # served relation (each declared mart and its sorted copies) a directory of ordered parts and
 # the whole file, the declarations and the success marker.
+# (ServedMart.sorted_copies itself is pinned by tests/unit/export/test_export.py and the API's
+# golden responses: the sorted copies a route's path id needs.)
 SERVED_RELATIONS = tuple(name for mart in from_project(REPO) for name in mart.sorted_copies())
 SERVED_FILES = frozenset(
     {
