@@ -59,7 +59,7 @@
    * The trailing AVERAGE_DAYS-day mean of revenue for every calendar day from the
    * AVERAGE_DAYS-th day of the series on: a day missing from the answer sold nothing (0).
    * Sums in integer cents, so the mean is the exact one rounded to the cent.
-   * Returns [{date, cents, value}].
+   * Returns [{date, cents, value, exact}] (exact: the mean's decimal text).
    */
   function movingAverage(items) {
     if (!items.length) return [];
@@ -79,7 +79,7 @@
       if (recent.length === AVERAGE_DAYS) {
         // the mean to the cent, half up (revenue is never negative)
         const c = (sum * 2n + BigInt(AVERAGE_DAYS)) / BigInt(2 * AVERAGE_DAYS);
-        out.push({ date: day, cents: c, value: Number(c) / 100 });
+        out.push({ date: day, cents: c, value: Number(c) / 100, exact: fixedText(c, 2, false) });
       }
     }
     return out;
@@ -309,7 +309,7 @@
         DuffCharts.bars(p.chart, {
           orientation: "vertical",
           ariaLabel: "Column chart: revenue by sales channel",
-          items: items.map((r) => ({ label: r.channel, value: Number(r.revenue) })),
+          items: items.map((r) => ({ label: r.channel, value: Number(r.revenue), exact: r.revenue })),
           format: fmt.money,
           emptyText: "No sales yet.",
         });
@@ -365,7 +365,7 @@
         const items = body.items.slice().sort((a, b) => rank(a.status) - rank(b.status));
         DuffCharts.donut(p.chart, {
           ariaLabel: "Donut chart: orders by status",
-          items: items.map((r) => ({ label: r.status, value: Number(r.orders) })),
+          items: items.map((r) => ({ label: r.status, value: Number(r.orders), exact: r.orders })),
           colorIndex: (d) => 3 + Math.max(0, STATUS_ORDER.indexOf(d.label)),
           format: fmt.int,
           emptyText: "No orders yet.",
@@ -386,7 +386,7 @@
       id: "panel-products",
       path: () => "products",
       render(p, body) {
-        const items = body.items.slice().sort((a, b) => byExact(2)(b.revenue, a.revenue) || a.product_id - b.product_id);
+        const items = body.items.slice().sort((a, b) => byExact(2)(b.revenue, a.revenue) || byExact(0)(a.product_id, b.product_id));
         const shown = items.slice(0, PRODUCTS_IN_CHART);
         p.el.querySelector('[data-role="subtitle"]').textContent =
           items.length > shown.length
@@ -394,7 +394,7 @@
             : "Revenue per product";
         DuffCharts.bars(p.chart, {
           ariaLabel: `Bar chart: revenue of the top ${shown.length} products`,
-          items: shown.map((r) => ({ label: r.product_description, value: Number(r.revenue), id: r.product_id })),
+          items: shown.map((r) => ({ label: r.product_description, value: Number(r.revenue), exact: r.revenue, id: r.product_id })),
           format: fmt.money,
           emptyText: "No products sold yet.",
         });
@@ -415,7 +415,7 @@
         const items = body.items;
         DuffCharts.bars(p.chart, {
           ariaLabel: "Bar chart: total spend of the top 10 clients",
-          items: items.map((r) => ({ label: r.client_name, value: Number(r.total_spend), id: r.client_id })),
+          items: items.map((r) => ({ label: r.client_name, value: Number(r.total_spend), exact: r.total_spend, id: r.client_id })),
           format: fmt.money,
           emptyText: "No clients yet.",
         });
@@ -442,7 +442,8 @@
         : "Revenue per day";
     DuffCharts.line(p.chart, {
       ariaLabel: avg.length ? `Line chart: revenue per day and its ${AVERAGE_DAYS}-day average` : "Line chart: revenue per day",
-      points: items.map((r) => ({ date: r.pa_date, value: Number(r.revenue) })),
+      points: items.map((r) => ({ date: r.pa_date, value: Number(r.revenue), exact: r.revenue })),
+      sum: fixedText(items.reduce((s, r) => s + scaled(r.revenue, 2), 0n), 2, false),
       overlay: avg.length ? { points: avg, label: `${AVERAGE_DAYS}-day average of revenue` } : null,
       missingAsZero: true, // a day the mart leaves out had no sales, as the average counts it
       format: fmt.money,

@@ -7,10 +7,14 @@
  * number it draws, plus a <title> child that browsers show as a tooltip. Colours come from
  * CSS classes (.dc-series-N), so the stylesheet owns the palette.
  *
- *   DuffCharts.bars(el, {items: [{label, value}], format, ariaLabel, orientation})
- *   DuffCharts.line(el, {points: [{date: "YYYY-MM-DD", value}], format, ariaLabel,
- *                        overlay: {points: [{date, value}], label}})   // e.g. a moving average
- *   DuffCharts.donut(el, {items: [{label, value}], format, ariaLabel})
+ *   DuffCharts.bars(el, {items: [{label, value, exact}], format, ariaLabel, orientation})
+ *   DuffCharts.line(el, {points: [{date: "YYYY-MM-DD", value, exact}], format, ariaLabel, sum,
+ *                        overlay: {points: [{date, value, exact}], label}})  // e.g. a moving average
+ *   DuffCharts.donut(el, {items: [{label, value, exact}], format, ariaLabel})
+ *
+ * `value` is the number drawn; `exact` (optional) is the figure as the caller holds it (a
+ * decimal's text), which `format` writes in tooltips, legends and descriptions instead, and
+ * `sum` the line's exact total: a number has 15 significant digits, a spend may have more.
  *   DuffCharts.clear(el)   // empty the container and stop following its size
  *
  * Charts re-render at the container's own width when it changes size, so text stays crisp
@@ -35,6 +39,9 @@
     if (parent) parent.appendChild(el);
     return el;
   }
+
+  // What a mark's text says: the exact figure when the caller gave one, else the number drawn.
+  const exact = (d) => (d.exact !== undefined ? d.exact : d.value);
 
   function tooltip(el, text) {
     const t = svgEl("title", null, el);
@@ -207,7 +214,7 @@
   }
 
   function describe(items, format, limit) {
-    const shown = items.slice(0, limit).map((d) => `${d.label}: ${format(d.value)}`);
+    const shown = items.slice(0, limit).map((d) => `${d.label}: ${format(exact(d))}`);
     const more = items.length > limit ? `; and ${items.length - limit} more in the data table` : "";
     return shown.join("; ") + more + ".";
   }
@@ -312,7 +319,7 @@
             },
             marks,
           );
-          tooltip(rect, `${d.label}: ${format(d.value)}`);
+          tooltip(rect, `${d.label}: ${format(exact(d))}`);
           const vl = svgEl("text", { class: "dc-value", x: cx, y: y(d.value) - 5, "text-anchor": "middle", "aria-hidden": "true" }, svg);
           vl.textContent = compact(d.value);
           drawLabel(svg, labelLines[i], String(d.label), { x: cx, y: height - m.bottom + 22, "text-anchor": "middle" }, 13);
@@ -354,7 +361,7 @@
           },
           marks,
         );
-        tooltip(rect, `${d.label}: ${format(d.value)}`);
+        tooltip(rect, `${d.label}: ${format(exact(d))}`);
         const vl = svgEl("text", { class: "dc-value", x: m.left + w + 6, y: yTop + rowH / 2, dy: "0.32em", "aria-hidden": "true" }, svg);
         vl.textContent = compact(d.value);
       });
@@ -452,7 +459,7 @@
       const maxP = points.reduce((a, p) => (p.value > a.value ? p : a), points[0]);
       const description =
         `${points.length} days from ${points[0].date} to ${points[points.length - 1].date}; ` +
-        `highest ${format(maxP.value)} on ${maxP.date}; sum ${format(total)}.` +
+        `highest ${format(exact(maxP))} on ${maxP.date}; sum ${format(opts.sum !== undefined ? opts.sum : total)}.` +
         (overlay ? ` Bold line: ${overlay.label}, from ${overlay.points[0].date}.` : "");
       const svg = makeSvg(el, width, height, { ...opts, kind: "line", description });
       const ticks = niceTicks(maxP.value, 4);
@@ -502,7 +509,7 @@
           { class: "dc-point", cx: x(xs[i]), cy: y(p.value), r, "data-label": p.date, "data-value": p.value },
           marks,
         );
-        tooltip(c, `${p.date}: ${format(p.value)}`);
+        tooltip(c, `${p.date}: ${format(exact(p))}`);
       });
     });
   }
@@ -520,7 +527,7 @@
       const legendRowH = 22;
       const height = legendBeside ? size : size + 12 + legendRowH * items.length;
       const pct = (v) => `${((v / total) * 100).toFixed(1)}%`;
-      const description = items.map((d) => `${d.label}: ${format(d.value)} (${pct(d.value)})`).join("; ") + ".";
+      const description = items.map((d) => `${d.label}: ${format(exact(d))} (${pct(d.value)})`).join("; ") + ".";
       const svg = makeSvg(el, width, height, { ...opts, kind: "donut", description });
       const cx = legendBeside ? size / 2 : width / 2;
       const cy = size / 2;
@@ -543,7 +550,7 @@
           { class: `dc-slice dc-series-${(opts.colorIndex ? opts.colorIndex(d, i) : i) % 8}`, d: dPath, "data-label": d.label, "data-value": d.value },
           marks,
         );
-        tooltip(slice, `${d.label}: ${format(d.value)} (${pct(d.value)})`);
+        tooltip(slice, `${d.label}: ${format(exact(d))} (${pct(d.value)})`);
       });
       const center = svgEl("text", { class: "dc-center", x: cx, y: cy, "text-anchor": "middle", dy: "0.32em", "aria-hidden": "true" }, svg);
       center.textContent = compact(total);
@@ -553,7 +560,7 @@
         const ly = legendBeside ? cy - (legendRowH * items.length) / 2 + i * legendRowH : size + 12 + i * legendRowH;
         svgEl("rect", { class: `dc-series-${(opts.colorIndex ? opts.colorIndex(d, i) : i) % 8}`, x: lx, y: ly + 4, width: 12, height: 12, rx: 2 }, legend);
         const t = svgEl("text", { x: lx + 18, y: ly + 10, dy: "0.32em" }, legend);
-        t.textContent = `${d.label}  ${format(d.value)} (${pct(d.value)})`;
+        t.textContent = `${d.label}  ${format(exact(d))} (${pct(d.value)})`;
       });
     });
   }

@@ -19,19 +19,20 @@
   }
   // A figure (a JSON number, or the text parseJson kept) in units of its `decimals`-th
   // decimal, rounded half away from zero, as a BigInt: "1234.5" -> 123450n for 2 decimals.
+  // A number is read as the shortest text that is that number (1.005 as "1.005", 1e21 as
+  // "1e+21"); anything not a number (null, NaN) is 0.
   function scaled(value, decimals) {
-    let text = typeof value === "string" ? value.trim() : Number(value).toFixed(decimals);
-    if (!/^-?\d+(\.\d*)?$/.test(text)) {
-      // a double of 1e21 or more (toFixed writes an exponent): an integer, exactly as held
-      const n = Number(value);
-      return Number.isFinite(n) ? BigInt(Math.round(n)) * 10n ** BigInt(decimals) : 0n;
+    const text = typeof value === "string" ? value.trim() : String(Number(value));
+    const m = /^([-+]?)(\d*)(?:\.(\d*))?(?:e([-+]?\d+))?$/i.exec(text);
+    if (!m || !(m[2] || m[3])) return 0n;
+    const digits = BigInt((m[2] || "") + (m[3] || ""));
+    const shift = decimals - (m[3] || "").length + Number(m[4] || 0);
+    let n = digits * 10n ** BigInt(Math.max(shift, 0));
+    if (shift < 0) {
+      const unit = 10n ** BigInt(-shift);
+      n = digits / unit + ((digits % unit) * 2n >= unit ? 1n : 0n);
     }
-    const neg = text.startsWith("-");
-    if (neg) text = text.slice(1);
-    const [int, frac = ""] = text.split(".");
-    let n = BigInt(int + frac.padEnd(decimals, "0").slice(0, decimals));
-    if (frac.length > decimals && frac[decimals] >= "5") n += 1n;
-    return neg ? -n : n;
+    return m[1] === "-" ? -n : n;
   }
   // `scaled` units as text with `decimals` places, thousands grouped: 123450n -> "1,234.50".
   function fixedText(units, decimals, group) {

@@ -733,3 +733,39 @@ def test_figures_beyond_a_doubles_digits_are_shown_exactly(dashboard_server, bro
         [{**r, "pa_date": dt.date.fromisoformat(r["pa_date"])} for r in days]
     )
     assert {d: by_day[d]["avg7"] for d in average} == {d: grouped(v, 2) for d, v in average.items()}
+    # And the charts' text (tooltips, descriptions) says the same exact figures
+    tips = page.evaluate(
+        """[...document.querySelectorAll('#panel-channel [data-role=chart] [data-value] > title')]
+             .map((t) => t.textContent)"""
+    )
+    assert tips == [f"{r['channel']}: {grouped(r['revenue'], 2)}" for r in channels]
+    desc = page.evaluate("document.querySelector('#panel-daily svg.dc-chart desc').textContent")
+    assert f"sum {grouped(sum(r['revenue'] for r in days), 2)}." in desc, desc
+
+
+@pytest.mark.parametrize(
+    ("value", "decimals", "units"),
+    [
+        ("1234.5", 2, 123450),
+        (1.005, 2, 101),  # the decimal the API wrote, not the double's 1.00499...
+        ("-0.005", 2, -1),  # half away from zero
+        ("-2.5", 0, -3),
+        ("-0.00", 2, 0),
+        ("1.2345678901234567e2", 2, 12346),
+        (1e21, 2, 10**23),
+        ("107374182349892625852.36", 2, 10737418234989262585236),
+        ("9007199254740993", 0, 9007199254740993),  # 2**53 + 1
+        (None, 2, 0),
+        ("", 2, 0),
+    ],
+)
+def test_a_figure_is_read_as_the_exact_decimal_it_spells(
+    dashboard_server, browser_tab, value, decimals, units
+):
+    # Given the page's figures module / When a figure is scaled to its last decimal
+    page = browser_tab()
+    page.goto(f"{dashboard_server.url}/")
+    page.wait_for("window.DuffFigures !== undefined")
+    got = page.evaluate(f"String(DuffFigures.scaled({json.dumps(value)}, {decimals}))")
+    # Then it is the exact count of those units, rounded half away from zero
+    assert got == str(units)
