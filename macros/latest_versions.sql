@@ -111,8 +111,8 @@
 
 
 {% macro incremental_cutoff(landed_at_column='landed_at') -%}
-    {#- A naive UTC datetime: the newest landed_at already in this model (at most this run's
-        start: a landing stamped in the future) minus var('fact_orders_lookback_minutes') (so
+    {#- A naive UTC datetime: the newest landed_at already in this model (at most the previous
+        build's batch stamp: a landing stamped in the future) minus var('fact_orders_lookback_minutes') (so
         with the default lookback the newest landings are read again, which also catches an
         ingest stamped with the very same landed_at), moved back to just before the
         earliest-stamped landing published since then (earliest_landing_published_after: a
@@ -134,12 +134,19 @@
     {%- set cutoff = namespace(value=epoch) -%}
     {%- if execute and is_incremental() -%}
         {%- set newest = utc_datetime(scalar_query('select max(' ~ landed_at_column ~ ') as newest from ' ~ this)) -%}
-        {#- A landing stamped ahead of this build's clock (a landing host's clock running
-            fast) must not move the cutoff past landings stamped honestly after it: the
-            cutoff never passes this run's start, less the lookback. -#}
+        {#- A landing stamped ahead of the clocks (a landing host's clock running fast) must
+            not move the cutoff past landings stamped honestly after it. Those were published
+            after the previous build started (its batch stamp, the fact's newest merged_at
+            before this run), so the cutoff never passes that stamp (nor this run's start when
+            the fact has none), less the lookback. -#}
         {%- set clock = utc_datetime(run_started_at) -%}
-        {%- if newest is not none and newest > clock -%}
-            {%- set newest = clock -%}
+        {%- set fact = adapter.get_relation(database=this.database, schema=this.schema, identifier='fact_orders') -%}
+        {%- set previous = utc_datetime(scalar_query(
+            'select max(merged_at) from ' ~ fact ~ ' where merged_at < ' ~ timestamp_value_literal(clock)
+        )) if fact is not none else none -%}
+        {%- set cap = previous if previous is not none else clock -%}
+        {%- if newest is not none and newest > cap -%}
+            {%- set newest = cap -%}
         {%- endif -%}
         {%- if newest is not none -%}
             {%- set cutoff.value = newest - modules.datetime.timedelta(minutes=var('fact_orders_lookback_minutes') | int) -%}

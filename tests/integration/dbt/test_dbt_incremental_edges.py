@@ -322,15 +322,21 @@ def test_a_landing_published_long_after_its_stamp_reaches_every_model(dbt_projec
         assert just_before in ran, (model, ran)
 
 
-def test_a_landing_stamped_in_the_future_hides_no_later_landing(dbt_project_factory):
+@pytest.mark.parametrize("lookback", [None, 0], ids=["default-lookback", "no-lookback"])
+def test_a_landing_stamped_in_the_future_hides_no_later_landing(dbt_project_factory, lookback):
     # Given a build, then a landing from a host whose clock runs two hours fast (its stamp
-    # and its manifest's time ahead of every clock here): a new order and a re-send
-    project = dbt_project_factory("dbt_future_stamp")
+    # and its manifest's time ahead of every clock here): a new order and a re-send. Without
+    # a lookback (a daily build's cutoff is about a day past its last landings) only the
+    # previous build's start tells the landings it read from those it did not.
+    project = dbt_project_factory(f"dbt_future_stamp_{lookback}")
     lake = RawLake(project.lake)
-    now = dt.datetime.now(UTC).replace(microsecond=0)
-    lake.land(BASE, now - dt.timedelta(hours=3))
-    project.run("build")
-    ahead = now + dt.timedelta(hours=2)
+    args = [] if lookback is None else ["--vars", f"{{fact_orders_lookback_minutes: {lookback}}}"]
+
+    def now() -> dt.datetime:
+        return dt.datetime.now(UTC)
+
+    lake.land(BASE, now() - dt.timedelta(hours=3))
+    project.run("build", *args)
     lake.land(
         [
             Order(3, 12, "Lenny", 101, "Duff Dry", "2.00", 2, "0.500", "B2B", "delivered",
@@ -338,19 +344,19 @@ def test_a_landing_stamped_in_the_future_hides_no_later_landing(dbt_project_fact
             Order(1, 10, "Moe", 100, "Duff", "1.50", 4, "0.330", "Retail", "delivered",
                   D(2024, 3, 1)),
         ],
-        ahead,
+        now() + dt.timedelta(hours=2),
     )  # fmt: skip
-    project.run("build")
-    # When later landings are stamped honestly (before that stamp): a new order on a new
-    # day, a re-send of order 2 to another day, each followed by a build
-    lake.land([NEW_DAY[0]], now)
-    project.run("build")
+    project.run("build", *args)
+    # When later landings are stamped honestly, when they land: a new order on a new day,
+    # a re-send of order 2 to another day, each followed by a build
+    lake.land([NEW_DAY[0]], now())
+    project.run("build", *args)
     lake.land(
         [Order(2, 11, "Barney", 100, "Duff", "1.50", 9, "0.330", "Online", "delivered",
                D(2024, 3, 9))],
-        now + dt.timedelta(seconds=1),
+        now(),
     )  # fmt: skip
-    project.run("build")
+    project.run("build", *args)
     # Then every mart serves the latest version of every order (the greatest landed_at)
     assert_marts_match(lake)
     assert query(lake, "select order_id, units, pa_date from fact_orders order by 1") == [
