@@ -11,11 +11,11 @@
  *   DuffCharts.line(el, {points: [{date: "YYYY-MM-DD", value, exact}], format, ariaLabel, sum,
  *                        overlay: {points: [{date, value, exact}], label}})  // e.g. a moving average
  *   DuffCharts.donut(el, {items: [{label, value, exact}], format, ariaLabel})
+ *   DuffCharts.clear(el)   // empty the container and stop following its size
  *
  * `value` is the number drawn; `exact` (optional) is the figure as the caller holds it (a
  * decimal's text), which `format` writes in tooltips, legends and descriptions instead, and
  * `sum` the line's exact total: a number has 15 significant digits, a spend may have more.
- *   DuffCharts.clear(el)   // empty the container and stop following its size
  *
  * Charts re-render at the container's own width when it changes size, so text stays crisp
  * and readable on a phone and on a wide screen. Text is measured, not guessed: category labels
