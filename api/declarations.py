@@ -202,7 +202,8 @@ def parse_model(model: dict) -> ServedMart:
         )
     if not columns:
         raise _fail(name, "list its columns with their data_type")
-    names = {c.name for c in columns}
+    by_name = {c.name: c for c in columns}
+    names = set(by_name)
     rename = {str(k): str(v) for k, v in (spec.get("rename") or {}).items()}
     arrays = {str(c) for c in spec.get("json_arrays") or []}
     for col in [*rename, *arrays]:
@@ -212,7 +213,7 @@ def parse_model(model: dict) -> ServedMart:
         if not _NAME.match(field_name) or field_name in names - set(rename):
             raise _fail(name, f"rename: {field_name!r} is not a free field name")
     for col in arrays:
-        if columns[[c.name for c in columns].index(col)].kind != "text":
+        if by_name[col].kind != "text":
             raise _fail(name, f"json_arrays: {col!r} must be a varchar")
     columns = [
         replace(c, served_as=rename.get(c.name, ""), json_array=c.name in arrays) for c in columns
@@ -266,7 +267,7 @@ def parse_model(model: dict) -> ServedMart:
         for p in route.path_params:
             if p not in names:
                 raise _fail(name, f"{path}: path parameter {p!r} is not a column")
-            if columns[[c.name for c in columns].index(p)].data_type != "bigint":
+            if by_name[p].data_type != "bigint":
                 raise _fail(name, f"{path}: path parameter {p!r} must be a bigint column (an id)")
         if route.paged and not route.order_by:
             raise _fail(name, f"{path}: a paged route needs order_by (its keyset)")

@@ -80,6 +80,11 @@ def _utf8_safe(text: str) -> bool:
     return True
 
 
+def _escaped(text: str) -> str:
+    """``text`` as text UTF-8 (and so JSON and dbt) can hold: a lone surrogate as ``\\udXXX``."""
+    return text.encode("utf-8", "backslashreplace").decode()
+
+
 def parse(data: bytes) -> Parsed:
     """Read one event's bytes into column texts (never raises)."""
     out = Parsed()
@@ -111,9 +116,8 @@ def parse(data: bytes) -> Parsed:
             continue
         seen.add(name)
         if name not in _KNOWN:
-            # kept as text the manifest (JSON) and dbt can read: a lone surrogate as \udXXX
-            safe = not escapes or _utf8_safe(name)
-            out.ignored.append(name if safe else name.encode("utf-8", "backslashreplace").decode())
+            # kept as text the manifest (JSON) and dbt can read
+            out.ignored.append(name if not escapes or _utf8_safe(name) else _escaped(name))
             continue
         if name == rules.ORDER_DATE:
             out.has_date = True
@@ -124,7 +128,7 @@ def parse(data: bytes) -> Parsed:
                 out.values[name] = value
             else:
                 out.forced[name] = f"{name} holds a lone surrogate, not text"
-                out.values[name] = value.encode("utf-8", "backslashreplace").decode()
+                out.values[name] = _escaped(value)
         else:
             kind = {bool: "a boolean", list: "an array"}.get(type(value), "an object")
             out.forced[name] = f"{name} is {kind}; expected a string or a number"
